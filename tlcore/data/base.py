@@ -1,0 +1,140 @@
+"""The one in-memory form every dataset takes, and the seeded splits that make it.
+
+A dataset is uint8 tensors (N, C, H, W) per split plus labels and class names. Keeping uint8
+at native size makes even MNIST 47 MB, small enough to live on the training device whole;
+conversion to the model's input happens per batch (see :mod:`tlcore.data.loader`).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from ..errors import TLCoreError
+
+SPLITS = ("train", "val", "test")
+
+
+@dataclass
+class Split:
+    images: torch.Tensor  # uint8 (N, C, H, W)
+    labels: torch.Tensor  # int64 (N,)
+
+    def __post_init__(self):
+        assert self.images.dtype == torch.uint8 and self.images.ndim == 4, (self.images.dtype, self.images.shape)
+        assert self.labels.dtype == torch.int64 and len(self.labels) == len(self.images)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def subset(self, idx: torch.Tensor) -> "Split":
+        return Split(self.images[idx], self.labels[idx])
+
+
+@dataclass
+class ImageData:
+    """A dataset ready for training: three splits, class names and how its images look.
+
+    ``hflip`` says whether a mirrored image keeps its label (photos yes, digits no), which
+    augmentation needs to know. ``skipped`` counts files left out, by reason.
+    """
+
+    name: str
+    classes: list[str]
+    train: Split
+    val: Split
+    test: Split
+    hflip: bool = False
+    skipped: dict[str, int] = field(default_factory=dict)
+    source: str = ""
+
+    @property
+    def channels(self) -> int:
+        return self.train.images.shape[1]
+
+    @property
+    def size(self) -> int:
+        return self.train.images.shape[-1]
+
+    @property
+    def splits(self) -> dict[str, Split]:
+        return {"train": self.train, "val": self.val, "test": self.test}
+
+    def class_counts(self, split: str = "train") -> list[int]:
+        return torch.bincount(self.splits[split].labels, minlength=len(self.classes)).tolist()
+
+    def describe(self) -> dict:
+        """The JSON summary the CLI and the Data tab show."""
+        d = {
+            "name": self.name,
+            "classes": list(self.classes),
+            "channels": self.channels,
+            "size": self.size,
+            "splits": {k: len(v) for k, v in self.splits.items()},
+        }
+        if self.skipped:
+            d["skipped"] = dict(self.skipped)
+        return d
+
+
+def stratified_split(labels: torch.Tensor, fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Split indices into (keep, take) with ``fraction`` of every class in ``take``.
+
+    Each class with at least two samples gives at least one to ``take`` so a small class is
+    never absent from validation; a class of one stays in ``keep``. Deterministic in ``seed``.
+    """
+    g = torch.Generator().manual_seed(seed)
+    keep, take = [], []
+    for c in torch.unique(labels).tolist():
+        idx = torch.nonzero(labels == c).flatten()
+        idx = idx[torch.randperm(len(idx), generator=g)]
+        n = 0 if len(idx) < 2 else min(len(idx) - 1, max(1, round(len(idx) * fraction)))
+        take.append(idx[:n])
+        keep.append(idx[n:])
+    return torch.cat(keep).sort().values, torch.cat(take).sort().values
+
+
+def few_shot(labels: torch.Tensor, k: int, seed: int) -> torch.Tensor:
+    """Indices of at most ``k`` samples per class, chosen with ``seed``."""
+    g = torch.Generator().manual_seed(seed)
+    out = []
+    for c in torch.unique(labels).tolist():
+        idx = torch.nonzero(labels == c).flatten()
+        out.append(idx[torch.randperm(len(idx), generator=g)[:k]])
+    return torch.cat(out).sort().values
+
+
+def check_fraction(value: float, arg: str) -> float:
+    if not (isinstance(value, (int, float)) and 0 < value < 1):
+        raise TLCoreError(f"{arg} must be a fraction between 0 and 1 (exclusive), got {value!r}.")
+    return float(value)
+
+
+def finish(
+    name: str,
+    classes: list[str],
+    train: Split,
+    test: Split,
+    *,
+    val: Split | None = None,
+    val_fraction: float = 0.1,
+    samples_per_class: int | None = None,
+    seed: int = 0,
+    **extra,
+) -> ImageData:
+    """Carve validation from train when there is none, then apply few-shot to train.
+
+    Validation is carved before few-shot sampling so that asking for 5 shots still leaves an
+    honest validation set to judge them on.
+    """
+    check_fraction(val_fraction, "val_fraction")
+    if val is None:
+        keep, take = stratified_split(train.labels, val_fraction, seed)
+        train, val = train.subset(keep), train.subset(take)
+    if samples_per_class is not None:
+        if not isinstance(samples_per_class, int) or samples_per_class < 1:
+            raise TLCoreError(f"samples_per_class must be a whole number >= 1, got {samples_per_class!r}.")
+        train = train.subset(few_shot(train.labels, samples_per_class, seed))
+    if len(train) == 0:
+        raise TLCoreError(f"Dataset {name!r} has no training images.")
+    return ImageData(name, classes, train, val, test, **extra)

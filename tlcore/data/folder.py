@@ -1,0 +1,218 @@
+"""Your own images: a folder or a .zip in ImageFolder layout (one sub-folder per class).
+
+Layouts understood, optionally under one top folder (as ``cifar10-mini.zip`` has):
+``<class>/<file>`` (split here, seeded and stratified) or ``train/<class>/<file>`` with
+``val/`` and/or ``test/`` beside it. A held-out folder that is alone (only ``val/`` or only
+``test/``) becomes the test split and validation is carved from train, so the reported test
+accuracy is never the one that chose the model.
+
+Photos are decoded once to one square size (``image_size``; by default the typical image's
+shorter side, capped at 224). Files that are not images, are corrupt, or are bombs are
+skipped and counted by reason.
+"""
+from __future__ import annotations
+
+import os
+import statistics
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+import torch
+
+from ..errors import TLCoreError
+from .base import ImageData, Split, finish, stratified_split
+from .images import IMAGE_EXTENSIONS, ImageRejected, decode_image, image_side
+from .safezip import ZipLimits, open_zip, read_members
+
+MAX_AUTO_SIZE = 224
+MIN_SIZE = 8
+MAX_SIZE = 512
+HELD_OUT = ("val", "test")
+_JUNK = ("__MACOSX", ".DS_Store", "Thumbs.db", "desktop.ini")
+
+
+def _iter_folder(root: Path, limits: ZipLimits) -> Iterator[tuple[str, bytes | None]]:
+    """(relative posix path, bytes) for regular files; links are never followed."""
+    count = 0
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        dirnames.sort()
+        for fn in sorted(filenames):
+            p = Path(dirpath) / fn
+            rel = p.relative_to(root).as_posix()
+            if p.is_symlink() or not p.is_file():
+                yield rel, None
+                continue
+            count += 1
+            if count > limits.max_files:
+                raise TLCoreError(f"Refused {root.name}: more than {limits.max_files:,} files.")
+            if p.stat().st_size > limits.max_member_bytes:
+                yield rel, None
+                continue
+            yield rel, p.read_bytes()
+
+
+def _entries(path: Path, limits: ZipLimits) -> Iterator[tuple[str, bytes | None]]:
+    if path.is_dir():
+        yield from _iter_folder(path, limits)
+        return
+    zf, infos = open_zip(path, limits)
+    with zf:
+        for info, data in read_members(zf, infos):
+            yield info.filename.replace("\\", "/"), data
+
+
+def _parts(rel: str) -> tuple[str, ...] | None:
+    parts = PurePosixPath(rel).parts
+    if any(p in _JUNK or p.startswith(".") for p in parts):
+        return None
+    return parts
+
+
+def _layout(paths: list[tuple[str, ...]]) -> tuple[int, bool]:
+    """(how many leading wrapper folders to drop, whether train/ val/ test/ splits are present)."""
+    drop = 0
+    while True:  # wrapping folders, like cifar10-mini/ (or a zip of a folder inside a folder)
+        tops = {p[drop] for p in paths}
+        if len(tops) != 1 or not all(len(p) > drop + 2 for p in paths) or tops == {"train"}:
+            break
+        drop += 1
+    firsts = {p[drop] for p in paths if len(p) > drop + 1}
+    split = "train" in firsts and bool(firsts & set(HELD_OUT))
+    return drop, split
+
+
+def load_image_folder(
+    path: str | os.PathLike,
+    *,
+    image_size: int | None = None,
+    val_fraction: float = 0.1,
+    test_fraction: float = 0.2,
+    samples_per_class: int | None = None,
+    seed: int = 0,
+    limits: ZipLimits = ZipLimits(),
+    **_,
+) -> ImageData:
+    """Load an ImageFolder directory or zip into an :class:`ImageData`.
+
+    Args:
+        image_size: square side to decode to; None picks the median shorter side of the
+            images (at most 224), so 32x32 CIFAR stays 32 and photos become 224.
+    """
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise TLCoreError(f"No such dataset, folder or zip: {str(path)!r}.")
+    if image_size is not None and not (isinstance(image_size, int) and MIN_SIZE <= image_size <= MAX_SIZE):
+        raise TLCoreError(f"image_size must be a whole number from {MIN_SIZE} to {MAX_SIZE}, got {image_size!r}.")
+
+    skipped: Counter[str] = Counter()
+    files: list[tuple[tuple[str, ...], bytes]] = []
+    for rel, data in _entries(path, limits):
+        parts = _parts(rel)
+        if parts is None:
+            continue
+        ext = PurePosixPath(rel).suffix.lower()
+        if data is None:
+            skipped["unreadable, too large or a link"] += 1
+        elif ext in (".zip", ".tar", ".gz", ".tgz", ".7z", ".rar"):
+            skipped["nested archives (not opened)"] += 1
+        elif ext not in IMAGE_EXTENSIONS:
+            skipped["not images"] += 1
+        elif len(parts) < 2:
+            skipped["outside a class folder"] += 1
+        else:
+            files.append((parts, data))
+    if not files:
+        extra = f" ({_skipped_text(skipped)})" if skipped else ""
+        raise TLCoreError(
+            f"No images in class folders found in {path.name}{extra}. Expected <class>/<image> "
+            f"or train/<class>/<image> with val/ or test/."
+        )
+
+    drop, has_splits = _layout([p for p, _ in files])
+    groups: dict[str, list[tuple[str, bytes]]] = {s: [] for s in ("train", *HELD_OUT)}
+    for parts, data in files:
+        parts = parts[drop:]
+        if has_splits:
+            if parts[0] not in groups or len(parts) < 3:
+                skipped["outside train/, val/ and test/"] += 1
+                continue
+            groups[parts[0]].append((parts[1], data))
+        elif len(parts) < 2:
+            skipped["outside a class folder"] += 1
+        else:
+            groups["train"].append((parts[0], data))
+
+    classes = sorted({c for c, _ in groups["train"]})
+    if len(classes) < 2:
+        raise TLCoreError(
+            f"{path.name} has {len(classes)} class folder(s) with images{' in train/' if has_splits else ''}; "
+            f"a classifier needs at least 2."
+        )
+    for s in HELD_OUT:
+        extra = sorted({c for c, _ in groups[s]} - set(classes))
+        if extra:
+            raise TLCoreError(f"{path.name}: {s}/ has classes that train/ lacks: {', '.join(extra)}.")
+
+    size = image_size or _auto_size([d for g in groups.values() for _, d in g])
+    index = {c: i for i, c in enumerate(classes)}
+    decoded = {s: _decode_all(g, size, index, skipped) for s, g in groups.items()}
+    gray = all(decoded[s][2] for s in decoded if len(decoded[s][1]))
+
+    def split(s: str) -> Split:
+        x, y, _ = decoded[s]
+        x = x[:, :1] if gray else x
+        return Split(x, y)
+
+    train = split("train")
+    if len(train) == 0:
+        raise TLCoreError(f"No readable training images in {path.name} ({_skipped_text(skipped)}).")
+    val = split("val") if len(decoded["val"][1]) and len(decoded["test"][1]) else None
+    held = "test" if len(decoded["test"][1]) else "val"
+    if has_splits and len(decoded[held][1]):
+        test = split(held)
+    else:
+        keep, take = stratified_split(train.labels, test_fraction, seed)
+        train, test = train.subset(keep), train.subset(take)
+    name = path.name[:-4] if path.suffix.lower() == ".zip" else path.name
+    return finish(name, classes, train, test, val=val, val_fraction=val_fraction,
+                  samples_per_class=samples_per_class, seed=seed, hflip=True,
+                  skipped=dict(skipped), source=str(path))
+
+
+def _auto_size(blobs: list[bytes], probe: int = 64) -> int:
+    step = max(1, len(blobs) // probe)
+    sides = [s for s in (image_side(b) for b in blobs[::step][:probe]) if s]
+    if not sides:
+        return MAX_AUTO_SIZE
+    return int(min(MAX_AUTO_SIZE, max(MIN_SIZE, statistics.median(sides))))
+
+
+def _decode_all(items: list[tuple[str, bytes]], size: int, index: dict[str, int],
+                skipped: Counter) -> tuple[torch.Tensor, torch.Tensor, bool]:
+    """Decode in two threads (PIL releases the GIL while decoding)."""
+    def one(item):
+        try:
+            return decode_image(item[1], size), index[item[0]]
+        except ImageRejected as e:
+            return e.reason, None
+
+    arrays, labels, gray = [], [], True
+    with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
+        for res, label in pool.map(one, items, chunksize=64):
+            if label is None:
+                skipped[res] += 1
+                continue
+            arrays.append(res[0])
+            labels.append(label)
+            gray &= res[1]
+    if not arrays:
+        return torch.zeros(0, 3, size, size, dtype=torch.uint8), torch.zeros(0, dtype=torch.int64), True
+    x = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
+    return x, torch.tensor(labels, dtype=torch.int64), gray
+
+
+def _skipped_text(skipped: Counter | dict) -> str:
+    return ", ".join(f"{n} {reason}" for reason, n in skipped.items()) or "nothing usable"

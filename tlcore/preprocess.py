@@ -1,0 +1,75 @@
+"""What a model expects as input, and the one function that turns uint8 images into it.
+
+Datasets keep images as they are (uint8, native size, 1 or 3 channels); every model states an
+:class:`InputSpec`. :func:`prepare` bridges the two on whatever device the batch is on, for
+training, evaluation, prediction and the sketchpad alike, so they can never disagree.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+# ITU-R 601 luma, the weights PIL's convert("L") uses, so RGB->gray matches our decoder.
+_LUMA = (0.299, 0.587, 0.114)
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """Channels, square size and per-channel normalization a network was built or trained for."""
+
+    channels: int
+    size: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+    def __post_init__(self):
+        assert self.channels in (1, 3), self.channels
+        assert len(self.mean) == len(self.std) == self.channels, (self.mean, self.std)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "InputSpec":
+        return cls(int(d["channels"]), int(d["size"]), tuple(d["mean"]), tuple(d["std"]))
+
+
+def adapt_channels(x: torch.Tensor, channels: int) -> torch.Tensor:
+    """Float NCHW with 1 or 3 channels -> ``channels`` (gray is repeated; colour is luma)."""
+    c = x.shape[1]
+    if c == channels:
+        return x
+    if c == 1 and channels == 3:
+        return x.expand(-1, 3, -1, -1)
+    if c == 3 and channels == 1:
+        w = torch.tensor(_LUMA, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
+        return (x * w).sum(1, keepdim=True)
+    raise ValueError(f"cannot adapt {c} channels to {channels}")
+
+
+def normalize(x: torch.Tensor, spec: InputSpec) -> torch.Tensor:
+    mean = torch.tensor(spec.mean, device=x.device, dtype=x.dtype).view(1, -1, 1, 1)
+    std = torch.tensor(spec.std, device=x.device, dtype=x.dtype).view(1, -1, 1, 1)
+    return (x - mean) / std
+
+
+def resize(x: torch.Tensor, size: int) -> torch.Tensor:
+    """Square resize of float NCHW; antialiased when shrinking so photos don't alias."""
+    if x.shape[-1] == size and x.shape[-2] == size:
+        return x
+    shrink = x.shape[-1] > size
+    return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=shrink)
+
+
+def prepare(images: torch.Tensor, spec: InputSpec) -> torch.Tensor:
+    """uint8 NCHW (any size, 1 or 3 channels) -> normalized float NCHW matching ``spec``."""
+    x = images.float().div_(255)
+    if x.shape[1] > spec.channels:  # shrink channels before resizing: less work
+        x = adapt_channels(x, spec.channels)
+    x = resize(x, spec.size)
+    x = adapt_channels(x, spec.channels)
+    return normalize(x, spec)
