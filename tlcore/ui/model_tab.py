@@ -1,0 +1,90 @@
+"""Model tab: backbone, weights, and which layer groups are frozen, with live parameter counts."""
+from __future__ import annotations
+
+import gradio as gr
+import pandas as pd
+
+from ..errors import TLCoreError
+from ..models import HEAD, create_backbone, freeze, frozen_for_preset, list_backbones, preset_names, weights_choices
+from .session import Session
+
+def _model(session: Session, backbone: str, weights: str, num_classes: int):
+    """This session's preview model (one at a time: VGG-11 alone is half a gigabyte)."""
+    key = (backbone, weights, num_classes)
+    if session.preview_key != key:
+        session.preview, session.preview_key = None, None
+        session.preview = create_backbone(backbone, weights=weights, num_classes=num_classes)
+        session.preview_key = key
+    return session.preview
+
+
+def _num_classes(session: Session) -> int:
+    return len(session.dataset.classes) if session.dataset is not None else 10
+
+
+def describe(session: Session, backbone: str, weights: str, frozen: list[str], train_bn: bool):
+    """Counts table for the current choice; frozen boxes are applied to a description copy."""
+    try:
+        model = _model(session, backbone, weights, _num_classes(session))
+        freeze(model, frozen=[g for g in frozen if g != HEAD], train_bn=train_bn)
+    except TLCoreError as e:
+        gr.Warning(str(e))
+        return session, gr.update(), "—"
+    session.backbone, session.weights, session.frozen, session.train_bn = backbone, weights, list(frozen), train_bn
+    rows = [{"group": g.name, "parameters": g.params, "trainable": g.trainable, "frozen": g.trainable == 0}
+            for g in model.layer_groups()]
+    trainable, total = model.count_parameters()
+    s = model.spec
+    text = (f"**{trainable:,} of {total:,} parameters train** ({100 * trainable / total:.2f}%) · input "
+            f"{s.channels}×{s.size}×{s.size} · weights: {model.weights} · {_num_classes(session)} classes")
+    return session, pd.DataFrame(rows), text
+
+
+def on_backbone(session: Session, backbone: str, weights: str, preset: str):
+    """New backbone: refresh weights, presets and groups; apply the preset."""
+    choices = weights_choices(backbone)
+    weights = weights if weights in choices else choices[0]
+    try:
+        model = _model(session, backbone, weights, _num_classes(session))
+    except TLCoreError as e:
+        gr.Warning(str(e))
+        return gr.update(), gr.update(), gr.update(), gr.update()
+    presets = preset_names(model)
+    preset = preset if preset in presets else "linear-probe"
+    body = [g for g in model.group_names() if g != HEAD]
+    return (gr.update(choices=choices, value=weights), gr.update(choices=presets, value=preset),
+            gr.update(choices=body, value=frozen_for_preset(model, preset)), body)
+
+
+def on_preset(session: Session, backbone: str, weights: str, preset: str):
+    try:
+        return frozen_for_preset(_model(session, backbone, weights, _num_classes(session)), preset)
+    except TLCoreError as e:
+        gr.Warning(str(e))
+        return gr.update()
+
+
+def build(session_state: gr.State):
+    with gr.Row():
+        with gr.Column(scale=1):
+            backbone = gr.Dropdown(list_backbones(), value="lenet5", label="Backbone", allow_custom_value=True,
+                                   info="or type timm:<name> for any timm model")
+            weights = gr.Dropdown(weights_choices("lenet5"), value="none", label="Pretrained weights")
+            preset = gr.Dropdown(["linear-probe", "full"], value="full", label="Freezing preset",
+                                 info="linear probe: only the new head trains")
+            frozen = gr.CheckboxGroup([], label="Frozen layer groups (input → output)")
+            train_bn = gr.Checkbox(False, label="Let BatchNorm in frozen groups keep training")
+        with gr.Column(scale=2):
+            counts = gr.Markdown()
+            table = gr.Dataframe(headers=["group", "parameters", "trainable", "frozen"], interactive=False)
+    body_groups = gr.State([])
+    desc_in = [session_state, backbone, weights, frozen, train_bn]
+    desc_out = [session_state, table, counts]
+    for comp in (backbone, weights):
+        comp.change(on_backbone, [session_state, backbone, weights, preset], [weights, preset, frozen, body_groups]) \
+            .then(describe, desc_in, desc_out)
+    preset.input(on_preset, [session_state, backbone, weights, preset], frozen).then(describe, desc_in, desc_out)
+    frozen.input(describe, desc_in, desc_out)
+    train_bn.input(describe, desc_in, desc_out)
+    return (on_backbone, [session_state, backbone, weights, preset], [weights, preset, frozen, body_groups],
+            describe, desc_in, desc_out)
