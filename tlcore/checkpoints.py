@@ -90,6 +90,7 @@ def load_run(folder: str | Path, device: str | torch.device = "cpu"):
                             image_size=spec.size)
     model.spec = spec
     model.weights = meta.get("weights", model.weights)
+    model.classes = list(meta["classes"])
     tensors = read_tensors(folder)
     try:
         model.load_state_dict(tensors, strict=True)

@@ -9,7 +9,11 @@ import json
 import os
 import sys
 
+from pathlib import Path
+
+from .config import RunConfig
 from .errors import TLCoreError
+from .events import Callback
 
 
 class _Parser(argparse.ArgumentParser):
@@ -68,6 +72,122 @@ def cmd_backbones(args) -> int:
     return 0
 
 
+class ProgressBar(Callback):
+    """tqdm on stderr, fed by the training loop's events."""
+
+    def __init__(self):
+        self.bar = None
+
+    def on_phase(self, phase, fraction=None):
+        # Only after the run started: a run that fails while loading says one line, the error.
+        if fraction in (None, 0.0) and phase not in ("loading", "training"):
+            msg = f"[{phase}]"
+            if self.bar is not None:
+                self.bar.write(msg, file=sys.stderr)
+            else:
+                print(msg, file=sys.stderr, flush=True)
+
+    def on_run_start(self, info):
+        from tqdm import tqdm
+
+        print(f"device: {info.device} | train {info.train_size:,} val {info.val_size:,} test {info.test_size:,} | "
+              f"{info.trainable_params:,} of {info.total_params:,} parameters train"
+              + (" | feature cache" if info.feature_cache else ""), file=sys.stderr)
+        self.bar = tqdm(total=info.epochs * info.steps_per_epoch, unit="step", file=sys.stderr, dynamic_ncols=True)
+
+    def on_step(self, e):
+        done = (e.epoch - 1) * e.steps + e.step
+        self.bar.update(done - self.bar.n)
+        self.bar.set_postfix_str(f"ep {e.epoch} loss {e.loss:.4f} acc {e.accuracy:.4f} {e.images_per_second:,.0f} img/s")
+
+    def on_epoch_end(self, e):
+        self.bar.write(f"epoch {e.epoch}/{e.epochs}: train loss {e.train_loss:.4f} acc {e.train_accuracy:.4f} | "
+                       f"val loss {e.val_loss:.4f} acc {e.val_accuracy:.4f}{' *' if e.best else ''}", file=sys.stderr)
+
+    def on_run_end(self, e):
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _config_from_args(args) -> RunConfig:
+    frozen = [g for g in args.frozen.split(",") if g] if args.frozen is not None else None
+    return RunConfig(
+        dataset=args.dataset, data_dir=args.data_dir, samples_per_class=args.samples_per_class,
+        val_fraction=args.val_fraction, image_size=args.image_size, augment=args.augment, backbone=args.backbone,
+        weights=args.weights, preset=None if frozen is not None else args.preset, frozen=frozen,
+        train_bn=args.train_bn, optimizer=args.optimizer, lr=args.lr, momentum=args.momentum,
+        weight_decay=args.weight_decay, body_lr_mult=args.body_lr_mult, scheduler=args.scheduler,
+        step_size=args.step_size, gamma=args.gamma, warmup_epochs=args.warmup_epochs,
+        label_smoothing=args.label_smoothing, epochs=args.epochs, batch_size=args.batch_size,
+        early_stopping=args.early_stopping, seed=args.seed, device=args.device, precision=args.precision,
+        compile=args.compile, feature_cache=not args.no_feature_cache,
+    ).validate()
+
+
+def cmd_train(args) -> int:
+    import time
+
+    from .train import train
+
+    cfg = _config_from_args(args)
+    out = Path(args.out) if args.out else Path("runs") / f"{Path(cfg.dataset).stem}-{cfg.backbone.replace(':', '-')}-{time.strftime('%Y%m%d-%H%M%S')}"
+    result = train(cfg, callbacks=[ProgressBar()], out=out)
+    if result.status == "failed":
+        raise TLCoreError(result.message)
+    s = result.summary()
+    print(f"{result.message} test accuracy: "
+          f"{s['test_accuracy'] if s['test_accuracy'] is None else format(s['test_accuracy'], '.4f')}; "
+          f"saved to {s['checkpoint']}", file=sys.stderr)
+    if args.json:
+        print(json.dumps(s))
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from .checkpoints import load_run
+    from .data import load_dataset
+    from .evaluate import evaluate
+    from .train import autocast_dtype, pick_device
+
+    model, meta = load_run(args.checkpoint)
+    run = meta.get("run") or {}
+    name = args.dataset or run.get("dataset")
+    if not name:
+        raise TLCoreError("This run does not record its dataset; pass --dataset.")
+    data = load_dataset(name, data_dir=args.data_dir or run.get("data_dir"), seed=run.get("seed", 0),
+                        val_fraction=run.get("val_fraction", 0.1))
+    if list(data.classes) != list(meta["classes"]):
+        raise TLCoreError(f"Dataset {name!r} has classes {data.classes[:5]}..., the run was trained on "
+                          f"{meta['classes'][:5]}...: evaluate it on data with the same classes.")
+    # The same device and precision rule as training, so the test accuracy is reproduced exactly.
+    device = pick_device("auto")
+    amp = autocast_dtype(device, run.get("precision", "auto"))
+    result = evaluate(model.to(device), data.test.images, data.test.labels, data.classes, device=device,
+                      autocast_dtype=amp)
+    d = result.to_dict()
+    if args.json:
+        print(json.dumps(d))
+    else:
+        print(f"{name} test: accuracy {d['accuracy']:.4f}, macro AUC {d['macro_auc']:.4f} ({d['size']:,} images)")
+        print(result.per_class.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    return 0
+
+
+def cmd_predict(args) -> int:
+    from .checkpoints import load_run
+    from .predict import load_image_files, predict_files
+
+    model, meta = load_run(args.checkpoint)
+    batch = load_image_files(args.images, model.spec)
+    for path, probs in zip(args.images, predict_files(model, batch)):
+        top = max(probs, key=probs.get)
+        if args.json:
+            print(json.dumps({"image": path, "label": top, "probabilities": probs}))
+        else:
+            print(f"{path}: {top} ({probs[top]:.3f})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="python -m tlcore", description="Transfer Learning Studio engine.")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -91,6 +211,55 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--image-size", type=int, default=None)
     b.add_argument("--json", action="store_true", help="print one JSON object")
     b.set_defaults(fn=cmd_backbones)
+
+    d = RunConfig()
+    t = sub.add_parser("train", help="fine-tune a backbone on a dataset and save the run")
+    t.add_argument("--dataset", default=d.dataset, help="registered name or folder / .zip path")
+    t.add_argument("--backbone", default=d.backbone)
+    t.add_argument("--weights", default=d.weights, help="imagenet, none, or a saved run folder (source model)")
+    t.add_argument("--preset", default=d.preset, help="linear-probe, finetune-top-K or full")
+    t.add_argument("--frozen", default=None, help="comma-separated layer groups to freeze (instead of --preset)")
+    t.add_argument("--train-bn", action="store_true", help="BatchNorm in frozen groups keeps training")
+    t.add_argument("--epochs", type=int, default=d.epochs)
+    t.add_argument("--batch-size", type=int, default=d.batch_size)
+    t.add_argument("--lr", type=float, default=d.lr)
+    t.add_argument("--optimizer", default=d.optimizer, help="sgd (Nesterov momentum) or adamw")
+    t.add_argument("--momentum", type=float, default=d.momentum)
+    t.add_argument("--weight-decay", type=float, default=d.weight_decay)
+    t.add_argument("--body-lr-mult", type=float, default=d.body_lr_mult, help="pretrained body lr = lr * this")
+    t.add_argument("--scheduler", default=d.scheduler, help="constant, step, cosine or onecycle")
+    t.add_argument("--step-size", type=int, default=d.step_size, help="StepLR: epochs between decays")
+    t.add_argument("--gamma", type=float, default=d.gamma, help="StepLR: decay factor")
+    t.add_argument("--warmup-epochs", type=float, default=d.warmup_epochs)
+    t.add_argument("--label-smoothing", type=float, default=d.label_smoothing)
+    t.add_argument("--augment", action=argparse.BooleanOptionalAction, default=d.augment,
+                   help="default: on when the body trains, off for a frozen body (then features are cached)")
+    t.add_argument("--early-stopping", type=int, default=d.early_stopping, metavar="PATIENCE")
+    t.add_argument("--samples-per-class", type=int, default=None)
+    t.add_argument("--val-fraction", type=float, default=d.val_fraction)
+    t.add_argument("--image-size", type=int, default=None)
+    t.add_argument("--data-dir", default=None)
+    t.add_argument("--seed", type=int, default=d.seed)
+    t.add_argument("--device", default=d.device, help="auto, cpu, cuda or mps")
+    t.add_argument("--precision", default=d.precision, help="auto, fp32, bf16 or fp16")
+    t.add_argument("--compile", action="store_true", help="torch.compile the model")
+    t.add_argument("--no-feature-cache", action="store_true", help="recompute frozen features every epoch")
+    t.add_argument("--out", default=None, help="run folder (default runs/<dataset>-<backbone>-<time>)")
+    t.add_argument("--json", action="store_true", help="last stdout line: one JSON summary")
+    t.set_defaults(fn=cmd_train)
+
+    e = sub.add_parser("evaluate", help="evaluate a saved run on its (or another) dataset's test split")
+    e.add_argument("--checkpoint", required=True, help="a run folder")
+    e.add_argument("--dataset", default=None, help="default: the dataset it was trained on")
+    e.add_argument("--data-dir", default=None)
+    e.add_argument("--json", action="store_true")
+    e.set_defaults(fn=cmd_evaluate)
+
+    pr = sub.add_parser("predict", help="label image files with a saved run")
+    pr.add_argument("--checkpoint", required=True, help="a run folder")
+    pr.add_argument("images", nargs="+")
+    pr.add_argument("--json", action="store_true", help="one JSON object per image")
+    pr.set_defaults(fn=cmd_predict)
     return p
 
 

@@ -52,6 +52,9 @@ def adapt_channels(x: torch.Tensor, channels: int) -> torch.Tensor:
 
 
 def normalize(x: torch.Tensor, spec: InputSpec) -> torch.Tensor:
+    """(x - mean) / std per channel, in place on ``x`` (a fresh float tensor from :func:`prepare`)."""
+    if spec.channels == 1:  # plain Python scalars: no small tensors to build every batch
+        return x.sub_(spec.mean[0]).div_(spec.std[0])
     mean = torch.tensor(spec.mean, device=x.device, dtype=x.dtype).view(1, -1, 1, 1)
     std = torch.tensor(spec.std, device=x.device, dtype=x.dtype).view(1, -1, 1, 1)
     return (x - mean) / std

@@ -41,23 +41,16 @@ class Augment:
 def random_affine(x: torch.Tensor, aug: Augment, size: int, generator: torch.Generator | None = None) -> torch.Tensor:
     """Apply an independent random affine to every image of float NCHW ``x``, output ``size``."""
     n = x.shape[0]
-    dev = x.device
-
-    def u(lo: float, hi: float) -> torch.Tensor:
-        return torch.rand(n, generator=generator, device="cpu").to(dev) * (hi - lo) + lo
-
-    angle = u(-aug.rotate, aug.rotate) * (math.pi / 180)
-    scale = u(*aug.scale)
+    # One draw for all parameters (on the CPU, where the seeded generator lives): a step of
+    # LeNet-5 takes ~5 ms, so even six tiny tensor ops here would show.
+    r = torch.rand(n, 5, generator=generator).to(x.device)
+    angle = (r[:, 0] * 2 - 1) * (aug.rotate * math.pi / 180)
+    scale = r[:, 1] * (aug.scale[1] - aug.scale[0]) + aug.scale[0]
+    tx, ty = (r[:, 2:4] * 2 - 1).mul_(2 * aug.translate).unbind(1)
+    flip = torch.where(r[:, 4] < 0.5, -1.0, 1.0) if aug.hflip else torch.ones_like(scale)
     # affine_grid maps output coords to input coords: zooming in means sampling a smaller area.
     cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
-    flip = torch.ones(n, device=dev)
-    if aug.hflip:
-        flip = torch.where(torch.rand(n, generator=generator).to(dev) < 0.5, -1.0, 1.0)
-    tx, ty = u(-2 * aug.translate, 2 * aug.translate), u(-2 * aug.translate, 2 * aug.translate)
-    theta = torch.stack([
-        torch.stack([cos * flip, -sin, tx], 1),
-        torch.stack([sin * flip, cos, ty], 1),
-    ], 1).to(x.dtype)
+    theta = torch.stack([cos * flip, -sin, tx, sin * flip, cos, ty], 1).view(n, 2, 3).to(x.dtype)
     grid = F.affine_grid(theta, [n, x.shape[1], size, size], align_corners=False)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode=aug.padding, align_corners=False)
 
@@ -110,3 +103,17 @@ class BatchLoader:
         for i in range(len(self)):
             idx = order[i * self.batch_size:(i + 1) * self.batch_size]
             yield self.transform(self.images[idx]), self.labels[idx]
+
+
+class TensorLoader(BatchLoader):
+    """The same batching and order as :class:`BatchLoader`, over ready tensors (cached features)."""
+
+    def __init__(self, inputs: torch.Tensor, labels: torch.Tensor, *, batch_size: int = 128, shuffle: bool = False,
+                 drop_last: bool = False, device: str | torch.device = "cpu", seed: int = 0):
+        self.device = torch.device(device)
+        self.images, self.labels = inputs.to(self.device), labels.to(self.device)
+        self.batch_size, self.shuffle, self.drop_last = batch_size, shuffle, drop_last
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def transform(self, inputs: torch.Tensor) -> torch.Tensor:
+        return inputs

@@ -50,6 +50,7 @@ class TransferNet(nn.Module):
         self.weights = built.weights
         self.spec = built.spec
         self.num_features = built.num_features
+        self.classes: list[str] | None = None  # class names, once trained or loaded
         self._groups: dict[str, list[str]] = {}
         unassigned = dict(self.body.named_parameters())
         for gname, prefixes in built.groups:
@@ -114,10 +115,17 @@ class TransferNet(nn.Module):
         return [m for n, m in self.named_modules()
                 if isinstance(m, nn.modules.batchnorm._BatchNorm) and f"{n}.weight" in names]
 
+    @property
+    def body_frozen(self) -> bool:
+        """Nothing in the body learns: it is a fixed feature extractor."""
+        return not self.train_bn and self.frozen == set(self._groups) - {HEAD}
+
     def train(self, mode: bool = True):
         super().train(mode)
         # Frozen BatchNorm keeps the running statistics it was pretrained with: in train mode
         # it would re-estimate them from the new data and the frozen features would drift.
         for m in self._frozen_bn:
             m.eval()
+        if mode and self.body_frozen:
+            self.body.eval()  # a fixed extractor: no dropout either, so cached features are exact
         return self

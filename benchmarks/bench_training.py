@@ -1,0 +1,115 @@
+"""Training throughput: the tutorial's pipeline against ours, and the frozen-feature cache.
+
+1. LeNet-5 on MNIST, one epoch each, batch 64, alternated ``--rounds`` times:
+   - tutorial: torchvision ``MNIST`` with per-sample ``ToTensor`` + ``Normalize``, a
+     ``DataLoader`` with 4 workers, plain fp32 SGD (lr 0.01, momentum 0.9);
+   - ours: :func:`tlcore.train.train` as users run it (device-resident uint8 data, batched
+     augmentation, channels_last, fused SGD, bf16 autocast where the CPU has AMX).
+   Images/second are over the training steps of the epoch (validation excluded for both).
+2. Frozen EfficientNet-Lite0 (ImageNet) linear probe on cifar10-mini.zip, 3 epochs: the
+   feature cache against recomputing the body every step; whole-run wall time and ratio.
+
+Run: ``TLCORE_DATA_DIR=../shared/datasets python benchmarks/bench_training.py``
+
+Last measured (2026-11-28, this project's 2-core x86_64 VM with AMX, torch 2.14.1, CPU):
+see the closing note of issue 3; numbers vary +-25% between runs on this shared VM, which is
+why the two pipelines alternate and medians are compared.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tlcore.config import RunConfig  # noqa: E402
+from tlcore.data import load_dataset  # noqa: E402
+from tlcore.events import Callback  # noqa: E402
+from tlcore.models import create_backbone  # noqa: E402
+from tlcore.train import train  # noqa: E402
+
+
+def tutorial_epoch(root: str, batch_size: int = 64, workers: int = 4) -> float:
+    """The tutorial's loop, verbatim in spirit: per-sample transforms in DataLoader workers."""
+    from torchvision import datasets, transforms
+
+    tf = transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.1307,), (0.3081,))])
+    ds = datasets.MNIST(root, train=True, download=False, transform=tf)
+    loader = torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=True, num_workers=workers)
+    model = create_backbone("lenet5", num_classes=10).train()
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    n, t = 0, time.perf_counter()
+    for x, y in loader:
+        opt.zero_grad()
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        n += len(y)
+    return n / (time.perf_counter() - t)
+
+
+class _TrainRate(Callback):
+    """Images/second over the training steps only (the last step event before validation)."""
+
+    def __init__(self):
+        self.rate = None
+
+    def on_step(self, e):
+        if e.step == e.steps and self.rate is None:
+            self.rate = e.images_per_second
+
+
+def ours_epoch(data, batch_size: int = 64) -> float:
+    cb = _TrainRate()
+    train(RunConfig(dataset="mnist", backbone="lenet5", epochs=1, batch_size=batch_size), data=data, callbacks=[cb])
+    return cb.rate
+
+
+def feature_cache(zip_path: str, epochs: int = 3) -> tuple[float, float, float, float]:
+    data = load_dataset(zip_path)
+    out = []
+    for cache in (True, False):
+        cfg = RunConfig(dataset=zip_path, backbone="efficientnet_lite0", weights="imagenet", preset="linear-probe",
+                        augment=False, epochs=epochs, batch_size=128, lr=0.05, feature_cache=cache, image_size=96)
+        t = time.perf_counter()
+        r = train(cfg, data=data)
+        out += [time.perf_counter() - t, r.test.accuracy]
+    return tuple(out)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--skip-cache", action="store_true")
+    args = ap.parse_args()
+    root = os.environ.get("TLCORE_DATA_DIR")
+    if not root:
+        sys.exit("Set TLCORE_DATA_DIR to the folder holding MNIST/raw (and cifar10-mini.zip).")
+    torch.set_num_threads(os.cpu_count() or 1)
+    print(f"torch {torch.__version__}, {os.cpu_count()} CPUs, {torch.get_num_threads()} threads")
+    data = load_dataset("mnist", data_dir=root)
+    tut, ours = [], []
+    for r in range(args.rounds):
+        tut.append(tutorial_epoch(root))
+        ours.append(ours_epoch(data))
+        print(f"round {r + 1}: tutorial {tut[-1]:,.0f} img/s | ours {ours[-1]:,.0f} img/s", flush=True)
+    mt, mo = statistics.median(tut), statistics.median(ours)
+    print(f"LeNet-5 / MNIST, batch 64, median of {args.rounds}: tutorial {mt:,.0f} img/s, ours {mo:,.0f} img/s, "
+          f"ratio {mo / mt:.2f}x")
+    if not args.skip_cache:
+        zip_path = str(Path(root) / "cifar10-mini.zip")
+        tc, ac, ts, as_ = feature_cache(zip_path)
+        print(f"EfficientNet-Lite0 linear probe, cifar10-mini (9,000 train), 3 epochs at 96 px: "
+              f"feature cache {tc:.1f} s (test acc {ac:.4f}), recomputing {ts:.1f} s (test acc {as_:.4f}), "
+              f"ratio {ts / tc:.2f}x")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,117 @@
+"""``python -m tlcore train|evaluate|predict`` and the bundled MNIST model."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import png_bytes
+from test_cli import ROOT, run
+
+BUNDLED = ROOT / "assets" / "models" / "lenet5-mnist"
+
+
+@pytest.fixture(scope="module")
+def digits_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "digits-run"
+    r = run("train", "--dataset", "digits", "--backbone", "lenet5", "--epochs", "6", "--batch-size", "32",
+            "--out", str(out), "--json")
+    assert r.returncode == 0, r.stderr
+    return out, json.loads(r.stdout.strip().splitlines()[-1]), r
+
+
+def test_train_json_summary_and_progress_on_stderr(digits_run):
+    out, s, r = digits_run
+    assert {"checkpoint", "test_accuracy", "val_accuracy", "epochs", "images_per_second", "seconds"} <= set(s)
+    assert s["checkpoint"] == str(out) and s["epochs"] == 6 and s["test_accuracy"] > 0.9
+    assert "epoch 6/6" in r.stderr and "step/s" in r.stderr  # the tqdm bar and epoch lines
+    assert (out / "model.safetensors").is_file() and (out / "config.json").is_file()
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert len(metrics["history"]) == 6 and metrics["test"]["accuracy"] == s["test_accuracy"]
+
+
+def test_evaluate_reproduces_the_training_accuracy(digits_run):
+    out, s, _ = digits_run
+    e = json.loads(run("evaluate", "--checkpoint", str(out), "--json").stdout)
+    assert e["accuracy"] == s["test_accuracy"]
+    assert np.array(e["confusion_matrix"]).sum() == 359 and 0 < e["macro_auc"] <= 1
+    assert len(e["per_class"]) == 10
+
+
+def test_predict_labels_files(digits_run, tmp_path):
+    from tlcore.data import load_dataset
+
+    out, _, _ = digits_run
+    d = load_dataset("digits")
+    paths = []
+    for i in range(8):
+        p = tmp_path / f"d{i}.png"
+        p.write_bytes(png_bytes(d.test.images[i, 0].numpy()))
+        paths.append(str(p))
+    r = run("predict", "--checkpoint", str(out), *paths, "--json")
+    lines = [json.loads(x) for x in r.stdout.strip().splitlines()]
+    assert [x["image"] for x in lines] == paths
+    assert all(abs(sum(x["probabilities"].values()) - 1) < 1e-4 for x in lines)
+    right = sum(x["label"] == d.classes[int(d.test.labels[i])] for i, x in enumerate(lines))
+    assert right >= 7
+
+
+def test_the_bundled_model_on_mnist(shared_data, tmp_path):
+    e = json.loads(run("evaluate", "--checkpoint", str(BUNDLED), "--json").stdout)
+    card = (BUNDLED / "README.md").read_text()
+    assert e["accuracy"] >= 0.99 and f"{e['accuracy']:.4f}" in card  # the card states what it reaches
+    assert np.array(e["confusion_matrix"]).shape == (10, 10) and np.array(e["confusion_matrix"]).sum() == 10_000
+    assert e["macro_auc"] >= 0.99
+    from torchvision.datasets import MNIST
+
+    ds = MNIST(str(shared_data), train=False, download=False)
+    paths = []
+    for i in range(20):
+        p = tmp_path / f"mnist{i}.png"
+        p.write_bytes(png_bytes(ds.data[i].numpy()))
+        paths.append(str(p))
+    lines = [json.loads(x) for x in run("predict", "--checkpoint", str(BUNDLED), *paths, "--json").stdout.splitlines()]
+    assert [x["label"] for x in lines] == [str(int(t)) for t in ds.targets[:20]]
+
+
+def test_transfer_from_the_bundled_model(tmp_path):
+    r = run("train", "--dataset", "digits", "--backbone", "lenet5", "--weights", str(BUNDLED), "--preset",
+            "linear-probe", "--epochs", "5", "--out", str(tmp_path / "t"), "--json")
+    assert r.returncode == 0, r.stderr
+    s = json.loads(r.stdout.splitlines()[-1])
+    assert s["test_accuracy"] > 0.8 and "feature cache" in r.stderr
+    cfg = json.loads((tmp_path / "t" / "config.json").read_text())
+    assert cfg["weights"] == "run:lenet5-mnist" and cfg["run"]["augment"] is False
+
+
+@pytest.mark.parametrize("args,match", [
+    (("train", "--lr", "-1"), "lr must be a number > 0"),
+    (("train", "--epochs", "0"), "epochs must be a whole number > 0"),
+    (("train", "--optimizer", "adam"), "Unknown optimizer 'adam'"),
+    (("train", "--backbone", "resnet50"), "Unknown backbone 'resnet50'"),
+    (("train", "--backbone", "resnet18", "--weights", "imagenet", "--dataset", "digits"), "could not be downloaded"),
+    (("evaluate", "--checkpoint", "/nonexistent"), "is not a run folder"),
+    (("predict", "--checkpoint", str(BUNDLED), "/no/such.png"), "Cannot read /no/such.png"),
+])
+def test_training_errors_are_one_line(args, match, tmp_path):
+    r = run(*args, env={"TORCH_HOME": str(tmp_path)})
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 2 and len(lines) == 1 and match in lines[0], r.stderr
+
+
+def test_a_folder_that_is_not_a_run(tmp_path):
+    (tmp_path / "model.safetensors").write_bytes(b"x")
+    r = run("evaluate", "--checkpoint", str(tmp_path))
+    assert r.returncode == 2 and "config.json is missing" in r.stderr
+
+
+def test_readme_shows_the_tutorial_recipe():
+    readme = (ROOT / "README.md").read_text()
+    recipe = ("--backbone vgg11 --weights imagenet --preset linear-probe --optimizer sgd --lr 0.001 "
+              "--momentum 0.9 --scheduler step --step-size 7 --gamma 0.1")
+    assert recipe in " ".join(readme.split())
+    # And the parser accepts it as written (stopping at the offline weights, not at a flag).
+    r = run("train", *recipe.split(), "--dataset", "digits", env={"TORCH_HOME": "/nonexistent-cache"})
+    assert r.returncode == 2 and "ImageNet weights for vgg11" in r.stderr

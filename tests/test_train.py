@@ -1,0 +1,175 @@
+"""The training loop: events, stop, NaN, the feature cache, early stopping, config validation."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+import tlcore.train as train_mod
+from tlcore.config import RunConfig
+from tlcore.data import load_dataset
+from tlcore.errors import TLCoreError
+from tlcore.events import Callback, Recorder, StopToken
+from tlcore.train import build_optimizer, train
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_dataset("digits")
+
+
+def quick(**kw) -> RunConfig:
+    base = dict(dataset="digits", backbone="lenet5", epochs=2, batch_size=64, precision="fp32")
+    return RunConfig(**{**base, **kw})
+
+
+def test_events_fire_in_order_and_the_run_learns(digits):
+    rec = Recorder()
+    r = train(quick(epochs=8, batch_size=32), data=digits, callbacks=[rec])
+    kinds = [k for k, _ in rec.events]
+    assert kinds[0] == "phase" and rec.events[0][1] == ("loading", None)
+    assert kinds.index("run_start") < kinds.index("step") < kinds.index("epoch_end")
+    assert kinds[-1] == "run_end" and ("phase", ("evaluating", None)) in rec.events
+    epochs = [e for k, e in rec.events if k == "epoch_end"]
+    assert [e.epoch for e in epochs] == list(range(1, 9))
+    steps = [e for k, e in rec.events if k == "step"]
+    assert all(s.epoch >= p.epoch for p, s in zip(steps, steps[1:]))
+    assert all(s.images_per_second > 0 and s.eta_seconds >= 0 for s in steps)
+    assert epochs[-1].val_accuracy > 0.8 and r.test.accuracy > 0.8  # 8x8 digits are easy
+    assert r.status == "completed" and 1 <= r.best_epoch <= 8
+    end = rec.events[-1][1]
+    assert end.status == "completed" and len(end.history) == 8
+
+
+def test_a_stop_request_is_honoured_within_one_step(digits):
+    stop = StopToken()
+
+    class StopAtFirstStep(Callback):
+        steps = 0
+
+        def on_step(self, e):
+            StopAtFirstStep.steps += 1
+            stop.stop()
+
+    train_mod.STEP_EVENT_EVERY_S, old = 0.0, train_mod.STEP_EVENT_EVERY_S  # an event every step
+    try:
+        r = train(quick(epochs=50), data=digits, callbacks=[StopAtFirstStep()], stop=stop)
+    finally:
+        train_mod.STEP_EVENT_EVERY_S = old
+    assert r.status == "stopped" and StopAtFirstStep.steps == 1
+    assert r.history == [] and "Stopped at epoch 1, step 2" in r.message
+    assert r.model is not None and r.test is None
+
+
+def test_stop_keeps_the_best_epoch(digits):
+    stop = StopToken()
+
+    class StopAfterTwoEpochs(Callback):
+        def on_epoch_end(self, e):
+            if e.epoch == 2:
+                stop.stop()
+
+    r = train(quick(epochs=20), data=digits, callbacks=[StopAfterTwoEpochs()], stop=stop)
+    assert r.status == "stopped" and len(r.history) == 2 and r.best_epoch in (1, 2)
+    assert "the best so far" in r.message
+
+
+def test_a_nan_loss_stops_with_advice(digits, monkeypatch):
+    real = train_mod.prepare_model
+
+    def poisoned(cfg, n):
+        m = real(cfg, n)
+        with torch.no_grad():
+            m.head.weight.fill_(math.inf)  # every logit becomes inf or nan
+        return m
+
+    monkeypatch.setattr(train_mod, "prepare_model", poisoned)
+    r = train(quick(lr=0.5), data=digits)
+    assert r.status == "failed"
+    assert "NaN or infinite at epoch 1" in r.message and "lower learning rate (it was 0.5)" in r.message
+
+
+def test_the_feature_cache_gives_the_slow_paths_result(digits):
+    """Frozen body, no augmentation: cached features must train the same head as recomputing them."""
+    cfg = dict(preset="linear-probe", augment=False, epochs=3, lr=0.05)
+    fast, slow = Recorder(), Recorder()
+    a = train(quick(feature_cache=True, **cfg), data=digits, callbacks=[fast])
+    b = train(quick(feature_cache=False, **cfg), data=digits, callbacks=[slow])
+    assert [e for k, e in fast.events if k == "run_start"][0].feature_cache
+    assert not [e for k, e in slow.events if k == "run_start"][0].feature_cache
+    assert torch.allclose(a.model.head.weight, b.model.head.weight, atol=1e-5)
+    for x, y in zip(a.history, b.history):
+        assert x.val_loss == pytest.approx(y.val_loss, rel=1e-5)
+    assert a.test.probs == pytest.approx(b.test.probs, abs=1e-5)
+    for k, v in b.model.body.state_dict().items():  # and the body never moved
+        assert torch.equal(v, a.model.body.state_dict()[k])
+
+
+def test_early_stopping_keeps_the_best_epoch(digits, monkeypatch):
+    losses = iter([1.0, 0.5, 0.6, 0.7, 0.8, 0.9])
+    real = train_mod._validate
+    monkeypatch.setattr(train_mod, "_validate", lambda *a: (next(losses), real(*a)[1]))
+    r = train(quick(epochs=6, early_stopping=2), data=digits)
+    assert r.status == "early-stopped" and len(r.history) == 4 and r.best_epoch == 2
+    assert "no better validation loss for 2 epochs" in r.message
+
+
+@pytest.mark.parametrize("scheduler", ["constant", "step", "cosine", "onecycle"])
+@pytest.mark.parametrize("optimizer", ["sgd", "adamw"])
+def test_every_schedule_and_optimizer(scheduler, optimizer):
+    from tlcore.models import create_backbone, freeze
+
+    model = freeze(create_backbone("resnet18", num_classes=3, image_size=32), preset="finetune-top-1")
+    cfg = RunConfig(scheduler=scheduler, optimizer=optimizer, lr=0.1, body_lr_mult=0.1, epochs=10, step_size=2,
+                    warmup_epochs=1 if scheduler == "cosine" else 0)
+    opt, sched = build_optimizer(model, cfg, steps_per_epoch=5)
+    lrs = {id(g): g["lr"] for g in opt.param_groups}
+    body_params = {id(p) for p in model.body.parameters()}
+    for g in opt.param_groups:
+        is_body = any(id(p) in body_params for p in g["params"])
+        assert all(p.requires_grad for p in g["params"])
+        assert (g["weight_decay"] == 0) == all(p.ndim <= 1 for p in g["params"])
+        assert g.get("initial_lr", g["lr"]) == pytest.approx(0.01 if is_body else 0.1) or scheduler == "onecycle"
+    seen = []
+    for _ in range(50):
+        opt.step()
+        sched.step()
+        seen.append(opt.param_groups[0]["lr"])
+    if scheduler == "step":  # the tutorial's StepLR: x0.1 every 2 epochs = 10 steps
+        assert seen[8] == pytest.approx(lrs[id(opt.param_groups[0])]) and seen[9] == pytest.approx(seen[8] * 0.1)
+    if scheduler in ("cosine", "onecycle"):
+        assert seen[-1] < max(seen) / 10
+    if scheduler == "constant":
+        assert len(set(seen)) == 1
+    n_trainable = sum(p.numel() for g in opt.param_groups for p in g["params"])
+    assert n_trainable == model.count_parameters()[0]
+
+
+@pytest.mark.parametrize("field,value,match", [
+    ("lr", 0, "lr must be a number > 0"), ("lr", -1, "lr must be"), ("lr", float("nan"), "lr must be"),
+    ("lr", 100, "<= 10"), ("epochs", 0, "epochs must be a whole number > 0"), ("epochs", 1000, "<= 200"),
+    ("epochs", 2.5, "whole number"), ("batch_size", 0, "batch_size"), ("batch_size", 10**6, "<= 4096"),
+    ("momentum", 1.5, "momentum"), ("val_fraction", 1.0, "val_fraction"), ("label_smoothing", 0.9, "label_smoothing"),
+    ("optimizer", "adam", "Unknown optimizer 'adam'. Valid optimizers: 'sgd', 'adamw'"),
+    ("scheduler", "linear", "Valid schedulers: 'constant', 'step', 'cosine', 'onecycle'"),
+    ("device", "tpu", "Unknown device 'tpu'"), ("gamma", 0, "gamma"), ("augment", "yes", "augment"),
+    ("seed", -1, "seed"), ("early_stopping", -1, "early_stopping"), ("image_size", 4, "image_size"),
+])
+def test_runconfig_names_the_bad_value(field, value, match):
+    with pytest.raises(TLCoreError, match=match):
+        RunConfig(**{field: value}).validate()
+
+
+def test_runconfig_round_trips_and_rejects_unknown_keys():
+    cfg = RunConfig(lr=0.3, frozen=["conv1"], preset=None)
+    assert RunConfig.from_dict(cfg.to_dict()) == cfg
+    with pytest.raises(TLCoreError, match="Unknown config keys: lrate"):
+        RunConfig.from_dict({"lrate": 1})
+
+
+def test_unavailable_device_is_a_clear_error(digits):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(TLCoreError, match="device 'cuda' is not available here"):
+        train(quick(device="cuda"), data=digits)

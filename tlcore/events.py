@@ -1,0 +1,121 @@
+"""How the training loop talks to whoever watches it: callbacks with named hooks (Lightning's way).
+
+The loop knows hook names, not listeners. The CLI draws a progress bar from these, the app
+draws live plots, tests record them. Every hook is a no-op by default.
+"""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+
+@dataclass
+class RunInfo:
+    """Fired once, when training is about to start."""
+
+    device: str  # e.g. "CUDA: NVIDIA H200" or "CPU, 2 threads"
+    epochs: int
+    steps_per_epoch: int
+    train_size: int
+    val_size: int
+    test_size: int
+    classes: list[str]
+    trainable_params: int
+    total_params: int
+    feature_cache: bool  # the frozen body's features were computed once
+
+
+@dataclass
+class StepEvent:
+    """Fired about twice a second within an epoch (and at each epoch's last step)."""
+
+    epoch: int  # 1-based
+    step: int  # 1-based within the epoch
+    steps: int  # steps in the epoch
+    loss: float  # mean training loss since the epoch began
+    accuracy: float  # training accuracy since the epoch began
+    lr: float
+    images_per_second: float
+    eta_seconds: float  # for the whole run
+
+
+@dataclass
+class EpochEvent:
+    """Fired after each epoch's validation."""
+
+    epoch: int
+    epochs: int
+    train_loss: float
+    train_accuracy: float
+    val_loss: float
+    val_accuracy: float
+    lr: float
+    images_per_second: float
+    seconds: float  # since training began
+    eta_seconds: float
+    best: bool  # the best validation loss so far: these weights are kept
+
+
+@dataclass
+class RunEnd:
+    """Fired once at the end, whatever happened."""
+
+    status: str  # "completed", "early-stopped", "stopped" (on request) or "failed"
+    message: str  # one plain sentence
+    best_epoch: int
+    history: list[EpochEvent] = field(default_factory=list)
+
+
+class Callback:
+    """Base class: override the hooks you need."""
+
+    def on_phase(self, phase: str, fraction: float | None = None) -> None:
+        """A phase begins or progresses: loading, caching features, training, evaluating, saving."""
+
+    def on_run_start(self, info: RunInfo) -> None:
+        """Data and model are ready; the first step is next."""
+
+    def on_step(self, event: StepEvent) -> None:
+        """Progress within an epoch."""
+
+    def on_epoch_end(self, event: EpochEvent) -> None:
+        """An epoch and its validation are done."""
+
+    def on_run_end(self, event: RunEnd) -> None:
+        """The run ended (completed, stopped, or failed)."""
+
+
+class StopToken:
+    """A thread-safe stop request the loop checks every step."""
+
+    def __init__(self):
+        self._event = threading.Event()
+
+    def stop(self) -> None:
+        self._event.set()
+
+    @property
+    def requested(self) -> bool:
+        return self._event.is_set()
+
+
+class Recorder(Callback):
+    """Keeps every event, in order (tests and the app's history both use it)."""
+
+    def __init__(self):
+        self.events: list[tuple[str, object]] = []
+
+    def on_phase(self, phase, fraction=None):
+        self.events.append(("phase", (phase, fraction)))
+
+    def on_run_start(self, info):
+        self.events.append(("run_start", info))
+
+    def on_step(self, event):
+        self.events.append(("step", event))
+
+    def on_epoch_end(self, event):
+        self.events.append(("epoch_end", event))
+
+    def on_run_end(self, event):
+        self.events.append(("run_end", event))
