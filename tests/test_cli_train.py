@@ -111,7 +111,7 @@ def test_readme_shows_the_tutorial_recipe():
     readme = (ROOT / "README.md").read_text()
     recipe = ("--backbone vgg11 --weights imagenet --preset linear-probe --optimizer sgd --lr 0.001 "
               "--momentum 0.9 --scheduler step --step-size 7 --gamma 0.1")
-    assert recipe in " ".join(readme.split())
+    assert recipe in " ".join(readme.replace("\\\n", " ").split())
     # And the parser accepts it as written (stopping at the offline weights, not at a flag).
     r = run("train", *recipe.split(), "--dataset", "digits", env={"TORCH_HOME": "/nonexistent-cache"})
     assert r.returncode == 2 and "ImageNet weights for vgg11" in r.stderr
