@@ -1,0 +1,55 @@
+"""CUDA checks for the training engine, run on a lent GPU machine (none in CI).
+
+Prints, for the device it finds: LeNet-5/MNIST 3 epochs (eager and torch.compile), bf16 and
+fp16 autocast, the frozen EfficientNet-Lite0 linear probe with and without the feature cache,
+and a ResNet-18 fine-tune with augmentation on the GPU. Each line is one measured figure.
+
+Run: ``TLCORE_DATA_DIR=DIR python benchmarks/gpu_check.py`` (DIR holds MNIST/raw and
+cifar10-mini.zip). Last run: see the closing note of issue 3.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tlcore.config import RunConfig  # noqa: E402
+from tlcore.data import load_dataset  # noqa: E402
+from tlcore.train import autocast_dtype, describe_device, pick_device, train  # noqa: E402
+
+
+def run(label: str, data, **kw) -> None:
+    t = time.perf_counter()
+    r = train(RunConfig(**kw), data=data)
+    acc = r.test.accuracy if r.test else float("nan")
+    print(f"{label:48s} status {r.status:10s} test acc {acc:.4f}  {r.images_per_second:9,.0f} img/s  "
+          f"{time.perf_counter() - t:6.1f} s wall", flush=True)
+
+
+def main():
+    root = os.environ["TLCORE_DATA_DIR"]
+    dev = pick_device("auto")
+    print(f"device: {describe_device(dev)}; torch {torch.__version__}; autocast {autocast_dtype(dev, 'auto')}")
+    mnist = load_dataset("mnist", data_dir=root)
+    run("lenet5 mnist 3 ep (bf16, channels_last)", mnist, dataset="mnist", backbone="lenet5", epochs=3)
+    run("lenet5 mnist 3 ep batch 512", mnist, dataset="mnist", backbone="lenet5", epochs=3, batch_size=512, lr=0.2)
+    run("lenet5 mnist 3 ep fp16 (GradScaler)", mnist, dataset="mnist", backbone="lenet5", epochs=3, precision="fp16")
+    run("lenet5 mnist 3 ep torch.compile", mnist, dataset="mnist", backbone="lenet5", epochs=3, compile=True)
+    cifar = load_dataset(str(Path(root) / "cifar10-mini.zip"))
+    common = dict(dataset="cifar10-mini", backbone="efficientnet_lite0", weights="imagenet", preset="linear-probe",
+                  augment=False, epochs=10)
+    run("lite0 linear probe 224px, feature cache", cifar, **common)
+    run("lite0 linear probe 224px, no cache", cifar, feature_cache=False, **common)
+    run("lite0 finetune-top-2 224px, augment", cifar, dataset="x", backbone="efficientnet_lite0", weights="imagenet",
+        preset="finetune-top-2", epochs=3, body_lr_mult=0.1, lr=0.05)
+    run("resnet18 random init 64px full, augment", cifar, dataset="x", backbone="resnet18", image_size=64, epochs=5)
+    print(f"peak GPU memory {torch.cuda.max_memory_allocated() / 2**30:.2f} GiB" if dev.type == "cuda" else "")
+
+
+if __name__ == "__main__":
+    main()
