@@ -20,15 +20,38 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tlcore.config import RunConfig  # noqa: E402
 from tlcore.data import load_dataset  # noqa: E402
+from tlcore.events import Callback  # noqa: E402
 from tlcore.train import autocast_dtype, describe_device, pick_device, train  # noqa: E402
+
+
+class PhaseTimes(Callback):
+    """Seconds spent in each phase of the run."""
+
+    def __init__(self):
+        self.t, self.phase, self.times = time.perf_counter(), None, {}
+
+    def _mark(self, phase):
+        now = time.perf_counter()
+        if self.phase:
+            self.times[self.phase] = self.times.get(self.phase, 0) + now - self.t
+        self.t, self.phase = now, phase
+
+    def on_phase(self, phase, fraction=None):
+        if fraction in (None, 0.0):
+            self._mark(phase)
+
+    def on_run_end(self, e):
+        self._mark(None)
 
 
 def run(label: str, data, **kw) -> None:
     t = time.perf_counter()
-    r = train(RunConfig(**kw), data=data)
+    pt = PhaseTimes()
+    r = train(RunConfig(**kw), data=data, callbacks=[pt])
     acc = r.test.accuracy if r.test else float("nan")
-    print(f"{label:48s} status {r.status:10s} test acc {acc:.4f}  {r.images_per_second:9,.0f} img/s  "
-          f"{time.perf_counter() - t:6.1f} s wall", flush=True)
+    phases = " ".join(f"{k.split()[0]} {v:.1f}" for k, v in pt.times.items())
+    print(f"{label:42s} {r.status:9s} test acc {acc:.4f} {r.images_per_second:8,.0f} img/s "
+          f"{time.perf_counter() - t:5.1f} s wall [{phases}]", flush=True)
 
 
 def main():

@@ -6,6 +6,7 @@ training, evaluation, prediction and the sketchpad alike, so they can never disa
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import asdict, dataclass
 
 import torch
@@ -51,13 +52,19 @@ def adapt_channels(x: torch.Tensor, channels: int) -> torch.Tensor:
     raise ValueError(f"cannot adapt {c} channels to {channels}")
 
 
+@functools.lru_cache(maxsize=32)
+def _stats(values: tuple[float, ...], device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    # Built once per device: a tensor made from Python floats every batch is a host-to-device
+    # copy, and on CUDA a sync point.
+    return torch.tensor(values, device=device, dtype=dtype).view(1, -1, 1, 1)
+
+
 def normalize(x: torch.Tensor, spec: InputSpec) -> torch.Tensor:
-    """(x - mean) / std per channel, in place on ``x`` (a fresh float tensor from :func:`prepare`)."""
-    if spec.channels == 1:  # plain Python scalars: no small tensors to build every batch
+    """(x - mean) / std per channel. One channel: in place (``x`` is a fresh tensor from
+    :func:`prepare`); three: out of place, since gray expanded to RGB shares its memory."""
+    if spec.channels == 1:
         return x.sub_(spec.mean[0]).div_(spec.std[0])
-    mean = torch.tensor(spec.mean, device=x.device, dtype=x.dtype).view(1, -1, 1, 1)
-    std = torch.tensor(spec.std, device=x.device, dtype=x.dtype).view(1, -1, 1, 1)
-    return (x - mean) / std
+    return (x - _stats(spec.mean, x.device, x.dtype)) / _stats(spec.std, x.device, x.dtype)
 
 
 def resize(x: torch.Tensor, size: int) -> torch.Tensor:

@@ -176,9 +176,13 @@ def compute_features(model: TransferNet, images: torch.Tensor, device: torch.dev
     for i in range(0, len(images), batch_size):
         if stop.requested:
             return None
-        x = prepare(images[i:i + batch_size].to(device), model.spec)
+        batch = images[i:i + batch_size].to(device, non_blocking=True)
+        n = len(batch)
+        if n < batch_size and i > 0:  # one batch shape throughout: cuDNN plans each new shape anew
+            batch = torch.cat([batch, batch[:1].expand(batch_size - n, -1, -1, -1)])
+        x = prepare(batch, model.spec).contiguous(memory_format=torch.channels_last)
         with torch.autocast(device.type, dtype=amp, enabled=amp is not None):
-            out.append(model.forward_features(x).float())
+            out.append(model.forward_features(x).float()[:n])
         if progress:
             progress(min(1.0, (i + batch_size) / len(images)))
     return torch.cat(out) if out else torch.zeros(0, model.num_features, device=device)

@@ -38,12 +38,12 @@ class Augment:
         return cls()
 
 
-def random_affine(x: torch.Tensor, aug: Augment, size: int, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Apply an independent random affine to every image of float NCHW ``x``, output ``size``."""
+def random_affine(x: torch.Tensor, aug: Augment, size: int, r: torch.Tensor) -> torch.Tensor:
+    """Apply an independent random affine to every image of float NCHW ``x``, output ``size``.
+
+    ``r`` holds five uniform numbers per image, on ``x``'s device (drawn per epoch by the loader).
+    """
     n = x.shape[0]
-    # One draw for all parameters (on the CPU, where the seeded generator lives): a step of
-    # LeNet-5 takes ~5 ms, so even six tiny tensor ops here would show.
-    r = torch.rand(n, 5, generator=generator).to(x.device)
     angle = (r[:, 0] * 2 - 1) * (aug.rotate * math.pi / 180)
     scale = r[:, 1] * (aug.scale[1] - aug.scale[0]) + aug.scale[0]
     tx, ty = (r[:, 2:4] * 2 - 1).mul_(2 * aug.translate).unbind(1)
@@ -82,27 +82,36 @@ class BatchLoader:
         n = len(self.labels)
         return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
 
-    def transform(self, images: torch.Tensor) -> torch.Tensor:
+    def transform(self, images: torch.Tensor, rand: torch.Tensor | None = None) -> torch.Tensor:
         """uint8 batch on the device -> model input, augmented when this loader augments."""
         if self.augment is None:
             x = prepare(images, self.spec)
         else:
+            if rand is None:
+                rand = torch.rand(len(images), 5, generator=self.generator).to(images.device)
             x = images.float().div_(255)
             if x.shape[1] > self.spec.channels:
                 x = adapt_channels(x, self.spec.channels)
-            x = random_affine(x, self.augment, self.spec.size, self.generator)
+            x = random_affine(x, self.augment, self.spec.size, rand)
             x = normalize(adapt_channels(x, self.spec.channels), self.spec)
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
     def __iter__(self):
         n = len(self.labels)
+        # Everything random for the epoch is drawn here, once, from the seeded CPU generator and
+        # moved to the device in one copy: per-batch draws would be a CUDA sync every step.
         if self.shuffle:
             order = torch.randperm(n, generator=self.generator).to(self.device)
         else:
             order = torch.arange(n, device=self.device)
+        rand = torch.rand(n, 5, generator=self.generator).to(self.device) if self.augment is not None else None
         for i in range(len(self)):
-            idx = order[i * self.batch_size:(i + 1) * self.batch_size]
-            yield self.transform(self.images[idx]), self.labels[idx]
+            sl = slice(i * self.batch_size, (i + 1) * self.batch_size)
+            idx = order[sl]
+            if rand is None:
+                yield self.transform(self.images[idx]), self.labels[idx]
+            else:
+                yield self.transform(self.images[idx], rand[sl]), self.labels[idx]
 
 
 class TensorLoader(BatchLoader):
@@ -114,6 +123,7 @@ class TensorLoader(BatchLoader):
         self.images, self.labels = inputs.to(self.device), labels.to(self.device)
         self.batch_size, self.shuffle, self.drop_last = batch_size, shuffle, drop_last
         self.generator = torch.Generator().manual_seed(seed)
+        self.augment = None
 
-    def transform(self, inputs: torch.Tensor) -> torch.Tensor:
+    def transform(self, inputs: torch.Tensor, rand=None) -> torch.Tensor:
         return inputs
