@@ -68,7 +68,7 @@ def test_efficientnet_linear_probe_offline():
     (("backbones", "--describe", "alexnet"), "Unknown backbone 'alexnet'"),
     (("backbones", "--describe", "lenet5", "--preset", "half"), "Unknown preset 'half'"),
     (("backbones", "--describe", "lenet5", "--num-classes", "x"), "invalid int value"),
-    (("train",), "invalid choice"),
+    (("fly",), "invalid choice"),
 ])
 def test_bad_input_is_one_line_and_exit_2(args, match):
     out = run(*args)

@@ -178,7 +178,11 @@ def cmd_predict(args) -> int:
     from .predict import load_image_files, predict_files
 
     model, meta = load_run(args.checkpoint)
-    batch = load_image_files(args.images, model.spec)
+    if args.sketch:
+        from .sketch import sketch_files
+        batch = sketch_files(args.images, model.spec)
+    else:
+        batch = load_image_files(args.images, model.spec)
     for path, probs in zip(args.images, predict_files(model, batch)):
         top = max(probs, key=probs.get)
         if args.json:
@@ -257,6 +261,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     pr = sub.add_parser("predict", help="label image files with a saved run")
     pr.add_argument("--checkpoint", required=True, help="a run folder")
+    pr.add_argument("--sketch", action="store_true",
+                    help="the images are drawings: find the ink, fit and centre it as MNIST was made")
     pr.add_argument("images", nargs="+")
     pr.add_argument("--json", action="store_true", help="one JSON object per image")
     pr.set_defaults(fn=cmd_predict)

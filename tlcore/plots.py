@@ -37,3 +37,78 @@ def examples(data: ImageData, per_class: int = 4, split: str = "train") -> list[
         idx = torch.nonzero(s.labels == c).flatten()[:per_class]
         out += [(img, name) for img in to_display(s.images[idx])]
     return out
+
+
+def _layout(fig: go.Figure, title: str, x: str, y: str, height: int = 300) -> go.Figure:
+    fig.update_layout(title=title, height=height, margin=dict(l=50, r=10, t=40, b=40), xaxis_title=x,
+                      yaxis_title=y, legend=dict(orientation="h", y=1.15, x=1, xanchor="right"))
+    return fig
+
+
+def training_figures(steps: list[tuple[float, float, float]], epochs: list) -> tuple[go.Figure, go.Figure]:
+    """Live loss and accuracy charts.
+
+    Args:
+        steps: (fractional epoch, running train loss, running train accuracy) within epochs.
+        epochs: EpochEvent-like objects with train/val loss and accuracy.
+    """
+    loss, acc = go.Figure(), go.Figure()
+    if steps:
+        x = [s[0] for s in steps]
+        loss.add_scatter(x=x, y=[s[1] for s in steps], mode="lines", name="train (running)",
+                         line=dict(color="#94a3b8", width=1))
+        acc.add_scatter(x=x, y=[s[2] for s in steps], mode="lines", name="train (running)",
+                        line=dict(color="#94a3b8", width=1))
+    if epochs:
+        ex = [e.epoch for e in epochs]
+        loss.add_scatter(x=ex, y=[e.train_loss for e in epochs], mode="lines+markers", name="train")
+        loss.add_scatter(x=ex, y=[e.val_loss for e in epochs], mode="lines+markers", name="validation")
+        acc.add_scatter(x=ex, y=[e.train_accuracy for e in epochs], mode="lines+markers", name="train")
+        acc.add_scatter(x=ex, y=[e.val_accuracy for e in epochs], mode="lines+markers", name="validation")
+    _layout(loss, "Loss", "epoch", "cross-entropy")
+    _layout(acc, "Accuracy", "epoch", "accuracy")
+    acc.update_yaxes(range=[0, 1.02])
+    return loss, acc
+
+
+def confusion_figure(cm: np.ndarray, classes: list[str], normalized: bool = False) -> go.Figure:
+    """Heatmap, rows = true class; hover shows the count and the row share."""
+    rows = cm.sum(1, keepdims=True)
+    share = np.divide(cm, rows, out=np.zeros_like(cm, dtype=float), where=rows > 0)
+    z = share if normalized else cm
+    text = [[f"{share[i, j]:.0%}" if normalized else f"{cm[i, j]}" for j in range(len(classes))]
+            for i in range(len(classes))]
+    fig = go.Figure(go.Heatmap(
+        z=z, x=classes, y=classes, colorscale="Blues", text=text, texttemplate="%{text}" if len(classes) <= 20 else None,
+        customdata=np.dstack([cm, share]),
+        hovertemplate="true %{y}<br>predicted %{x}<br>%{customdata[0]} images (%{customdata[1]:.1%} of row)<extra></extra>"))
+    fig.update_yaxes(autorange="reversed", title="true class", type="category")
+    fig.update_xaxes(title="predicted class", type="category")
+    side = min(700, 260 + 28 * len(classes))
+    fig.update_layout(title="Confusion matrix" + (" (row-normalized)" if normalized else ""), height=side,
+                      margin=dict(l=60, r=10, t=40, b=50))
+    return fig
+
+
+def roc_figure(ev) -> go.Figure:
+    """One-vs-rest ROC per class, plus micro and macro averages, AUC in the legend."""
+    fig = go.Figure()
+    for name, c in ev.roc.items():
+        fig.add_scatter(x=c.fpr, y=c.tpr, mode="lines", name=f"{name} (AUC {c.auc:.3f})", line=dict(width=1))
+    fig.add_scatter(x=ev.micro.fpr, y=ev.micro.tpr, mode="lines", name=f"micro (AUC {ev.micro.auc:.3f})",
+                    line=dict(width=3, dash="dot", color="black"))
+    fig.add_scatter(x=ev.macro.fpr, y=ev.macro.tpr, mode="lines", name=f"macro (AUC {ev.macro.auc:.3f})",
+                    line=dict(width=3, dash="dash", color="#dc2626"))
+    fig.add_scatter(x=[0, 1], y=[0, 1], mode="lines", line=dict(color="#cbd5e1", dash="dot"), showlegend=False,
+                    hoverinfo="skip")
+    _layout(fig, "ROC curves (one class vs rest)", "false positive rate", "true positive rate", 420)
+    fig.update_layout(legend=dict(orientation="v", x=1.02, y=1, xanchor="left", font=dict(size=10)))
+    return fig
+
+
+def probability_figure(probs: dict[str, float]) -> go.Figure:
+    names = list(probs)
+    fig = go.Figure(go.Bar(x=names, y=[probs[n] for n in names], marker_color="#6366f1"))
+    fig.update_yaxes(range=[0, 1])
+    fig.update_xaxes(type="category")
+    return _layout(fig, "All classes", "class", "probability", 260)

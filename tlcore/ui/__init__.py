@@ -1,23 +1,63 @@
-"""The Gradio studio. The only package that imports gradio; it talks to tlcore through its API."""
+"""The Gradio studio. The only package that imports gradio; it talks to tlcore through its API.
+
+Layout: functions live in one module per tab; here the tabs are assembled and wired to each
+other (a finished run appears in Evaluate, Draw and Model's weights), and the queue is set:
+one training at a time per CPU machine (two on a GPU), a bounded waiting line whose members
+see their place, and prediction endpoints that never wait behind training.
+"""
 from __future__ import annotations
 
 import gradio as gr
+import torch
 
-from . import data_tab, model_tab
-from .session import Session
+from . import data_tab, draw_tab, evaluate_tab, model_tab, train_tab
+from .session import Session, delete_session
 
 TITLE = "Transfer Learning Studio"
+MAX_QUEUE = 32
+
+
+def _after_run(session: Session):
+    """A finished run becomes selectable on Draw (the bundled model stays the default there)."""
+    return gr.update(choices=draw_tab.model_choices(session))
+
+
+# The sketchpad opens with no tool selected; pick the brush so the canvas is ready to draw on.
+_SELECT_BRUSH = """() => { setTimeout(() => {
+  const b = document.querySelector('#draw-pad button[aria-label="Brush"]');
+  if (b && !b.classList.contains('selected')) b.click(); }, 300); }"""
 
 
 def build_app() -> gr.Blocks:
     with gr.Blocks(title=TITLE) as demo:
         gr.Markdown(f"# {TITLE}\nDoes a pretrained backbone help on your data, and how much? "
-                    "Pick data, pick a model, choose what to freeze.")
-        session = gr.State(Session())
+                    "**Data** → **Model** → **Train** → **Evaluate**, or just **Draw** a digit.")
+        session = gr.State(Session(), delete_callback=delete_session)
+        runs = gr.Dropdown([], label="Run", render=False, allow_custom_value=False)
         with gr.Tab("Data"):
             load, load_in, load_out = data_tab.build(session)
         with gr.Tab("Model"):
             on_backbone, bb_in, bb_out, describe, desc_in, desc_out = model_tab.build(session)
+        with gr.Tab("Train"):
+            device, train_event, suggest, params = train_tab.build(session, [runs])
+        with gr.Tab("Evaluate"):
+            evaluate_tab.build(session, runs)
+        with gr.Tab("Draw") as draw:
+            draw_model = draw_tab.build(session)
+        draw.select(None, js=_SELECT_BRUSH, api_visibility="private")
+        train_event.then(_after_run, session, draw_model, api_visibility="private")
+        train_event.then(model_tab.refresh_weights, [session, bb_in[1]], bb_out[0], api_visibility="private")
         # First paint: the offline default dataset and model, so the app is useful at once.
-        demo.load(load, load_in, load_out).then(on_backbone, bb_in, bb_out).then(describe, desc_in, desc_out)
+        demo.load(load, load_in, load_out, api_visibility="private") \
+            .then(on_backbone, bb_in, bb_out, api_visibility="private") \
+            .then(describe, desc_in, desc_out, api_visibility="private") \
+            .then(suggest, session, params, api_visibility="private")
+        for comp in load_out[1:2]:  # a new dataset changes the class count: re-describe, re-suggest
+            comp.change(describe, desc_in, desc_out, api_visibility="private") \
+                .then(suggest, session, params, api_visibility="private")
+    demo.queue(max_size=MAX_QUEUE, default_concurrency_limit=4)
     return demo
+
+
+def training_slots() -> int:
+    return 2 if torch.cuda.is_available() else 1

@@ -67,7 +67,7 @@ def build(session_state: gr.State):
             summary = gr.Markdown()
             gallery = gr.Gallery(label="Examples per class", columns=8, height=320, object_fit="contain")
             counts = gr.Plot(label="Class counts")
-    upload.upload(lambda: gr.update(value=UPLOAD), outputs=name)
+    upload.upload(lambda: gr.update(value=UPLOAD), outputs=name, api_visibility="private")
     outs = [session_state, summary, gallery, counts]
     load_btn.click(load, [session_state, name, upload, spc, val, seed], outs, api_name="load_dataset")
     return load, [session_state, name, upload, spc, val, seed], outs

@@ -1,9 +1,12 @@
 """Model tab: backbone, weights, and which layer groups are frozen, with live parameter counts."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import gradio as gr
 import pandas as pd
 
+from ..checkpoints import read_run_config
 from ..errors import TLCoreError
 from ..models import HEAD, create_backbone, freeze, frozen_for_preset, list_backbones, preset_names, weights_choices
 from .session import Session
@@ -40,10 +43,40 @@ def describe(session: Session, backbone: str, weights: str, frozen: list[str], t
     return session, pd.DataFrame(rows), text
 
 
+BUNDLED_RUNS = Path(__file__).resolve().parents[2] / "assets" / "models"
+
+
+def weight_options(session: Session, backbone: str) -> list[tuple[str, str]]:
+    """(label, value) pairs: named weights, bundled runs and this session's runs of this backbone."""
+    out = [(w, w) for w in weights_choices(backbone)]
+    for folder in sorted(BUNDLED_RUNS.glob("*/config.json")):
+        try:
+            if read_run_config(folder.parent)["backbone"] == backbone:
+                out.append((f"bundled run: {folder.parent.name}", str(folder.parent)))
+        except TLCoreError:
+            continue
+    for name, rec in session.runs.items():
+        if rec.result.model.backbone == backbone and rec.result.checkpoint:
+            out.append((f"this session's run: {name}", str(rec.result.checkpoint)))
+    return out
+
+
+def refresh_weights(session: Session, backbone: str):
+    return gr.update(choices=weight_options(session, backbone))
+
+
+def choose_model(session: Session, backbone: str, weights: str, frozen: str, train_bn: bool):
+    """API: like ticking the Model tab's boxes; ``frozen`` is a comma-separated list of groups."""
+    return describe(session, backbone, weights or "none", [g.strip() for g in (frozen or "").split(",") if g.strip()],
+                    bool(train_bn))
+
+
 def on_backbone(session: Session, backbone: str, weights: str, preset: str):
     """New backbone: refresh weights, presets and groups; apply the preset."""
-    choices = weights_choices(backbone)
-    weights = weights if weights in choices else choices[0]
+    options = weight_options(session, backbone)
+    values = [v for _, v in options]
+    choices = options
+    weights = weights if weights in values else values[0]
     try:
         model = _model(session, backbone, weights, _num_classes(session))
     except TLCoreError as e:
@@ -52,6 +85,8 @@ def on_backbone(session: Session, backbone: str, weights: str, preset: str):
     presets = preset_names(model)
     preset = preset if preset in presets else "linear-probe"
     body = [g for g in model.group_names() if g != HEAD]
+    if weights != "none" and preset == "full":
+        preset = "linear-probe"  # pretrained: start by training only the head
     return (gr.update(choices=choices, value=weights), gr.update(choices=presets, value=preset),
             gr.update(choices=body, value=frozen_for_preset(model, preset)), body)
 
@@ -69,7 +104,8 @@ def build(session_state: gr.State):
         with gr.Column(scale=1):
             backbone = gr.Dropdown(list_backbones(), value="lenet5", label="Backbone", allow_custom_value=True,
                                    info="or type timm:<name> for any timm model")
-            weights = gr.Dropdown(weights_choices("lenet5"), value="none", label="Pretrained weights")
+            weights = gr.Dropdown(weights_choices("lenet5"), value="none", label="Pretrained weights",
+                                  info="ImageNet, a saved run as the source model, or none (random)")
             preset = gr.Dropdown(["linear-probe", "full"], value="full", label="Freezing preset",
                                  info="linear probe: only the new head trains")
             frozen = gr.CheckboxGroup([], label="Frozen layer groups (input → output)")
@@ -80,11 +116,18 @@ def build(session_state: gr.State):
     body_groups = gr.State([])
     desc_in = [session_state, backbone, weights, frozen, train_bn]
     desc_out = [session_state, table, counts]
+    private = dict(api_visibility="private")
     for comp in (backbone, weights):
-        comp.change(on_backbone, [session_state, backbone, weights, preset], [weights, preset, frozen, body_groups]) \
-            .then(describe, desc_in, desc_out)
-    preset.input(on_preset, [session_state, backbone, weights, preset], frozen).then(describe, desc_in, desc_out)
-    frozen.input(describe, desc_in, desc_out)
-    train_bn.input(describe, desc_in, desc_out)
+        comp.change(on_backbone, [session_state, backbone, weights, preset], [weights, preset, frozen, body_groups],
+                    **private).then(describe, desc_in, desc_out, **private)
+    preset.input(on_preset, [session_state, backbone, weights, preset], frozen, **private) \
+        .then(describe, desc_in, desc_out, **private)
+    frozen.input(describe, desc_in, desc_out, **private)
+    # The API's way to choose a model: backbone, weights, comma-separated frozen groups, BatchNorm option.
+    api_in = [gr.Textbox(visible=False), gr.Textbox(visible=False), gr.Textbox(visible=False),
+              gr.Checkbox(visible=False)]
+    gr.Button(visible=False).click(choose_model, [session_state, *api_in], [session_state, table, counts],
+                                   api_name="choose_model")
+    train_bn.input(describe, desc_in, desc_out, **private)
     return (on_backbone, [session_state, backbone, weights, preset], [weights, preset, frozen, body_groups],
             describe, desc_in, desc_out)

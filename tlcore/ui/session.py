@@ -1,10 +1,28 @@
-"""Per-browser-session state. Nothing mutable is global: each session holds its own."""
+"""Per-browser-session state. Nothing mutable is global: each session holds its own.
+
+A Session lives in a ``gr.State``; Gradio deletes it when the tab closes, and its
+``delete_callback`` removes the session's own folder (its saved runs and downloads).
+"""
 from __future__ import annotations
 
+import shutil
+import tempfile
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from ..data import ImageData
+from ..events import StopToken
+
+MAX_RUNS = 6  # runs kept per session; older ones are dropped (memory and disk stay bounded)
+
+
+@dataclass
+class RunRecord:
+    name: str
+    result: Any  # tlcore.train.RunResult
+    data: ImageData  # the dataset it was trained and tested on (the gallery's images)
+    folder: Path
 
 
 @dataclass
@@ -19,3 +37,32 @@ class Session:
     # The model the Model tab describes (rebuilt when backbone, weights or classes change).
     preview: Any = None
     preview_key: tuple | None = None
+    runs: dict[str, RunRecord] = field(default_factory=dict)
+    stop: StopToken | None = None
+    _folder: Path | None = None
+
+    @property
+    def folder(self) -> Path:
+        """This session's private folder, made on first use."""
+        if self._folder is None:
+            self._folder = Path(tempfile.mkdtemp(prefix="tlcore-session-"))
+        return self._folder
+
+    def add_run(self, record: RunRecord) -> None:
+        self.runs[record.name] = record
+        while len(self.runs) > MAX_RUNS:
+            old = self.runs.pop(next(iter(self.runs)))
+            shutil.rmtree(old.folder, ignore_errors=True)
+
+    def cleanup(self) -> None:
+        if self.stop is not None:
+            self.stop.stop()  # a run still going for a closed tab stops at its next step
+        if self._folder is not None:
+            shutil.rmtree(self._folder, ignore_errors=True)
+        self.runs.clear()
+        self.dataset = self.preview = None
+
+
+def delete_session(session: Session) -> None:
+    if isinstance(session, Session):
+        session.cleanup()

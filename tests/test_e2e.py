@@ -1,0 +1,146 @@
+"""The real app, driven as a user would: a real server, real Chromium (Playwright), gradio_client."""
+from __future__ import annotations
+
+import os
+import re
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from e2e_server import CHROMIUM, CHROMIUM_ARGS, AppServer
+
+pytestmark = pytest.mark.slow
+SHOTS = Path(os.environ.get("TLCORE_SCREENSHOTS", "")) if os.environ.get("TLCORE_SCREENSHOTS") else None
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory):
+    server = AppServer(tmp_path_factory.mktemp("app"))
+    yield server
+    server.close()
+
+
+def test_it_serves_quickly(app):
+    assert app.ready_after < 15, f"served after {app.ready_after:.1f} s"
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Chromium is not installed (apt-get install -y chromium); .ci/run installs it")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+def shot(page, name: str, tmp: Path):
+    folder = SHOTS or tmp
+    folder.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(folder / f"{name}.png"), full_page=True)
+
+
+def test_the_whole_flow_in_a_browser(app, browser, tmp_path):
+    t0 = time.monotonic()
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(app.url)
+    # Data: the offline default is loaded at once.
+    page.get_by_text("1,295").first.wait_for(timeout=30_000)
+    page.locator(".js-plotly-plot").first.wait_for(timeout=20_000)
+    shot(page, "1-data", tmp_path)
+    # Model: LeNet-5, every parameter trainable.
+    page.get_by_role("tab", name="Model").click()
+    page.get_by_text("61,706 of 61,706 parameters train").wait_for(timeout=20_000)
+    shot(page, "2-model", tmp_path)
+    # Train: start, and watch the charts grow.
+    page.get_by_role("tab", name="Train").click()
+    device = page.get_by_text(re.compile(r"Device: (CPU|CUDA|Apple)"))
+    device.wait_for()
+    assert re.search(r"CPU, \d+ threads|CUDA: ", device.inner_text())
+    epochs = page.get_by_label("Epochs")
+    epochs.fill("6")
+    page.get_by_role("button", name="Start training").click()
+    page.get_by_text(re.compile(r"Epoch 2/6")).wait_for(timeout=60_000)
+    plots = page.locator("#component-0 ~ * .js-plotly-plot, .js-plotly-plot")
+    early_points = page.locator(".js-plotly-plot .scatterlayer .trace").count()
+    shot(page, "3-train-running", tmp_path)
+    page.get_by_text(re.compile(r"Completed 6 epochs")).first.wait_for(timeout=90_000)
+    late_points = page.locator(".js-plotly-plot .scatterlayer .trace").count()
+    assert plots.count() >= 3 and late_points >= early_points >= 1
+    shot(page, "4-train-done", tmp_path)
+    # Evaluate: the new run is selected; confusion matrix and ROC are drawn.
+    page.get_by_role("tab", name="Evaluate").click()
+    page.get_by_text(re.compile(r"Test accuracy")).wait_for(timeout=30_000)
+    assert page.locator(".js-plotly-plot .heatmaplayer").count() >= 1
+    assert page.get_by_text(re.compile(r"macro \(AUC")).count() >= 1
+    shot(page, "5-evaluate", tmp_path)
+    # Choosing a cell shows its images: the "3 predicted as 3" cell is never empty.
+    grid = page.get_by_role("grid", name="Confusion matrix: click a count to see those images")
+    # Row 1 is the header and column 1 the class names: class 3's diagonal cell is (5, 5).
+    grid.locator('[role=row][aria-rowindex="5"] [aria-colindex="5"]').click()
+    page.get_by_text(re.compile(r"correct: true 3, predicted 3")).wait_for(timeout=20_000)
+    page.get_by_text(re.compile(r"true 3 · predicted 3 \(\d+%\)")).first.wait_for(timeout=10_000)
+    shot(page, "6-evaluate-cell", tmp_path)
+    # Draw: strokes with the mouse, and a label appears.
+    page.get_by_role("tab", name="Draw").click()
+    canvas = page.locator("canvas").first
+    canvas.wait_for(timeout=20_000)
+    box = canvas.bounding_box()
+    cx, top = box["x"] + box["width"] / 2, box["y"] + box["height"] * 0.2
+    page.mouse.move(cx, top)
+    page.mouse.down()
+    for i in range(1, 21):  # a "1": one long vertical stroke
+        page.mouse.move(cx, top + i * box["height"] * 0.03)
+    page.mouse.up()
+    label = page.locator("#draw-label")
+    page.wait_for_function("() => /\\d+%/.test(document.querySelector('#draw-label').innerText)", timeout=20_000)
+    shot(page, "7-draw", tmp_path)
+    assert "Draw a digit" not in label.inner_text() and re.search(r"^\s*1\s*$", label.inner_text(), re.M)
+    assert time.monotonic() - t0 < 120, "the whole flow must take under 2 minutes on a CPU"
+
+
+def test_api_and_two_sessions_are_isolated(app, tmp_path):
+    from gradio_client import Client, handle_file
+
+    a, b = Client(app.url, verbose=False), Client(app.url, verbose=False)
+    names = set(a.view_api(return_format="dict", print_info=False)["named_endpoints"])
+    assert {"/load_dataset", "/choose_model", "/train", "/stop", "/evaluate", "/predict_digit"} <= names
+    for c in (a, b):
+        c.predict("digits", None, 0, 0.1, 0, api_name="/load_dataset")
+    a.predict("lenet5", "none", "", False, api_name="/choose_model")
+    counts = b.predict("lenet5", "none", "conv1", False, api_name="/choose_model")[1]
+    assert "61,550 of 61,706 parameters train" in counts  # conv1's 156 are frozen
+    results = {}
+
+    def run(name, client, seed):
+        job = client.submit(2, 64, 0.1, "sgd", "onecycle", 1.0, 0.1, "off", 0, seed, api_name="/train")
+        results[name] = job.result()
+
+    threads = [threading.Thread(target=run, args=("a", a, 1)), threading.Thread(target=run, args=("b", b, 2))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(180)
+    run_a, run_b = results["a"][4]["value"], results["b"][4]["value"]
+    # Each session sees exactly its own single run.
+    assert [c[0] for c in results["a"][4]["choices"]] == [run_a]
+    assert [c[0] for c in results["b"][4]["choices"]] == [run_b]
+    # A session cannot open another's run by name.
+    ev = b.predict(run_b, "counts", api_name="/evaluate")
+    assert "Test accuracy" in ev[0]
+    foreign = a.predict(run_b, "counts", api_name="/evaluate") if run_a != run_b else None
+    if foreign is not None:
+        assert "Test accuracy" not in foreign[0]
+    # predict_digit through the running app.
+    from PIL import Image, ImageDraw
+
+    img = Image.new("L", (200, 200), 255)
+    ImageDraw.Draw(img).line([(100, 30), (100, 170)], fill=0, width=14)
+    path = tmp_path / "one.png"
+    img.save(path)
+    out = a.predict(handle_file(str(path)), api_name="/predict_digit")
+    assert out["label"] == "1"
