@@ -144,3 +144,24 @@ def test_api_and_two_sessions_are_isolated(app, tmp_path):
     img.save(path)
     out = a.predict(handle_file(str(path)), api_name="/predict_digit")
     assert out["label"] == "1"
+
+
+def test_stop_ends_a_run_within_seconds_and_keeps_the_model(app):
+    from gradio_client import Client
+
+    c = Client(app.url, verbose=False)
+    c.predict("digits", None, 0, 0.1, 0, api_name="/load_dataset")
+    c.predict("lenet5", "none", "", False, api_name="/choose_model")
+    job = c.submit(200, 32, 0.1, "sgd", "onecycle", 1.0, 0.1, "on", 0, 0, api_name="/train")
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < 60:  # wait until the second epoch has begun (one epoch is kept)
+        outs = job.outputs()
+        if outs and re.search(r"Epoch ([2-9]|\d\d+)/200", outs[-1][0]):
+            break
+        time.sleep(0.2)
+    t_stop = time.monotonic()
+    assert c.predict(api_name="/stop").startswith("Stopping")
+    final = job.result(timeout=30)
+    took = time.monotonic() - t_stop
+    assert took < 3, f"stop took {took:.1f} s"
+    assert "**Stopped.**" in final[3] and "the best so far" in final[3] and final[4]["value"]
