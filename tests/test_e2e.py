@@ -165,3 +165,16 @@ def test_stop_ends_a_run_within_seconds_and_keeps_the_model(app):
     took = time.monotonic() - t_stop
     assert took < 3, f"stop took {took:.1f} s"
     assert "**Stopped.**" in final[3] and "the best so far" in final[3] and final[4]["value"]
+
+
+def test_a_bad_upload_warns_and_keeps_the_previous_dataset(app, tmp_path):
+    from gradio_client import Client, handle_file
+
+    c = Client(app.url, verbose=False)
+    assert "### digits" in c.predict("digits", None, 0, 0.1, 0, api_name="/load_dataset")[0]
+    bad = tmp_path / "broken.zip"
+    bad.write_bytes(b"PK\x03\x04 not really a zip")
+    summary = c.predict("upload a zip…", handle_file(str(bad)), 0, 0.1, 0, api_name="/load_dataset")[0]
+    assert "### digits" in summary and "1,295" in summary  # still the digits
+    # And the app still answers.
+    assert c.predict("lenet5", "none", "", False, api_name="/choose_model")[1].startswith("**61,706")
