@@ -89,6 +89,8 @@ def test_the_whole_flow_in_a_browser(app, browser, tmp_path):
     page.get_by_role("tab", name="Draw").click()
     canvas = page.locator("canvas").first
     canvas.wait_for(timeout=20_000)
+    # Ready to draw without picking a tool first: the brush is selected when the tab opens.
+    page.get_by_text("select the draw tool to start").wait_for(state="hidden", timeout=15_000)
     box = canvas.bounding_box()
     cx, top = box["x"] + box["width"] / 2, box["y"] + box["height"] * 0.2
     page.mouse.move(cx, top)
