@@ -23,9 +23,15 @@ def _after_run(session: Session):
 
 
 # The sketchpad opens with no tool selected; pick the brush so the canvas is ready to draw on.
-_SELECT_BRUSH = """() => { setTimeout(() => {
-  const b = document.querySelector('#draw-pad button[aria-label="Brush"]');
-  if (b && !b.classList.contains('selected')) b.click(); }, 300); }"""
+_SELECT_BRUSH = """() => {
+  let tries = 0;
+  const pick = () => {  // the canvas mounts after the tab opens: retry for up to 5 s
+    const b = document.querySelector('#draw-pad button[aria-label="Brush"]');
+    if (b) { if (!b.classList.contains('highlight')) b.click(); return; }
+    if (++tries < 50) setTimeout(pick, 100);
+  };
+  pick();
+}"""
 
 
 def build_app() -> gr.Blocks:
