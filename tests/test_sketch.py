@@ -105,3 +105,17 @@ def test_sketch_batches_fit_three_channel_models():
     net = create_backbone("resnet18", num_classes=10, image_size=32)
     x = sketch_batch([np.asarray(digit_canvas("1"))], net.spec)
     assert x.shape == (1, 3, 28, 28) and x.dtype == torch.uint8
+
+
+def test_saliency_lights_up_the_ink(model):
+    from tlcore.saliency import overlay, saliency
+
+    x = sketch_batch([np.asarray(digit_canvas("1"))], model.spec)
+    heat = saliency(model, x)[0]
+    assert heat.shape == (28, 28) and heat.max() == pytest.approx(1.0) and heat.min() >= 0
+    ink = x[0, 0].numpy() > 60
+    near = np.zeros_like(ink)
+    ys, xs = np.nonzero(ink)
+    near[max(0, ys.min() - 3):ys.max() + 4, max(0, xs.min() - 3):xs.max() + 4] = True
+    assert heat[near].mean() > 1.3 * heat[~near].mean()  # brighter on and around the stroke than elsewhere
+    assert overlay(x[0, 0].numpy(), heat).shape == (224, 224, 3)

@@ -10,6 +10,8 @@ from ..checkpoints import load_run
 from ..errors import TLCoreError
 from ..evaluate import predict_probs
 from ..plots import probability_figure
+from ..preprocess import prepare
+from ..saliency import overlay, saliency
 from ..sketch import EmptySketch, sketch_batch, to_mnist
 from .session import Session
 
@@ -48,6 +50,24 @@ def predict(session: Session, choice: str, sketch):
     return conf, probability_figure(conf), seen
 
 
+def explain(session: Session, choice: str, sketch):
+    """The SmoothGrad map of the predicted class over what the model saw."""
+    try:
+        model = _model(session, choice)
+        x = sketch_batch([sketch], model.spec)
+    except EmptySketch:
+        gr.Info("Draw a digit first.")
+        return None
+    except TLCoreError as e:
+        gr.Warning(str(e))
+        return None
+    heat = saliency(model, x)[0]
+    seen = x[0, 0].numpy()
+    if heat.shape != seen.shape:  # the model's input size differs from 28x28: show it at that size
+        seen = prepare(x, model.spec)[0, 0].mul(model.spec.std[0]).add(model.spec.mean[0]).clamp(0, 1).mul(255).numpy()
+    return overlay(seen, heat, scale=max(1, 224 // heat.shape[0]))
+
+
 def predict_digit(sketch) -> dict[str, float]:
     """API: an image (file or array) in, the bundled model's label confidences out."""
     try:
@@ -69,8 +89,12 @@ def build(session_state: gr.State):
         with gr.Column(scale=1):
             label = gr.Label(num_top_classes=3, label="Prediction", elem_id="draw-label")
             bars = gr.Plot(label="All classes")
-            seen = gr.Image(label="What the model sees (28×28)", height=224, width=224, interactive=False)
+            with gr.Row():
+                seen = gr.Image(label="What the model sees (28×28)", height=224, width=224, interactive=False)
+                heat = gr.Image(label="Where it looked (SmoothGrad)", height=224, width=224, interactive=False)
+            explain_btn = gr.Button("Show where it looked", size="sm")
     outs = [label, bars, seen]
+    explain_btn.click(explain, [session_state, model, pad], heat, api_visibility="private")
     # trigger_mode="always_last": while drawing, only the latest stroke state is computed.
     pad.change(predict, [session_state, model, pad], outs, trigger_mode="always_last", api_visibility="private",
                show_progress="hidden")
