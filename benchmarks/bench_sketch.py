@@ -3,7 +3,8 @@ through the running app's ``/predict_digit`` endpoint.
 
 Run: ``python benchmarks/bench_sketch.py`` (starts the app on a free port for the second part).
 Prints medians and 95th percentiles; goals: engine <= 2 ms, app round trip <= 150 ms.
-Last measured: see the closing note of the issue that added it.
+Last measured (2026-11-28, 2-core CPU VM): engine 2.09 ms median (p95 2.75 ms); app round trip
+173-208 ms median over 60 calls (goal 150 ms: not yet).
 """
 from __future__ import annotations
 
