@@ -8,7 +8,6 @@ see their place, and prediction endpoints that never wait behind training.
 from __future__ import annotations
 
 import gradio as gr
-import torch
 
 from . import data_tab, draw_tab, evaluate_tab, model_tab, train_tab
 from .session import Session, delete_session
@@ -64,6 +63,3 @@ def build_app() -> gr.Blocks:
     demo.queue(max_size=MAX_QUEUE, default_concurrency_limit=4)
     return demo
 
-
-def training_slots() -> int:
-    return 2 if torch.cuda.is_available() else 1

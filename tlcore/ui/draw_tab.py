@@ -12,7 +12,7 @@ from ..evaluate import predict_probs
 from ..plots import probability_figure
 from ..preprocess import prepare
 from ..saliency import overlay, saliency
-from ..sketch import EmptySketch, sketch_batch, to_mnist
+from ..sketch import EmptySketch, sketch_batch
 from .session import Session
 
 BUNDLED = Path(__file__).resolve().parents[2] / "assets" / "models" / "lenet5-mnist"
