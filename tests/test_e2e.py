@@ -62,7 +62,11 @@ def test_the_whole_flow_in_a_browser(app, browser, tmp_path):
     device.wait_for()
     assert re.search(r"CPU, \d+ threads|CUDA: ", device.inner_text())
     epochs = page.get_by_label("Epochs")
-    epochs.fill("6")
+    for _ in range(10):  # the app suggests settings once data and model are loaded: let that land first
+        epochs.fill("6")
+        time.sleep(1.0)
+        if epochs.input_value() == "6":
+            break
     page.get_by_role("button", name="Start training").click()
     page.get_by_text(re.compile(r"Epoch 2/6")).wait_for(timeout=60_000)
     plots = page.locator("#component-0 ~ * .js-plotly-plot, .js-plotly-plot")

@@ -53,10 +53,9 @@ def build_app() -> gr.Blocks:
         train_event.then(_after_run, session, draw_model, api_visibility="private")
         train_event.then(model_tab.refresh_weights, [session, bb_in[1]], bb_out[0], api_visibility="private")
         # First paint: the offline default dataset and model, so the app is useful at once.
+        # (The dataset summary changing then re-describes the model and suggests settings, below.)
         demo.load(load, load_in, load_out, api_visibility="private") \
-            .then(on_backbone, bb_in, bb_out, api_visibility="private") \
-            .then(describe, desc_in, desc_out, api_visibility="private") \
-            .then(suggest, session, params, api_visibility="private")
+            .then(on_backbone, bb_in, bb_out, api_visibility="private")
         for comp in load_out[1:2]:  # a new dataset changes the class count: re-describe, re-suggest
             comp.change(describe, desc_in, desc_out, api_visibility="private") \
                 .then(suggest, session, params, api_visibility="private")
