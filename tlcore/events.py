@@ -100,22 +100,24 @@ class StopToken:
 
 
 class Recorder(Callback):
-    """Keeps every event, in order (tests and the app's history both use it)."""
+    """Passes every event, in order, to ``sink`` as ``(kind, payload)``: a list by default
+    (tests, history), or a queue's ``put`` (the app's live charts)."""
 
-    def __init__(self):
+    def __init__(self, sink=None):
         self.events: list[tuple[str, object]] = []
+        self.sink = sink or self.events.append
 
     def on_phase(self, phase, fraction=None):
-        self.events.append(("phase", (phase, fraction)))
+        self.sink(("phase", (phase, fraction)))
 
     def on_run_start(self, info):
-        self.events.append(("run_start", info))
+        self.sink(("run_start", info))
 
     def on_step(self, event):
-        self.events.append(("step", event))
+        self.sink(("step", event))
 
     def on_epoch_end(self, event):
-        self.events.append(("epoch_end", event))
+        self.sink(("epoch_end", event))
 
     def on_run_end(self, event):
-        self.events.append(("run_end", event))
+        self.sink(("run_end", event))

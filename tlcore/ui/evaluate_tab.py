@@ -43,9 +43,11 @@ def show(session: Session, name: str | None, normalized: str):
                f"{rec.result.best_epoch} · {rec.result.device}")
     # Start the gallery on the most confident mistakes: the most instructive images.
     wrong = ev.most_confident_wrong(GALLERY_MAX)
-    archive = shutil.make_archive(str(session.folder / "downloads" / rec.name), "zip", rec.folder)
+    archive = session.folder / "downloads" / f"{rec.name}.zip"
+    if not archive.exists():  # once per run, not on every redraw
+        shutil.make_archive(str(archive.with_suffix("")), "zip", rec.folder)
     return (summary, confusion_figure(cm, ev.classes, normalized == "row-normalized"), table, roc_figure(ev),
-            per_class, _gallery(rec, wrong), archive,
+            per_class, _gallery(rec, wrong), str(archive),
             f"The {len(wrong)} most confident mistakes. Click a cell of the table to see its images.")
 
 

@@ -81,14 +81,14 @@ def on_backbone(session: Session, backbone: str, weights: str, preset: str):
         model = _model(session, backbone, weights, _num_classes(session))
     except TLCoreError as e:
         gr.Warning(str(e))
-        return gr.update(), gr.update(), gr.update(), gr.update()
+        return gr.update(), gr.update(), gr.update()
     presets = preset_names(model)
     preset = preset if preset in presets else "linear-probe"
     body = [g for g in model.group_names() if g != HEAD]
     if weights != "none" and preset == "full":
         preset = "linear-probe"  # pretrained: start by training only the head
     return (gr.update(choices=choices, value=weights), gr.update(choices=presets, value=preset),
-            gr.update(choices=body, value=frozen_for_preset(model, preset)), body)
+            gr.update(choices=body, value=frozen_for_preset(model, preset)))
 
 
 def on_preset(session: Session, backbone: str, weights: str, preset: str):
@@ -113,12 +113,11 @@ def build(session_state: gr.State):
         with gr.Column(scale=2):
             counts = gr.Markdown()
             table = gr.Dataframe(headers=["group", "parameters", "trainable", "frozen"], interactive=False)
-    body_groups = gr.State([])
     desc_in = [session_state, backbone, weights, frozen, train_bn]
     desc_out = [session_state, table, counts]
     private = dict(api_visibility="private")
     for comp in (backbone, weights):
-        comp.change(on_backbone, [session_state, backbone, weights, preset], [weights, preset, frozen, body_groups],
+        comp.change(on_backbone, [session_state, backbone, weights, preset], [weights, preset, frozen],
                     **private).then(describe, desc_in, desc_out, **private)
     preset.input(on_preset, [session_state, backbone, weights, preset], frozen, **private) \
         .then(describe, desc_in, desc_out, **private)
@@ -129,5 +128,5 @@ def build(session_state: gr.State):
     gr.Button(visible=False).click(choose_model, [session_state, *api_in], [session_state, table, counts],
                                    api_name="choose_model")
     train_bn.input(describe, desc_in, desc_out, **private)
-    return (on_backbone, [session_state, backbone, weights, preset], [weights, preset, frozen, body_groups],
+    return (on_backbone, [session_state, backbone, weights, preset], [weights, preset, frozen],
             describe, desc_in, desc_out)

@@ -17,7 +17,7 @@ import torch
 from ..config import OPTIMIZERS, SCHEDULERS, RunConfig
 from ..defaults import suggested
 from ..errors import TLCoreError
-from ..events import Callback, StopToken
+from ..events import Recorder, StopToken
 from ..models import HEAD
 from ..plots import training_figures
 from ..train import describe_device, pick_device, train
@@ -26,23 +26,6 @@ from .session import RunRecord, Session
 log = logging.getLogger(__name__)
 UPDATE_EVERY_S = 1.0
 AUGMENT = {"automatic (off for a frozen body)": None, "on": True, "off": False}
-
-
-class _ToQueue(Callback):
-    def __init__(self, q: queue.Queue):
-        self.q = q
-
-    def on_phase(self, phase, fraction=None):
-        self.q.put(("phase", (phase, fraction)))
-
-    def on_run_start(self, info):
-        self.q.put(("start", info))
-
-    def on_step(self, e):
-        self.q.put(("step", e))
-
-    def on_epoch_end(self, e):
-        self.q.put(("epoch", e))
 
 
 def device_text() -> str:
@@ -92,7 +75,7 @@ def start(session: Session, epochs, batch_size, lr, optimizer, scheduler, body_l
 
     def work():
         try:
-            box["result"] = train(cfg, data=data, callbacks=[_ToQueue(q)], stop=stop, out=folder)
+            box["result"] = train(cfg, data=data, callbacks=[Recorder(sink=q.put)], stop=stop, out=folder)
         except TLCoreError as e:
             box["error"] = str(e)
         except Exception as e:  # our bug: keep the app up, log the traceback, tell the user plainly
@@ -112,7 +95,7 @@ def start(session: Session, epochs, batch_size, lr, optimizer, scheduler, body_l
             phase, f = ev
             if phase != "training":
                 text = f"{phase.capitalize()}…" + (f" {f:.0%}" if f else "")
-        elif kind == "start":
+        elif kind == "run_start":
             info = ev
             text = (f"Training on {info.device}: {info.train_size:,} images, {info.trainable_params:,} of "
                     f"{info.total_params:,} parameters learn" + (" (features cached)" if info.feature_cache else ""))
@@ -121,10 +104,10 @@ def start(session: Session, epochs, batch_size, lr, optimizer, scheduler, body_l
             frac = ((ev.epoch - 1) * ev.steps + ev.step) / (ev.steps * cfg.epochs)
             text = (f"Epoch {ev.epoch}/{cfg.epochs}, step {ev.step}/{ev.steps} · loss {ev.loss:.4f} · "
                     f"{ev.images_per_second:,.0f} images/s · about {ev.eta_seconds:,.0f} s left")
-        elif kind == "epoch":
+        elif kind == "epoch_end":
             epochs_done.append(ev)
         now = time.monotonic()
-        if kind is not None and (kind == "epoch" or now - last >= UPDATE_EVERY_S):
+        if kind is not None and (kind == "epoch_end" or now - last >= UPDATE_EVERY_S):
             last = now
             loss_fig, acc_fig = training_figures(steps, epochs_done)
             yield _progress_html(frac, text), loss_fig, acc_fig, "", gr.skip()
