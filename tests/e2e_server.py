@@ -49,3 +49,24 @@ class AppServer:
             self.proc.wait(10)
         except subprocess.TimeoutExpired:
             self.proc.kill()
+
+
+def http_call(url: str, api_name: str, png: bytes, client=None) -> tuple[str, object]:
+    """Call an image endpoint through Gradio's plain HTTP API (the app's "Use via API" curl recipe):
+    upload the file, start the call, read its server-sent events. Returns (event, data)."""
+    import json
+
+    import httpx
+
+    h = client or httpx.Client(base_url=url.rstrip("/"), timeout=30)
+    path = h.post("/gradio_api/upload", files={"files": ("drawing.png", png, "image/png")}).json()[0]
+    event_id = h.post(f"/gradio_api/call/{api_name}",
+                      json={"data": [{"path": path, "meta": {"_type": "gradio.FileData"}}]}).json()["event_id"]
+    with h.stream("GET", f"/gradio_api/call/{api_name}/{event_id}") as r:
+        event = None
+        for line in r.iter_lines():
+            if line.startswith("event:"):
+                event = line[6:].strip()
+            elif line.startswith("data:") and event in ("complete", "error"):
+                return event, json.loads(line[5:])
+    return "closed", None

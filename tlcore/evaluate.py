@@ -97,13 +97,14 @@ def evaluate_probs(labels: np.ndarray, probs: np.ndarray, classes: list[str]) ->
                       per_class, cm, roc, micro, macro)
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def predict_probs(model, images: torch.Tensor, *, batch_size: int = 512, device: str | torch.device = "cpu",
                   autocast_dtype: torch.dtype | None = None) -> torch.Tensor:
     """Softmax probabilities (N, K) on the CPU for uint8 images (N, C, H, W) of any size."""
     device = torch.device(device)
     was_training = model.training
-    model.eval()
+    if was_training:  # a model already in eval mode (every served one) is never touched: thread-safe and cheaper
+        model.eval()
     out = []
     try:
         for i in range(0, len(images), batch_size):
@@ -111,7 +112,8 @@ def predict_probs(model, images: torch.Tensor, *, batch_size: int = 512, device:
             with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
                 out.append(model(x).float().softmax(1).cpu())
     finally:
-        model.train(was_training)
+        if was_training:
+            model.train()
     return torch.cat(out) if out else torch.zeros(0, model.num_classes)
 
 

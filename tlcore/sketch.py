@@ -25,8 +25,8 @@ class EmptySketch(TLCoreError):
     """Nothing drawn: the UI shows "Draw a digit", never an error."""
 
 
-def _planes(sketch) -> tuple[np.ndarray, np.ndarray | None]:
-    """Whatever the sketchpad or a caller sends -> (gray uint8 (H, W), alpha uint8 (H, W) or None).
+def _image(sketch):
+    """Whatever the sketchpad or a caller sends -> a PIL image, or a uint8 numpy array (H, W[, C]).
 
     Everything stays uint8 and goes through PIL's C conversions: a 420x420 canvas converted to
     float would alone cost more than the whole 2 ms budget of a live prediction.
@@ -45,16 +45,29 @@ def _planes(sketch) -> tuple[np.ndarray, np.ndarray | None]:
             sketch.load()
         except OSError:
             raise TLCoreError(f"Cannot read the drawing {str(sketch)!r}.") from None
-    if not isinstance(sketch, Image.Image):
-        a = np.asarray(sketch)
-        if a.size == 0 or a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[2] not in (1, 3, 4)):
-            raise TLCoreError(f"A drawing must be a gray, RGB or RGBA image, got an array of shape {a.shape}.")
-        if a.dtype != np.uint8:  # floats in [0, 1] (or [0, 255]) from some callers
-            a = np.clip(a * (255.0 if a.max() <= 1.0 else 1.0), 0, 255).astype(np.uint8)
-        sketch = Image.fromarray(a[..., 0] if a.ndim == 3 and a.shape[2] == 1 else a)
-    alpha = np.asarray(sketch.getchannel("A")) if sketch.mode in ("RGBA", "LA", "PA") else None
-    gray = np.asarray(sketch.convert("L"))
-    return gray, alpha
+    if isinstance(sketch, Image.Image):
+        return sketch
+    a = np.asarray(sketch)
+    if a.size == 0 or a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[2] not in (1, 3, 4)):
+        raise TLCoreError(f"A drawing must be a gray, RGB or RGBA image, got an array of shape {a.shape}.")
+    if a.dtype != np.uint8:  # floats in [0, 1] (or [0, 255]) from some callers
+        a = np.clip(a * (255.0 if a.max() <= 1.0 else 1.0), 0, 255).astype(np.uint8)
+    return a[..., 0] if a.ndim == 3 and a.shape[2] == 1 else a
+
+
+def _alpha(img) -> np.ndarray | None:
+    if isinstance(img, np.ndarray):
+        # Contiguous once (60 us); comparisons on the strided view would cost twice that each.
+        return np.ascontiguousarray(img[..., 3]) if img.ndim == 3 and img.shape[2] == 4 else None
+    return np.asarray(img.getchannel("A")) if img.mode in ("RGBA", "LA", "PA") else None
+
+
+def _gray(img) -> np.ndarray:
+    if isinstance(img, np.ndarray):
+        if img.ndim == 2:
+            return img
+        img = Image.fromarray(np.ascontiguousarray(img))
+    return np.asarray(img.convert("L"))
 
 
 def ink_map(sketch) -> np.ndarray:
@@ -63,13 +76,17 @@ def ink_map(sketch) -> np.ndarray:
     Transparent pixels are background. Among opaque pixels the background is the majority
     brightness (the border's median); ink is the distance from it.
     """
-    gray, alpha = _planes(sketch)
+    img = _image(sketch)
+    alpha = _alpha(img)
     if alpha is not None and alpha.min() < 250:
         opaque = alpha > 127
-        if opaque.mean() < 0.5:  # strokes on a transparent layer: alpha is the ink
+        if np.count_nonzero(opaque) * 2 < opaque.size:  # strokes on a transparent layer: alpha is the ink
             return alpha
+        gray = _gray(img)
         if opaque.any():
             gray = np.where(opaque, gray, np.uint8(np.median(gray[opaque])))
+    else:
+        gray = _gray(img)
     border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
     bg = int(np.median(border))
     return np.abs(gray.astype(np.int16) - bg).astype(np.uint8)
@@ -87,9 +104,12 @@ def to_mnist(sketch) -> np.ndarray:
     h, w = crop.shape
     scale = BOX / max(h, w)
     nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
-    # Stretch the ink to full strength first, then shrink with antialiasing, as MNIST's makers did.
-    stretched = Image.fromarray(crop).point(lambda v: min(255, v * 255 // top))
-    small = np.asarray(stretched.resize((nw, nh), Image.Resampling.LANCZOS), dtype=np.float32)
+    # Shrink with antialiasing as MNIST's makers did, then stretch the ink to full strength (the
+    # resize is linear, so the order does not matter; on 20x20 the stretch is 200x cheaper).
+    # reducing_gap: a box pre-shrink to 2x the size, then Lanczos: 5x faster, indistinguishable.
+    small = np.asarray(Image.fromarray(crop).resize((nw, nh), Image.Resampling.LANCZOS, reducing_gap=2.0),
+                       dtype=np.float32)
+    small *= 255.0 / top
     total = small.sum()
     if total > 0:
         cy = float((small.sum(1) * np.arange(nh)).sum() / total)
