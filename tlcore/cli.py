@@ -130,7 +130,9 @@ def cmd_train(args) -> int:
     from .train import train
 
     cfg = _config_from_args(args)
-    out = Path(args.out) if args.out else Path("runs") / f"{Path(cfg.dataset).stem}-{cfg.backbone.replace(':', '-')}-{time.strftime('%Y%m%d-%H%M%S')}"
+    from .paths import runs_dir
+
+    out = Path(args.out) if args.out else runs_dir() / f"{Path(cfg.dataset).stem}-{cfg.backbone.replace(':', '-')}-{time.strftime('%Y%m%d-%H%M%S')}"
     result = train(cfg, callbacks=[ProgressBar()], out=out)
     if result.status == "failed":
         raise TLCoreError(result.message)
@@ -147,7 +149,7 @@ def cmd_evaluate(args) -> int:
     from .checkpoints import load_run
     from .data import load_dataset
     from .evaluate import evaluate
-    from .train import autocast_dtype, pick_device
+    from .train import pick_device, run_autocast_dtype
 
     model, meta = load_run(args.checkpoint)
     run = meta.get("run") or {}
@@ -159,9 +161,9 @@ def cmd_evaluate(args) -> int:
     if list(data.classes) != list(meta["classes"]):
         raise TLCoreError(f"Dataset {name!r} has classes {data.classes[:5]}..., the run was trained on "
                           f"{meta['classes'][:5]}...: evaluate it on data with the same classes.")
-    # The same device and precision rule as training, so the test accuracy is reproduced exactly.
+    # The precision training was tested in, so the test accuracy is reproduced exactly.
     device = pick_device("auto")
-    amp = autocast_dtype(device, run.get("precision", "auto"))
+    amp = run_autocast_dtype(device, run)
     result = evaluate(model.to(device), data.test.images, data.test.labels, data.classes, device=device,
                       autocast_dtype=amp)
     d = result.to_dict()
@@ -248,7 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--precision", default=d.precision, help="auto, fp32, bf16 or fp16")
     t.add_argument("--compile", action="store_true", help="torch.compile the model")
     t.add_argument("--no-feature-cache", action="store_true", help="recompute frozen features every epoch")
-    t.add_argument("--out", default=None, help="run folder (default runs/<dataset>-<backbone>-<time>)")
+    t.add_argument("--out", default=None, help="run folder (default $TLCORE_RUNS_DIR or runs/, then <dataset>-<backbone>-<time>)")
     t.add_argument("--json", action="store_true", help="last stdout line: one JSON summary")
     t.set_defaults(fn=cmd_train)
 

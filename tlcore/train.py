@@ -11,6 +11,7 @@ run with a plain message. The weights kept are always the best validation loss s
 from __future__ import annotations
 
 import contextlib
+import copy
 import math
 import time
 from dataclasses import dataclass, field
@@ -92,6 +93,19 @@ def cpu_has_fast_bf16() -> bool:
         return bool(torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported())
     except AttributeError:  # older torch: no probe, so no assumption
         return False
+
+
+PRECISION_NAMES = {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}
+
+
+def run_autocast_dtype(dev: torch.device, run: dict) -> torch.dtype | None:
+    """The precision to judge a saved run with: on a CPU, the one it was trained and tested in
+    (bf16 works on any CPU, if slower without AMX), so its test accuracy is reproduced exactly;
+    on a GPU, the usual rule."""
+    used = run.get("precision_used")
+    if dev.type == "cpu" and used in ("fp32", "bf16"):
+        return None if used == "fp32" else torch.bfloat16
+    return autocast_dtype(dev, run.get("precision", "auto"))
 
 
 def autocast_dtype(dev: torch.device, precision: str) -> torch.dtype | None:
@@ -189,8 +203,13 @@ def compute_features(model: TransferNet, images: torch.Tensor, device: torch.dev
 
 
 def train(cfg: RunConfig, *, data: ImageData | None = None, callbacks: list[Callback] = (),
-          stop: StopToken | None = None, out: str | Path | None = None) -> RunResult:
-    """Fine-tune as ``cfg`` says. ``data`` skips loading (the app passes what it has loaded)."""
+          stop: StopToken | None = None, out: str | Path | None = None,
+          start: TransferNet | None = None) -> RunResult:
+    """Fine-tune as ``cfg`` says. ``data`` skips loading (the app passes what it has loaded).
+
+    ``start`` continues from an existing model (a copy: the original is left as it was) with
+    its own head, instead of building ``cfg.backbone``; ``cfg``'s freezing still applies.
+    """
     cfg.validate()
     ev, stop = _Events(callbacks), stop or StopToken()
     t_start = time.perf_counter()
@@ -203,7 +222,13 @@ def train(cfg: RunConfig, *, data: ImageData | None = None, callbacks: list[Call
                             samples_per_class=cfg.samples_per_class)
     device = pick_device(cfg.device)
     amp = autocast_dtype(device, cfg.precision)
-    model = prepare_model(cfg, len(data.classes)).to(device)
+    if start is not None:
+        if start.num_classes != len(data.classes):
+            raise TLCoreError(f"The starting model has {start.num_classes} classes; the data has {len(data.classes)}.")
+        model = freeze(copy.deepcopy(start), preset=cfg.preset, frozen=cfg.frozen, train_bn=cfg.train_bn)
+    else:
+        model = prepare_model(cfg, len(data.classes))
+    model = model.to(device)
     channels_last = True  # faster convolutions on CUDA and on CPU (oneDNN) alike
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -350,11 +375,13 @@ def train(cfg: RunConfig, *, data: ImageData | None = None, callbacks: list[Call
             model.to("cpu")
     if out is not None and result.history:
         ev.on_phase("saving")
-        from .checkpoints import save_run
+        from .checkpoints import save_replay, save_run
 
-        saved = {**cfg.to_dict(), "augment": use_aug}  # what actually ran, not "automatic"
+        # What actually ran, not "automatic": evaluation on another machine then reproduces it.
+        saved = {**cfg.to_dict(), "augment": use_aug, "precision_used": PRECISION_NAMES[amp]}
         result.checkpoint = save_run(out, model, data.classes, config=saved,
                                      metrics=_metrics(result, data))
+        save_replay(out, data)
     return _finish(result, ev, status, message, t_start)
 
 
