@@ -17,6 +17,11 @@ from .preprocess import InputSpec
 
 FORMAT = "tlcore-run/1"
 MODEL_FILE, CONFIG_FILE, METRICS_FILE = "model.safetensors", "config.json", "metrics.json"
+# A small stratified sample of the run's own data, so that fine-tuning it later (the Draw tab's
+# "teach it") can mix new examples with old ones and not forget what it knew.
+REPLAY_FILE = "replay.safetensors"
+REPLAY_PER_CLASS = {"train": 60, "val": 10, "test": 50}
+REPLAY_MAX_BYTES = 4 << 20
 
 
 def _versions() -> dict[str, str]:
@@ -98,3 +103,74 @@ def load_run(folder: str | Path, device: str | torch.device = "cpu"):
         first = str(e).splitlines()[0]
         raise TLCoreError(f"The tensors in {folder} do not fit a {meta['backbone']} ({first}).") from None
     return model.to(device).eval(), meta
+
+
+def replay_sample(data):
+    """A seeded, stratified sample of ``data`` (an ImageData) small enough to keep with a run.
+
+    Per class at most 60 train / 10 val / 50 test images, fewer when the images are large, so
+    it stays under 4 MB whatever the dataset. None when a split would be empty.
+    """
+    from .data.base import ImageData, few_shot
+
+    per_image = data.channels * data.size * data.size
+    total = sum(REPLAY_PER_CLASS.values()) * len(data.classes) * per_image
+    shrink = min(1.0, REPLAY_MAX_BYTES / max(total, 1))
+    splits = {}
+    for split, k in REPLAY_PER_CLASS.items():
+        part = data.splits[split]
+        k = int(k * shrink)
+        if k < 1 or len(part) == 0:
+            return None
+        splits[split] = part.subset(few_shot(part.labels, k, seed=0))
+    return ImageData(f"{data.name} (replay sample)", list(data.classes), **splits, hflip=data.hflip)
+
+
+def save_replay(folder: str | Path, data) -> Path | None:
+    """Write :func:`replay_sample` of ``data`` next to a run's model (uint8 tensors, no pickle)."""
+    from safetensors.torch import save_file
+
+    sample = replay_sample(data)
+    if sample is None:
+        return None
+    tensors = {}
+    for split, part in sample.splits.items():
+        tensors[f"{split}.images"] = part.images.contiguous()
+        tensors[f"{split}.labels"] = part.labels.contiguous()
+    path = Path(folder) / REPLAY_FILE
+    save_file(tensors, str(path))
+    return path
+
+
+def load_replay(folder: str | Path, classes: list[str]):
+    """The run's replay sample as an ImageData, or None when the run has none (or it is unreadable)."""
+    from safetensors.torch import load_file
+
+    from .data.base import ImageData, Split
+
+    path = Path(folder) / REPLAY_FILE
+    if not path.is_file():
+        return None
+    try:
+        t = load_file(str(path))
+        splits = {s: Split(t[f"{s}.images"], t[f"{s}.labels"]) for s in REPLAY_PER_CLASS}
+        for s in splits.values():
+            assert s.labels.numel() == 0 or 0 <= int(s.labels.min()) <= int(s.labels.max()) < len(classes)
+    except Exception:  # a damaged replay file only costs the replay, never the model
+        return None
+    return ImageData(f"{Path(folder).name} (replay sample)", list(classes), **splits)
+
+
+def list_runs(folder: str | Path) -> list[Path]:
+    """The run folders directly inside ``folder`` (newest first); anything else is ignored."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    out = []
+    for cfg in folder.glob(f"*/{CONFIG_FILE}"):
+        try:
+            read_run_config(cfg.parent)
+        except TLCoreError:
+            continue
+        out.append(cfg.parent)
+    return sorted(out, key=lambda p: p.stat().st_mtime, reverse=True)

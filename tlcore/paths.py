@@ -22,3 +22,8 @@ def data_dir(explicit: str | os.PathLike | None = None) -> Path:
     if os.environ.get(DATA_ENV):
         return Path(os.environ[DATA_ENV]).expanduser()
     return cache_dir() / "datasets"
+
+
+def runs_dir() -> Path:
+    """Where the CLI saves runs by default and the app looks for saved ones: $TLCORE_RUNS_DIR, else ./runs."""
+    return Path(os.environ.get("TLCORE_RUNS_DIR") or "runs").expanduser()
