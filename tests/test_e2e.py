@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from e2e_server import CHROMIUM, CHROMIUM_ARGS, AppServer
+from e2e_server import CHROMIUM, CHROMIUM_ARGS, AppServer, http_call
 
 pytestmark = pytest.mark.slow
 SHOTS = Path(os.environ.get("TLCORE_SCREENSHOTS", "")) if os.environ.get("TLCORE_SCREENSHOTS") else None
@@ -109,6 +109,47 @@ def test_the_whole_flow_in_a_browser(app, browser, tmp_path):
     assert time.monotonic() - t0 < 120, "the whole flow must take under 2 minutes on a CPU"
 
 
+def draw_stroke(page, points):
+    """Drag the mouse through ``points`` given as fractions of the canvas."""
+    box = page.locator("#draw-pad canvas").first.bounding_box()
+    xy = [(box["x"] + fx * box["width"], box["y"] + fy * box["height"]) for fx, fy in points]
+    page.mouse.move(*xy[0])
+    page.mouse.down()
+    for (x0, y0), (x1, y1) in zip(xy, xy[1:]):
+        for i in range(1, 9):
+            page.mouse.move(x0 + (x1 - x0) * i / 8, y0 + (y1 - y0) * i / 8)
+    page.mouse.up()
+
+
+GUESS = "document.querySelector('#draw-label [data-testid=label-output-value]')"
+
+
+def test_teach_it_in_a_browser(app, browser, tmp_path):
+    """Draw, label, add (the canvas clears), teach: a new model is chosen and the status says how it did."""
+    page = browser.new_page(viewport={"width": 1400, "height": 1200})
+    page.goto(app.url)
+    page.get_by_text("1,295").first.wait_for(timeout=30_000)
+    page.get_by_role("tab", name="Draw").click()
+    page.get_by_text("select the draw tool to start").wait_for(state="hidden", timeout=15_000)
+    page.locator("#teach-label input").click()
+    page.get_by_role("option", name="4", exact=True).click()
+    for n in range(1, 4):  # three "4"s written as a flagged 1 with a crossbar
+        x = 0.4 + 0.05 * n
+        draw_stroke(page, [(x - 0.12, 0.3), (x, 0.2), (x, 0.8)])
+        draw_stroke(page, [(x - 0.1, 0.5), (x + 0.1, 0.5)])
+        page.wait_for_function(f"() => {GUESS} && !{GUESS}.innerText.includes('Draw a digit')", timeout=20_000)
+        page.locator("#teach-add").click()
+        page.locator("#teach-count").get_by_text(f"{n} drawings").wait_for(timeout=20_000)
+        # The canvas was cleared for the next drawing, and so was the guess.
+        page.wait_for_function(f"() => {GUESS} && {GUESS}.innerText.includes('Draw a digit')", timeout=20_000)
+    page.locator("#teach-go").click()
+    status = page.locator("#teach-status")
+    status.get_by_text(re.compile(r"Taught: now \d+% of your drawings right")).wait_for(timeout=90_000)
+    shot(page, "8-teach", tmp_path)
+    assert re.search(r"Saved as run .*taught", status.inner_text())
+    assert "taught" in page.locator("#draw-model input").input_value()
+
+
 def test_api_and_two_sessions_are_isolated(app, tmp_path):
     from gradio_client import Client, handle_file
 
@@ -150,6 +191,9 @@ def test_api_and_two_sessions_are_isolated(app, tmp_path):
     img.save(path)
     out = a.predict(handle_file(str(path)), api_name="/predict_digit")
     assert out["label"] == "1"
+    # The same over plain HTTP (the "Use via API" recipe), which the latency benchmark measures.
+    event, data = http_call(app.url, "predict_digit", path.read_bytes())
+    assert event == "complete" and data[0]["label"] == "1"
 
 
 def test_stop_ends_a_run_within_seconds_and_keeps_the_model(app):

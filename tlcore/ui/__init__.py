@@ -21,16 +21,8 @@ def _after_run(session: Session):
     return gr.update(choices=draw_tab.model_choices(session))
 
 
-# The sketchpad opens with no tool selected; pick the brush so the canvas is ready to draw on.
-_SELECT_BRUSH = """() => {
-  let tries = 0;
-  const pick = () => {  // the canvas mounts after the tab opens: retry for up to 5 s
-    const b = document.querySelector('#draw-pad button[aria-label="Brush"]');
-    if (b) { if (!b.classList.contains('highlight')) b.click(); return; }
-    if (++tries < 50) setTimeout(pick, 100);
-  };
-  pick();
-}"""
+def _run_names(session: Session):
+    return gr.update(choices=list(session.runs))
 
 
 def build_app() -> gr.Blocks:
@@ -48,10 +40,14 @@ def build_app() -> gr.Blocks:
         with gr.Tab("Evaluate"):
             evaluate_tab.build(session, runs)
         with gr.Tab("Draw") as draw:
-            draw_model = draw_tab.build(session)
-        draw.select(None, js=_SELECT_BRUSH, api_visibility="private")
+            draw_model, taught = draw_tab.build(session)
+        draw.select(None, js=draw_tab.SELECT_BRUSH, api_visibility="private")
+        draw.select(draw_tab.refresh_models, [session, draw_model], draw_model, api_visibility="private")
         train_event.then(_after_run, session, draw_model, api_visibility="private")
         train_event.then(model_tab.refresh_weights, [session, bb_in[1]], bb_out[0], api_visibility="private")
+        # A taught model is a run too: it appears in Evaluate and as a source model.
+        taught.then(_run_names, session, runs, api_visibility="private") \
+            .then(model_tab.refresh_weights, [session, bb_in[1]], bb_out[0], api_visibility="private")
         # First paint: the offline default dataset and model, so the app is useful at once.
         # (The dataset summary changing then re-describes the model and suggests settings, below.)
         demo.load(load, load_in, load_out, api_visibility="private") \

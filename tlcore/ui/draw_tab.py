@@ -1,22 +1,29 @@
 """Draw tab: sketch a digit and watch the model's guess update as you draw."""
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import gradio as gr
 import numpy as np
+from PIL import Image, ImageDraw
 
-from ..checkpoints import load_run
+from ..checkpoints import list_runs, load_replay, load_run, replay_sample
+from ..events import Callback
 from ..errors import TLCoreError
 from ..evaluate import predict_probs
 from ..plots import probability_figure
 from ..preprocess import prepare
 from ..saliency import overlay, saliency
+from ..paths import runs_dir
 from ..sketch import EmptySketch, sketch_batch
-from .session import Session
+from ..teach import teach
+from .session import RunRecord, Session
 
 BUNDLED = Path(__file__).resolve().parents[2] / "assets" / "models" / "lenet5-mnist"
 BUNDLED_LABEL = "bundled: lenet5-mnist"
+GALLERY_MAX = 40
+SAVED_PREFIX = "saved: "
 _bundled = None  # read-only after loading: the weights never change, so one copy serves all sessions
 
 
@@ -27,10 +34,54 @@ def bundled_model():
     return _bundled
 
 
-def _model(session: Session, choice: str):
+# The sketchpad opens (and comes back after being cleared) with no tool selected; pick the brush
+# so the canvas is ready to draw on.
+SELECT_BRUSH = """() => {
+  let tries = 0;
+  const pick = () => {  // the canvas mounts (or resets) a moment after: keep looking for 3 s
+    const b = document.querySelector('#draw-pad button[aria-label="Brush"]');
+    if (b && !b.classList.contains('highlight')) { b.click(); return; }
+    if (++tries < 30) setTimeout(pick, 100);
+  };
+  pick();
+}"""
+
+
+CLEAR_CANVAS = """() => {
+  document.querySelector('#draw-pad button[aria-label="Clear canvas"]')?.click();
+  (""" + SELECT_BRUSH + """)();
+}"""
+
+
+@functools.lru_cache(maxsize=4)  # a few saved runs stay loaded (read-only, shared); memory stays bounded
+def _saved(folder: str, mtime: float):
+    model, _ = load_run(folder)
+    return model, load_replay(folder, model.classes)
+
+
+def _saved_folder(choice: str) -> Path:
+    """Only a run folder listed in the runs folder, never a path made up by a caller."""
+    name = choice[len(SAVED_PREFIX):]
+    for folder in list_runs(runs_dir()):
+        if folder.name == name:
+            return folder
+    raise TLCoreError(f"The saved run {name!r} is no longer in {runs_dir()}.")
+
+
+def _source(session: Session, choice: str):
+    """(model, a function giving its replay sample or None) for a Draw model choice."""
     if choice in session.runs:
-        return session.runs[choice].result.model
-    return bundled_model()
+        rec = session.runs[choice]
+        return rec.result.model, lambda: replay_sample(rec.data)
+    if choice and choice.startswith(SAVED_PREFIX):
+        folder = _saved_folder(choice)
+        model, replay = _saved(str(folder), folder.stat().st_mtime)
+        return model, lambda: replay
+    return bundled_model(), lambda: _saved(str(BUNDLED), 0.0)[1]
+
+
+def _model(session: Session, choice: str):
+    return _source(session, choice)[0]
 
 
 def predict(session: Session, choice: str, sketch):
@@ -78,11 +129,98 @@ def predict_digit(sketch) -> dict[str, float]:
     return {c: p for c, p in zip(bundled_model().classes, probs)}
 
 
+# -- teach it ---------------------------------------------------------------------------------
+def _montage(session: Session) -> np.ndarray | None:
+    """The newest drawings in a grid, each captioned with its label (newest first)."""
+    d = session.drawings
+    if not d:
+        return None
+    items = list(zip(d.images, d.labels))[::-1][:GALLERY_MAX]
+    cell, cap, cols = 56, 14, 10
+    rows = (len(items) + cols - 1) // cols
+    sheet = Image.new("L", (cols * (cell + 4), rows * (cell + cap + 4)), 255)
+    draw = ImageDraw.Draw(sheet)
+    for i, (img, label) in enumerate(items):
+        x, y = (i % cols) * (cell + 4), (i // cols) * (cell + cap + 4)
+        sheet.paste(Image.fromarray(img).resize((cell, cell), Image.Resampling.NEAREST), (x, y))
+        draw.text((x + 2, y + cell + 1), label[:9], fill=0)
+    return np.asarray(sheet)
+
+
+def _drawings_view(session: Session):
+    d = session.drawings
+    path = None
+    if d:
+        path = session.folder / "downloads" / "my-drawings.zip"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(d.to_zip())
+    return d.summary(), _montage(session), gr.update(value=str(path) if path else None, interactive=bool(d))
+
+
+def add_drawing(session: Session, choice: str, sketch, label: str | None):
+    """Keep the drawing under its label. A refusal raises gr.Error, so the canvas is kept then."""
+    if not label:
+        raise gr.Error("Pick the label of your drawing first.", title="Not added", print_exception=False)
+    try:
+        session.drawings.add(sketch, label, _model(session, choice).classes)
+    except EmptySketch:
+        raise gr.Error("Draw a digit first.", title="Not added", print_exception=False) from None
+    except TLCoreError as e:
+        raise gr.Error(str(e), title="Not added", print_exception=False) from None
+    return _drawings_view(session)
+
+
+def clear_drawings(session: Session):
+    session.drawings.clear()
+    return _drawings_view(session)
+
+
+def label_choices(session: Session, choice: str, current: str | None):
+    """The chosen model's class names; the label picked so far stays if that model has it."""
+    try:
+        classes = list(_model(session, choice).classes)
+    except TLCoreError:
+        return gr.skip()
+    return gr.update(choices=classes, value=current if current in classes else None)
+
+
+def teach_it(session: Session, choice: str, progress=gr.Progress()):
+    """Fine-tune the current model on the drawings (mixed with its replay sample): a new run."""
+    try:
+        model, replay = _source(session, choice)
+        base = choice if choice in session.runs else choice.split(": ", 1)[-1]
+        name = f"{len(session.runs) + 1}-taught-{base}"[:60]
+        folder = session.folder / name
+        progress(0, desc="Teaching")
+        taught = teach(model, session.drawings, replay(), out=folder,
+                       callbacks=[_Steps(lambda f: progress(f, desc="Teaching"))])
+    except TLCoreError as e:
+        gr.Warning(str(e))
+        return f"**Not taught:** {e}", gr.skip()
+    session.add_run(RunRecord(name, taught.result, taught.data, folder))
+    return taught.message() + f" Saved as run `{name}`.", gr.update(choices=model_choices(session), value=name)
+
+
+class _Steps(Callback):
+    """Training progress as one fraction, for gr.Progress."""
+
+    def __init__(self, report):
+        self.report, self.epochs = report, 1
+
+    def on_run_start(self, info):
+        self.epochs = info.epochs
+
+    def on_step(self, e):
+        self.report(((e.epoch - 1) * e.steps + e.step) / (e.steps * self.epochs))
+
+
 def build(session_state: gr.State):
+    """The Draw tab. Returns (model dropdown, the teach event) for wiring to the other tabs."""
     with gr.Row():
         with gr.Column(scale=1):
-            model = gr.Dropdown([BUNDLED_LABEL], value=BUNDLED_LABEL, label="Model",
-                                info="the bundled MNIST LeNet-5, or a run trained in this session")
+            model = gr.Dropdown(model_choices(Session()), value=BUNDLED_LABEL, label="Model",
+                                info="the bundled MNIST LeNet-5, a run of this session, or a saved run",
+                                elem_id="draw-model")
             pad = gr.Sketchpad(label="Draw a digit", type="numpy", image_mode="RGBA", canvas_size=(420, 420),
                                elem_id="draw-pad",
                                brush=gr.Brush(default_size=18, colors=["#000000"], color_mode="fixed"))
@@ -93,19 +231,49 @@ def build(session_state: gr.State):
                 seen = gr.Image(label="What the model sees (28×28)", height=224, width=224, interactive=False)
                 heat = gr.Image(label="Where it looked (SmoothGrad)", height=224, width=224, interactive=False)
             explain_btn = gr.Button("Show where it looked", size="sm")
+    with gr.Accordion("Teach it your handwriting", open=True):
+        gr.Markdown("Wrong guess? Pick the right label and add the drawing. Add a few per digit, then "
+                    "**Teach it**: the model fine-tunes on your drawings mixed with a sample of its original "
+                    "data (so it does not forget), in seconds, and becomes a new run you can pick above.")
+        with gr.Row():
+            truth = gr.Dropdown([str(i) for i in range(10)], value=None, label="This drawing is a…",
+                                elem_id="teach-label", scale=1)
+            add_btn = gr.Button("Add to my drawings", elem_id="teach-add", scale=1)
+            teach_btn = gr.Button("Teach it", variant="primary", elem_id="teach-go", scale=1)
+        count = gr.Markdown(Session().drawings.summary(), elem_id="teach-count")
+        gallery = gr.Image(label="My drawings (newest first)", interactive=False, buttons=[],
+                           elem_id="teach-drawings")
+        with gr.Row():
+            download = gr.DownloadButton("Download my drawings (ImageFolder zip)", interactive=False, size="sm")
+            clear_btn = gr.Button("Clear my drawings", size="sm")
+        taught = gr.Markdown(elem_id="teach-status")
     outs = [label, bars, seen]
     explain_btn.click(explain, [session_state, model, pad], heat, api_visibility="private")
     # trigger_mode="always_last": while drawing, only the latest stroke state is computed.
     pad.change(predict, [session_state, model, pad], outs, trigger_mode="always_last", api_visibility="private",
                show_progress="hidden")
-    model.change(predict, [session_state, model, pad], outs, api_visibility="private")
+    model.change(predict, [session_state, model, pad], outs, api_visibility="private") \
+        .then(label_choices, [session_state, model, truth], truth, api_visibility="private")
+    # Once added, the canvas is cleared for the next drawing (by its own Clear button, which keeps the brush).
+    add_btn.click(add_drawing, [session_state, model, pad, truth], [count, gallery, download],
+                  api_visibility="private").success(None, js=CLEAR_CANVAS, api_visibility="private")
+    clear_btn.click(clear_drawings, session_state, [count, gallery, download], api_visibility="private")
+    taught_event = teach_btn.click(teach_it, [session_state, model], [taught, model], api_visibility="private",
+                                   concurrency_id="training")
     # The API endpoint: an image in, the bundled model's label confidences out.
     api_in = gr.Image(type="numpy", image_mode="RGBA", visible=False)
     api_out = gr.Label(visible=False)
     gr.Button(visible=False).click(predict_digit, api_in, api_out, api_name="predict_digit",
                                    concurrency_limit=None, show_progress="hidden")
-    return model
+    return model, taught_event
+
+
+def refresh_models(session: Session, choice: str):
+    """Saved runs may have appeared since the page loaded."""
+    choices = model_choices(session)
+    return gr.update(choices=choices, value=choice if choice in choices else BUNDLED_LABEL)
 
 
 def model_choices(session: Session) -> list[str]:
-    return [BUNDLED_LABEL, *session.runs]
+    """The bundled model, this session's runs, then runs saved in the runs folder (newest first)."""
+    return [BUNDLED_LABEL, *session.runs, *(SAVED_PREFIX + f.name for f in list_runs(runs_dir()))]

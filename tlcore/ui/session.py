@@ -13,6 +13,7 @@ from typing import Any
 
 from ..data import ImageData
 from ..events import StopToken
+from ..teach import Drawings
 
 MAX_RUNS = 6  # runs kept per session; older ones are dropped (memory and disk stay bounded)
 
@@ -39,6 +40,7 @@ class Session:
     preview_key: tuple | None = None
     runs: dict[str, RunRecord] = field(default_factory=dict)
     stop: StopToken | None = None
+    drawings: Drawings = field(default_factory=Drawings)  # the Draw tab's labelled drawings
     _folder: Path | None = None
 
     @property
@@ -60,6 +62,7 @@ class Session:
         if self._folder is not None:
             shutil.rmtree(self._folder, ignore_errors=True)
         self.runs.clear()
+        self.drawings.clear()
         self.dataset = self.preview = None
 
 
