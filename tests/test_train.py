@@ -173,3 +173,61 @@ def test_unavailable_device_is_a_clear_error(digits):
         pytest.skip("this machine has CUDA")
     with pytest.raises(TLCoreError, match="device 'cuda' is not available here"):
         train(quick(device="cuda"), data=digits)
+
+
+class StopAtPhase(Callback):
+    """Requests a stop the moment a phase begins; records whatever happens after."""
+
+    def __init__(self, phase: str, stop: StopToken):
+        self.phase, self.stop, self.after = phase, stop, []
+
+    def on_phase(self, phase, fraction=None):
+        if phase == self.phase and not self.stop.requested:
+            self.stop.stop()
+        elif self.stop.requested:
+            self.after.append(phase)
+
+    def on_step(self, e):
+        if self.stop.requested:
+            self.after.append("step")
+
+
+@pytest.mark.parametrize("phase,cfg,says", [
+    ("loading", {}, "Stopped while loading"),
+    ("caching features", {"preset": "linear-probe", "augment": False}, "Stopped while caching features"),
+    ("training", {}, "Stopped at epoch 1, step 1"),
+    ("evaluating", {}, "Stopped while evaluating: epoch 2 is kept"),
+    ("evaluating", {"preset": "linear-probe", "augment": False}, "Stopped while evaluating"),
+])
+def test_stop_works_in_every_phase(digits, phase, cfg, says):
+    stop = StopToken()
+    watcher = StopAtPhase(phase, stop)
+    r = train(quick(**cfg), data=digits, callbacks=[watcher], stop=stop)
+    assert r.status == "stopped" and says in r.message, r.message
+    assert "step" not in watcher.after and "evaluating" not in watcher.after  # no work after the stop
+    assert r.test is None and r.model is not None
+    with torch.no_grad():  # whatever was kept is a usable model
+        s = r.model.spec
+        assert torch.isfinite(r.model(torch.zeros(1, s.channels, s.size, s.size))).all()
+
+
+def test_running_out_of_gpu_memory_stops_with_advice_and_keeps_the_last_good_model(digits, monkeypatch):
+    """The real exception type torch raises on CUDA, raised here at epoch 3 of a CPU run."""
+    real = train_mod.F.cross_entropy
+    calls = {"n": 0}
+    steps_per_epoch = math.ceil(len(digits.train) / 64) - 1  # drop_last
+
+    def oom_in_epoch_3(*a, **k):
+        if k.get("reduction") == "sum":  # validation's calls
+            return real(*a, **k)
+        calls["n"] += 1
+        if calls["n"] > 2 * steps_per_epoch:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real(*a, **k)
+
+    monkeypatch.setattr(train_mod.F, "cross_entropy", oom_in_epoch_3)
+    r = train(quick(epochs=5, scheduler="constant", lr=0.05, batch_size=64), data=digits)
+    assert r.status == "failed" and "Out of GPU memory at batch size 64" in r.message
+    assert "smaller batch size" in r.message
+    assert len(r.history) == 2 and r.best_epoch in (1, 2)
+    assert r.test is not None and r.test.accuracy > 0.5  # the best epoch before the fault, evaluated

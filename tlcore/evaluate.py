@@ -99,8 +99,11 @@ def evaluate_probs(labels: np.ndarray, probs: np.ndarray, classes: list[str]) ->
 
 @torch.inference_mode()
 def predict_probs(model, images: torch.Tensor, *, batch_size: int = 512, device: str | torch.device = "cpu",
-                  autocast_dtype: torch.dtype | None = None) -> torch.Tensor:
-    """Softmax probabilities (N, K) on the CPU for uint8 images (N, C, H, W) of any size."""
+                  autocast_dtype: torch.dtype | None = None, stop=None) -> torch.Tensor:
+    """Softmax probabilities (N, K) on the CPU for uint8 images (N, C, H, W) of any size.
+
+    ``stop`` (a StopToken) is checked before every batch: StopRequested ends it early.
+    """
     device = torch.device(device)
     was_training = model.training
     if was_training:  # a model already in eval mode (every served one) is never touched: thread-safe and cheaper
@@ -108,6 +111,8 @@ def predict_probs(model, images: torch.Tensor, *, batch_size: int = 512, device:
     out = []
     try:
         for i in range(0, len(images), batch_size):
+            if stop is not None:
+                stop.check()
             x = prepare(images[i:i + batch_size].to(device), model.spec)
             with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
                 out.append(model(x).float().softmax(1).cpu())

@@ -85,6 +85,10 @@ class Callback:
         """The run ended (completed, stopped, or failed)."""
 
 
+class StopRequested(Exception):
+    """Raised inside a long phase (evaluating) when a stop was requested; the loop catches it."""
+
+
 class StopToken:
     """A thread-safe stop request the loop checks every step."""
 
@@ -97,6 +101,10 @@ class StopToken:
     @property
     def requested(self) -> bool:
         return self._event.is_set()
+
+    def check(self) -> None:
+        if self._event.is_set():
+            raise StopRequested()
 
 
 class Recorder(Callback):

@@ -25,7 +25,7 @@ from .data import Augment, BatchLoader, ImageData, load_dataset
 from .data.loader import TensorLoader
 from .errors import TLCoreError
 from .evaluate import Evaluation, evaluate, evaluate_probs
-from .events import Callback, EpochEvent, RunEnd, RunInfo, StepEvent, StopToken
+from .events import Callback, EpochEvent, RunEnd, RunInfo, StepEvent, StopRequested, StopToken
 from .models import TransferNet, create_backbone, freeze
 from .preprocess import prepare
 
@@ -234,6 +234,8 @@ def train(cfg: RunConfig, *, data: ImageData | None = None, callbacks: list[Call
         model = model.to(memory_format=torch.channels_last)
     result = RunResult(model, cfg, list(data.classes), "stopped", "Stopped before training began.",
                        device=describe_device(device))
+    if stop.requested:  # loading took a while (pretrained weights): honour a stop sent meanwhile
+        return _finish(result, ev, "stopped", "Stopped while loading, before training began.", t_start)
 
     # Feature cache: with a frozen body and no augmentation, every epoch would recompute the
     # same features. Compute them once; the head then trains on a (N, D) tensor in milliseconds.
@@ -370,9 +372,16 @@ def train(cfg: RunConfig, *, data: ImageData | None = None, callbacks: list[Call
                 model.to("cpu")
                 result.test = evaluate_probs(data.test.labels.numpy(), probs.numpy(), data.classes)
         else:
-            result.test = evaluate(model.to(device), data.test.images, data.test.labels, data.classes,
-                                   device=device, autocast_dtype=amp)
+            try:
+                result.test = evaluate(model.to(device), data.test.images, data.test.labels, data.classes,
+                                       device=device, autocast_dtype=amp, stop=stop)
+            except StopRequested:
+                pass
             model.to("cpu")
+        if result.test is None and stop.requested:
+            status = "stopped"
+            message = (f"Stopped while evaluating: epoch {result.best_epoch} is kept, "
+                       f"not measured on the test split.")
     if out is not None and result.history:
         ev.on_phase("saving")
         from .checkpoints import save_replay, save_run
