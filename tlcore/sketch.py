@@ -7,18 +7,19 @@ in a 28x28 field; doing the same to a drawing is what makes a digit model read i
 """
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
 
+from .data.images import ImageRejected, open_image
 from .errors import TLCoreError
 from .preprocess import InputSpec
 
 FIELD, BOX = 28, 20
 INK_THRESHOLD = 0.1  # fraction of full contrast that counts as ink
+MAX_PIXELS = 4096 * 4096  # a drawing bigger than any screen's canvas is not a drawing
 
 
 class EmptySketch(TLCoreError):
@@ -40,17 +41,31 @@ def _image(sketch):
     if sketch is None:
         raise EmptySketch("Draw a digit.")
     if isinstance(sketch, (str, Path)):
+        name = Path(sketch).name
         try:
-            sketch = Image.open(io.BytesIO(Path(sketch).read_bytes()))
-            sketch.load()
+            data = Path(sketch).read_bytes()
         except OSError:
-            raise TLCoreError(f"Cannot read the drawing {str(sketch)!r}.") from None
+            raise TLCoreError(f"Cannot read the drawing {name!r}.") from None
+        try:
+            sketch = open_image(data, max_pixels=MAX_PIXELS)
+            sketch.load()
+        except ImageRejected as e:
+            raise TLCoreError(f"The drawing {name!r} is {e.reason}.") from None
+        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+            raise TLCoreError(f"The drawing {name!r} is not a readable image.") from None
     if isinstance(sketch, Image.Image):
+        if sketch.width * sketch.height > MAX_PIXELS:
+            raise TLCoreError(f"A drawing can have at most {MAX_PIXELS:,} pixels, got {sketch.width}x{sketch.height}.")
         return sketch
     a = np.asarray(sketch)
     if a.size == 0 or a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[2] not in (1, 3, 4)):
         raise TLCoreError(f"A drawing must be a gray, RGB or RGBA image, got an array of shape {a.shape}.")
-    if a.dtype != np.uint8:  # floats in [0, 1] (or [0, 255]) from some callers
+    if a.shape[0] * a.shape[1] > MAX_PIXELS:
+        raise TLCoreError(f"A drawing can have at most {MAX_PIXELS:,} pixels, got {a.shape[1]}x{a.shape[0]}.")
+    if not (np.issubdtype(a.dtype, np.number) or a.dtype == bool):
+        raise TLCoreError(f"A drawing must hold numbers, got an array of {a.dtype}.")
+    if a.dtype != np.uint8:  # floats in [0, 1] (or [0, 255]) from some callers; NaN is no ink
+        a = np.nan_to_num(a.astype(np.float32), nan=0.0, posinf=255.0, neginf=0.0)
         a = np.clip(a * (255.0 if a.max() <= 1.0 else 1.0), 0, 255).astype(np.uint8)
     return a[..., 0] if a.ndim == 3 and a.shape[2] == 1 else a
 

@@ -30,6 +30,7 @@ from .safezip import ZipLimits, open_zip, read_members
 MAX_AUTO_SIZE = 224
 MIN_SIZE = 8
 MAX_SIZE = 512
+MAX_CLASSES = 1000  # ImageNet's count; more is a mistaken layout (one folder per image?) more often than not
 HELD_OUT = ("val", "test")
 _JUNK = ("__MACOSX", ".DS_Store", "Thumbs.db", "desktop.ini")
 
@@ -146,6 +147,8 @@ def load_image_folder(
             groups["train"].append((parts[0], data))
 
     classes = sorted({c for c, _ in groups["train"]})
+    if len(classes) > MAX_CLASSES:
+        raise TLCoreError(f"{path.name} has {len(classes):,} class folders; at most {MAX_CLASSES:,} are supported.")
     if len(classes) < 2:
         raise TLCoreError(
             f"{path.name} has {len(classes)} class folder(s) with images{' in train/' if has_splits else ''}; "

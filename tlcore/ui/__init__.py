@@ -14,6 +14,10 @@ from .session import Session, delete_session
 
 TITLE = "Transfer Learning Studio"
 MAX_QUEUE = 32
+# Caps on what a visitor can send: uploads (Gradio refuses bigger files before they reach us;
+# zips are then checked member by member) and how long Gradio keeps uploaded files.
+MAX_UPLOAD = "512mb"
+UPLOAD_CACHE = (600, 3600)  # every 10 minutes, delete uploads older than an hour
 
 
 def _after_run(session: Session):
@@ -26,7 +30,7 @@ def _run_names(session: Session):
 
 
 def build_app() -> gr.Blocks:
-    with gr.Blocks(title=TITLE) as demo:
+    with gr.Blocks(title=TITLE, delete_cache=UPLOAD_CACHE) as demo:
         gr.Markdown(f"# {TITLE}\nDoes a pretrained backbone help on your data, and how much? "
                     "**Data** → **Model** → **Train** → **Evaluate**, or just **Draw** a digit.")
         session = gr.State(Session(), delete_callback=delete_session)

@@ -120,11 +120,16 @@ def explain(session: Session, choice: str, sketch):
 
 
 def predict_digit(sketch) -> dict[str, float]:
-    """API: an image (file or array) in, the bundled model's label confidences out."""
+    """API: an image (file or array) in, the bundled model's label confidences out.
+
+    A blank image gives no confidences; an unreadable one a one-line error, never a traceback.
+    """
     try:
         x = sketch_batch([sketch], bundled_model().spec)
     except EmptySketch:
         return {}
+    except TLCoreError as e:
+        raise gr.Error(str(e), title="Not a drawing", print_exception=False) from None
     probs = predict_probs(bundled_model(), x)[0].tolist()
     return {c: p for c, p in zip(bundled_model().classes, probs)}
 
@@ -261,7 +266,8 @@ def build(session_state: gr.State):
     taught_event = teach_btn.click(teach_it, [session_state, model], [taught, model], api_visibility="private",
                                    concurrency_id="training")
     # The API endpoint: an image in, the bundled model's label confidences out.
-    api_in = gr.Image(type="numpy", image_mode="RGBA", visible=False)
+    # A file, decoded by tlcore (pixel limits, odd formats, clear errors), not by Gradio.
+    api_in = gr.File(type="filepath", visible=False)
     api_out = gr.Label(visible=False)
     gr.Button(visible=False).click(predict_digit, api_in, api_out, api_name="predict_digit",
                                    concurrency_limit=None, show_progress="hidden")

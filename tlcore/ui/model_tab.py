@@ -28,11 +28,12 @@ def _num_classes(session: Session) -> int:
 def describe(session: Session, backbone: str, weights: str, frozen: list[str], train_bn: bool):
     """Counts table for the current choice; frozen boxes are applied to a description copy."""
     try:
+        check_weights(session, backbone, weights)
         model = _model(session, backbone, weights, _num_classes(session))
-        freeze(model, frozen=[g for g in frozen if g != HEAD], train_bn=train_bn)
+        freeze(model, frozen=list(frozen), train_bn=train_bn)  # "head" included: the engine says why not
     except TLCoreError as e:
         gr.Warning(str(e))
-        return session, gr.update(), "—"
+        return session, gr.update(), f"**Not changed:** {e}"
     session.backbone, session.weights, session.frozen, session.train_bn = backbone, weights, list(frozen), train_bn
     rows = [{"group": g.name, "parameters": g.params, "trainable": g.trainable, "frozen": g.trainable == 0}
             for g in model.layer_groups()]
@@ -69,6 +70,16 @@ def choose_model(session: Session, backbone: str, weights: str, frozen: str, tra
     """API: like ticking the Model tab's boxes; ``frozen`` is a comma-separated list of groups."""
     return describe(session, backbone, weights or "none", [g.strip() for g in (frozen or "").split(",") if g.strip()],
                     bool(train_bn))
+
+
+def check_weights(session: Session, backbone: str, weights: str) -> str:
+    """Only the weights this session is offered: named ones, bundled runs, its own runs. A folder
+    path sent through the API is refused, so no session can load another's run or any file."""
+    options = weight_options(session, backbone)
+    if weights not in [v for _, v in options]:
+        names = ", ".join(label for label, _ in options)
+        raise TLCoreError(f"Unknown weights {weights!r} for {backbone}. Valid weights: {names}.")
+    return weights
 
 
 def on_backbone(session: Session, backbone: str, weights: str, preset: str):

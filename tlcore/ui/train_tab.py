@@ -55,13 +55,13 @@ def start(session: Session, epochs, batch_size, lr, optimizer, scheduler, body_l
         yield _progress_html(0, "No dataset."), gr.skip(), gr.skip(), "", gr.skip()
         return
     try:
+        # Raw values: RunConfig.validate checks and converts them, with the CLI's own messages.
         cfg = RunConfig(
             dataset=session.dataset_label or session.dataset.name, backbone=session.backbone, weights=session.weights,
             preset=None, frozen=list(session.frozen), train_bn=bool(session.train_bn), optimizer=optimizer,
-            lr=float(lr), body_lr_mult=float(body_lr_mult), scheduler=scheduler,
-            label_smoothing=float(label_smoothing), augment=AUGMENT.get(augment), epochs=_int(epochs, "epochs"),
-            batch_size=_int(batch_size, "batch_size"), early_stopping=_int(early_stopping, "early_stopping"),
-            seed=_int(seed, "seed")).validate()
+            lr=lr, body_lr_mult=body_lr_mult, scheduler=scheduler, label_smoothing=label_smoothing,
+            augment=AUGMENT.get(augment), epochs=epochs, batch_size=batch_size, early_stopping=early_stopping,
+            seed=seed).validate()
     except (TLCoreError, TypeError, ValueError) as e:
         gr.Warning(str(e))
         yield _progress_html(0, f"Not started: {e}"), gr.skip(), gr.skip(), "", gr.skip()
@@ -136,20 +136,16 @@ def stop_training(session: Session) -> str:
     return "Stopping… the best epoch so far is kept."
 
 
-def _int(v, name: str) -> int:
-    if v is None or float(v) != int(float(v)):
-        raise TLCoreError(f"{name} must be a whole number, got {v!r}.")
-    return int(float(v))
-
-
 def build(session_state: gr.State, runs_dropdown_holder: list):
+    # No minimum/maximum/precision on the numbers: Gradio would refuse or round with its own
+    # words; RunConfig.validate is the one place that checks, with the CLI's message.
     device = gr.Markdown(device_text())
     with gr.Row():
         with gr.Column(scale=1, min_width=280):
-            epochs = gr.Number(10, precision=0, minimum=1, maximum=200, label="Epochs")
-            batch = gr.Number(32, precision=0, minimum=1, maximum=4096, label="Batch size")
-            lr = gr.Number(0.1, minimum=0, label="Learning rate (head)")
-            body_mult = gr.Number(1.0, minimum=0, label="Body learning-rate multiplier",
+            epochs = gr.Number(10, step=1, label="Epochs")
+            batch = gr.Number(32, step=1, label="Batch size")
+            lr = gr.Number(0.1, label="Learning rate (head)")
+            body_mult = gr.Number(1.0, label="Body learning-rate multiplier",
                                   info="0.1 lets a pretrained body learn ten times slower than the new head")
             optimizer = gr.Dropdown(list(OPTIMIZERS), value="sgd", label="Optimizer",
                                     info="sgd = SGD with Nesterov momentum 0.9")
@@ -158,8 +154,8 @@ def build(session_state: gr.State, runs_dropdown_holder: list):
             with gr.Accordion("More", open=False):
                 smoothing = gr.Slider(0, 0.3, value=0.1, step=0.05, label="Label smoothing")
                 augment = gr.Dropdown(list(AUGMENT), value=next(iter(AUGMENT)), label="Augmentation")
-                early = gr.Number(0, precision=0, minimum=0, label="Early stopping patience (epochs, 0 = off)")
-                seed = gr.Number(0, precision=0, minimum=0, label="Seed")
+                early = gr.Number(0, step=1, label="Early stopping patience (epochs, 0 = off)")
+                seed = gr.Number(0, step=1, label="Seed")
             suggest_btn = gr.Button("Suggest settings for this data and model", size="sm")
             with gr.Row():
                 start_btn = gr.Button("Start training", variant="primary")
