@@ -150,6 +150,39 @@ def test_teach_it_in_a_browser(app, browser, tmp_path):
     assert "taught" in page.locator("#draw-model input").input_value()
 
 
+def test_a_closed_sessions_folder_is_removed(browser, tmp_path):
+    """Gradio ends a session an hour after its tab closes (a reconnect within the hour keeps it);
+    GRADIO_IS_E2E_TEST makes that one second, so the whole path runs here: the State's
+    delete_callback removes the session's folder (its runs, downloads and drawings)."""
+    import glob
+    import tempfile
+
+    pattern = str(Path(tempfile.gettempdir()) / "tlcore-session-*")
+    before = set(glob.glob(pattern))
+    server = AppServer(tmp_path, env={"GRADIO_IS_E2E_TEST": "1"})
+    try:
+        page = browser.new_page(viewport={"width": 1400, "height": 1200})
+        page.goto(server.url)
+        page.get_by_text("1,295").first.wait_for(timeout=30_000)
+        page.get_by_role("tab", name="Draw").click()
+        page.get_by_text("select the draw tool to start").wait_for(state="hidden", timeout=15_000)
+        page.locator("#teach-label input").click()
+        page.get_by_role("option", name="7", exact=True).click()
+        draw_stroke(page, [(0.3, 0.25), (0.7, 0.25), (0.45, 0.8)])
+        page.wait_for_function(f"() => {GUESS} && !{GUESS}.innerText.includes('Draw a digit')", timeout=20_000)
+        page.locator("#teach-add").click()
+        page.locator("#teach-count").get_by_text("1 drawings").wait_for(timeout=20_000)
+        mine = set(glob.glob(pattern)) - before
+        assert len(mine) == 1 and list(Path(next(iter(mine))).rglob("my-drawings.zip"))
+        page.close()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and Path(next(iter(mine))).exists():
+            time.sleep(0.5)
+        assert not Path(next(iter(mine))).exists(), "the closed session's folder is still there"
+    finally:
+        server.close()
+
+
 def test_api_and_two_sessions_are_isolated(app, tmp_path):
     from gradio_client import Client, handle_file
 
