@@ -231,3 +231,32 @@ def test_running_out_of_gpu_memory_stops_with_advice_and_keeps_the_last_good_mod
     assert "smaller batch size" in r.message
     assert len(r.history) == 2 and r.best_epoch in (1, 2)
     assert r.test is not None and r.test.accuracy > 0.5  # the best epoch before the fault, evaluated
+
+
+@pytest.mark.parametrize("cfg", [
+    {"augment": True, "scheduler": "onecycle"},  # random augmentation and a per-step schedule carry over
+    {"preset": "linear-probe", "augment": False, "scheduler": "step", "step_size": 1, "optimizer": "adamw"},
+], ids=["augmented-onecycle", "feature-cache-step-adamw"])
+def test_a_run_split_into_budgeted_calls_ends_exactly_as_one_run(digits, cfg):
+    """ZeroGPU's way: each call trains until its time budget, pauses at an epoch boundary, and the
+    next call resumes. budget_s=0 makes every call one epoch: four calls for four epochs."""
+    c = quick(epochs=4, **cfg)
+    whole = train(c, data=digits)
+    rec, calls = Recorder(), 0
+    r = train(c, data=digits, budget_s=0, callbacks=[rec])
+    while r.status == "paused":
+        calls += 1
+        assert r.resume.epochs_done == calls and "Paused after epoch" in r.message
+        r = train(c, data=digits, budget_s=0, resume=r.resume, callbacks=[rec])
+    assert calls == 3 and r.status == "completed"
+    assert [e.val_loss for e in r.history] == [e.val_loss for e in whole.history]
+    assert r.best_epoch == whole.best_epoch and r.test.accuracy == whole.test.accuracy
+    a, b = whole.model.state_dict(), r.model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    kinds = [k for k, _ in rec.events]
+    assert kinds.count("run_start") == 1 and kinds.count("run_end") == 1 and kinds.count("epoch_end") == 4
+
+
+def test_a_budget_lets_several_epochs_into_one_call(digits):
+    r = train(quick(epochs=6), data=digits, budget_s=3600)
+    assert r.status == "completed" and len(r.history) == 6

@@ -6,6 +6,7 @@ draws live plots, tests record them. Every hook is a no-op by default.
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 from dataclasses import dataclass, field
 
 
@@ -90,17 +91,25 @@ class StopRequested(Exception):
 
 
 class StopToken:
-    """A thread-safe stop request the loop checks every step."""
+    """A thread-safe stop request the loop checks every step.
 
-    def __init__(self):
+    With ``path``, the request is also a file, so it reaches a run in another process (ZeroGPU
+    trains in a forked worker, where this process's Event is never set): a token made there
+    with the same path sees the stop within a step.
+    """
+
+    def __init__(self, path: str | Path | None = None):
         self._event = threading.Event()
+        self.path = Path(path) if path else None
 
     def stop(self) -> None:
         self._event.set()
+        if self.path is not None:
+            self.path.touch()
 
     @property
     def requested(self) -> bool:
-        return self._event.is_set()
+        return self._event.is_set() or (self.path is not None and self.path.exists())
 
     def check(self) -> None:
         if self._event.is_set():

@@ -155,7 +155,7 @@ def _accuracy(model: TransferNet, x: torch.Tensor, y: torch.Tensor) -> float:
 
 def teach(model: TransferNet, drawings: Drawings, replay: ImageData | None, *, epochs: int = TEACH_EPOCHS,
           callbacks: list[Callback] = (), stop: StopToken | None = None, seed: int = 0,
-          out=None) -> TeachResult:
+          out=None, device: str = "auto") -> TeachResult:
     """Fine-tune a copy of ``model`` on ``drawings`` mixed with ``replay``; ``model`` is unchanged.
 
     ``replay`` is a small sample of the model's original data (see
@@ -171,7 +171,7 @@ def teach(model: TransferNet, drawings: Drawings, replay: ImageData | None, *, e
     x, y = drawings.tensor(classes)  # predict_probs adapts them to the model's input
     cfg = RunConfig(dataset="my drawings", backbone=model.backbone, preset=None, frozen=sorted(model.frozen),
                     optimizer="sgd", lr=0.01, scheduler="cosine", epochs=epochs, batch_size=64, augment=True,
-                    feature_cache=False, seed=seed, label_smoothing=0.1)
+                    feature_cache=False, seed=seed, label_smoothing=0.1, device=device)
     before_d = _accuracy(model, x, y)
     before_o = _accuracy(model, replay.test.images, replay.test.labels) if replay is not None else None
     result = train(cfg, data=data, callbacks=callbacks, stop=stop, start=model, out=out)

@@ -37,7 +37,7 @@ class RunResult:
     model: TransferNet  # the best epoch's weights, on the CPU, in eval mode
     config: RunConfig
     classes: list[str]
-    status: str  # completed | early-stopped | stopped | failed
+    status: str  # completed | early-stopped | stopped | failed | paused
     message: str
     history: list[EpochEvent] = field(default_factory=list)
     best_epoch: int = 0
@@ -46,6 +46,7 @@ class RunResult:
     seconds: float = 0.0
     device: str = ""
     checkpoint: Path | None = None
+    resume: "LoopState | None" = None  # set when status is "paused" (see train's budget_s)
 
     @property
     def val_accuracy(self) -> float | None:
@@ -202,13 +203,51 @@ def compute_features(model: TransferNet, images: torch.Tensor, device: torch.dev
     return torch.cat(out) if out else torch.zeros(0, model.num_features, device=device)
 
 
+@dataclass
+class LoopState:
+    """Everything a paused run needs to go on exactly where it stopped (all on the CPU, picklable):
+    weights, optimizer and schedule, the loader's and torch's random state, and the bookkeeping."""
+
+    epochs_done: int
+    model: dict
+    optimizer: dict
+    scheduler: dict
+    scaler: dict | None
+    loader_rng: torch.Tensor
+    torch_rng: torch.Tensor
+    cuda_rng: list | None
+    best_loss: float
+    best_state: dict | None
+    best_epoch: int
+    bad_epochs: int
+    history: list
+    seen: int
+    train_seconds: float
+
+
+def _cpu(tree):
+    if isinstance(tree, torch.Tensor):
+        return tree.detach().to("cpu", copy=True)
+    if isinstance(tree, dict):
+        return {k: _cpu(v) for k, v in tree.items()}
+    if isinstance(tree, (list, tuple)):
+        return type(tree)(_cpu(v) for v in tree)
+    return tree
+
+
 def train(cfg: RunConfig, *, data: ImageData | None = None, callbacks: list[Callback] = (),
           stop: StopToken | None = None, out: str | Path | None = None,
-          start: TransferNet | None = None) -> RunResult:
+          start: TransferNet | None = None, budget_s: float | None = None,
+          resume: LoopState | None = None) -> RunResult:
     """Fine-tune as ``cfg`` says. ``data`` skips loading (the app passes what it has loaded).
 
     ``start`` continues from an existing model (a copy: the original is left as it was) with
     its own head, instead of building ``cfg.backbone``; ``cfg``'s freezing still applies.
+
+    ``budget_s`` splits a long run into calls that each fit a time limit (ZeroGPU's): when the
+    next epoch would end past the budget, the run pauses at the epoch boundary with status
+    "paused" and ``result.resume``; ``train(cfg, data=data, resume=result.resume)`` goes on from
+    there and ends exactly as one uninterrupted run would. Every call trains at least one epoch.
     """
     cfg.validate()
     ev, stop = _Events(callbacks), stop or StopToken()
@@ -234,7 +273,9 @@ def train(cfg: RunConfig, *, data: ImageData | None = None, callbacks: list[Call
         model = model.to(memory_format=torch.channels_last)
     result = RunResult(model, cfg, list(data.classes), "stopped", "Stopped before training began.",
                        device=describe_device(device))
-    if stop.requested:  # loading took a while (pretrained weights): honour a stop sent meanwhile
+    # Loading took a while (pretrained weights): honour a stop sent meanwhile. A resumed run
+    # instead goes on to its first step, which stops it keeping the epochs it already has.
+    if stop.requested and resume is None:
         return _finish(result, ev, "stopped", "Stopped while loading, before training began.", t_start)
 
     # Feature cache: with a frozen body and no augmentation, every epoch would recompute the
@@ -251,7 +292,8 @@ def train(cfg: RunConfig, *, data: ImageData | None = None, callbacks: list[Call
         ev.on_phase("caching features", 0.0)
         feats = {}
         for name, split in (("train", data.train), ("val", data.val)):
-            f = compute_features(model, split.images, device, batch_size=max(bs, 256), amp=amp, stop=stop,
+            f = compute_features(model, split.images, device, batch_size=max(bs, 256), amp=amp,
+                                 stop=stop if resume is None else StopToken(),
                                  progress=lambda p: ev.on_phase("caching features", p))
             if f is None:
                 return _finish(result, ev, "stopped", "Stopped while caching features.", t_start)
@@ -271,17 +313,38 @@ def train(cfg: RunConfig, *, data: ImageData | None = None, callbacks: list[Call
     scaler = torch.amp.GradScaler(device.type) if amp == torch.float16 else None
     autocast = (lambda: torch.autocast(device.type, dtype=amp)) if amp is not None else contextlib.nullcontext
     trainable, total = model.count_parameters()
-    ev.on_run_start(RunInfo(result.device, cfg.epochs, steps, len(data.train), len(data.val), len(data.test),
-                            list(data.classes), trainable, total, cached))
+    if resume is None:
+        ev.on_run_start(RunInfo(result.device, cfg.epochs, steps, len(data.train), len(data.val), len(data.test),
+                                list(data.classes), trainable, total, cached))
+    else:  # the paused run's exact state: same weights, momentum, schedule position and random streams
+        model.load_state_dict(resume.model)
+        opt.load_state_dict(resume.optimizer)
+        sched.load_state_dict(resume.scheduler)
+        if scaler is not None and resume.scaler:
+            scaler.load_state_dict(resume.scaler)
+        loader.generator.set_state(resume.loader_rng)
+        torch.set_rng_state(resume.torch_rng)
+        if resume.cuda_rng is not None and device.type == "cuda":
+            torch.cuda.set_rng_state_all(resume.cuda_rng)
 
     # Training: epochs of steps. Loss and accuracy accumulate on the device; reading them is a
     # CPU-GPU sync point, so it happens only when an event is due.
     ev.on_phase("training")
     best_loss, best_state, bad_epochs = math.inf, None, 0
     seen, t_train = 0, time.perf_counter()
+    first = 1
+    if resume is not None:
+        best_loss, best_state, bad_epochs = resume.best_loss, resume.best_state, resume.bad_epochs
+        result.best_epoch, result.history = resume.best_epoch, list(resume.history)
+        seen, t_train, first = resume.seen, t_train - resume.train_seconds, resume.epochs_done + 1
+    t_call = time.perf_counter()
     status, message = "completed", ""
     try:
-        for epoch in range(1, cfg.epochs + 1):
+        for epoch in range(first, cfg.epochs + 1):
+            spent = time.perf_counter() - t_call
+            if budget_s is not None and epoch > first and spent + spent / (epoch - first) > budget_s:
+                status = "paused"
+                break
             model.train()
             loss_sum = torch.zeros((), device=device)
             correct = torch.zeros((), device=device, dtype=torch.long)
@@ -349,6 +412,17 @@ def train(cfg: RunConfig, *, data: ImageData | None = None, callbacks: list[Call
         if device.type == "cuda":
             torch.cuda.empty_cache()
     result.images_per_second = seen / max(time.perf_counter() - t_train, 1e-9)
+    if status == "paused":
+        result.resume = LoopState(
+            epoch - 1, _cpu(model.state_dict()), _cpu(opt.state_dict()), sched.state_dict(),
+            scaler.state_dict() if scaler is not None else None, loader.generator.get_state(),
+            torch.get_rng_state(), torch.cuda.get_rng_state_all() if device.type == "cuda" else None,
+            best_loss, best_state, result.best_epoch, bad_epochs, list(result.history), seen,
+            time.perf_counter() - t_train)
+        model.to("cpu")
+        result.status, result.seconds = "paused", time.perf_counter() - t_start
+        result.message = f"Paused after epoch {epoch - 1} of {cfg.epochs}; the next call goes on from there."
+        return result  # no run_end: the run is not over
 
     # Keep the best epoch's weights (or the last ones, if no epoch finished validation).
     if best_state is not None:

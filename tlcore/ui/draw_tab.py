@@ -18,6 +18,7 @@ from ..saliency import overlay, saliency
 from ..paths import runs_dir
 from ..sketch import EmptySketch, sketch_batch
 from ..teach import teach
+from . import zerogpu
 from .session import RunRecord, Session
 
 BUNDLED = Path(__file__).resolve().parents[2] / "assets" / "models" / "lenet5-mnist"
@@ -197,7 +198,8 @@ def teach_it(session: Session, choice: str, progress=gr.Progress()):
         name = f"{len(session.runs) + 1}-taught-{base}"[:60]
         folder = session.folder / name
         progress(0, desc="Teaching")
-        taught = teach(model, session.drawings, replay(), out=folder,
+        # A few seconds of LeNet-5: on ZeroGPU it stays on the CPU rather than queue for a GPU call.
+        taught = teach(model, session.drawings, replay(), out=folder, device="cpu" if zerogpu.ENABLED else "auto",
                        callbacks=[_Steps(lambda f: progress(f, desc="Teaching"))])
     except TLCoreError as e:
         gr.Warning(str(e))

@@ -21,6 +21,7 @@ from ..events import Recorder, StopToken
 from ..models import HEAD
 from ..plots import training_figures
 from ..train import describe_device, pick_device, train
+from . import zerogpu
 from .session import RunRecord, Session
 
 log = logging.getLogger(__name__)
@@ -69,13 +70,17 @@ def start(session: Session, epochs, batch_size, lr, optimizer, scheduler, body_l
     name = f"{len(session.runs) + 1}-{session.dataset.name}-{session.backbone.replace(':', '-')}"[:60]
     folder = session.folder / name
     q: queue.Queue = queue.Queue()
-    stop = session.stop = StopToken()
+    # The stop request is a file too: it reaches a ZeroGPU worker process.
+    stop = session.stop = StopToken(session.folder / f".stop-{name}")
     box: dict = {}
     data = session.dataset
 
     def work():
         try:
-            box["result"] = train(cfg, data=data, callbacks=[Recorder(sink=q.put)], stop=stop, out=folder)
+            if zerogpu.ENABLED:  # a Hugging Face ZeroGPU Space: the run goes through spaces.GPU calls
+                box["result"] = zerogpu.train_in_calls(cfg, data, sink=q.put, stop=stop, out=folder)
+            else:
+                box["result"] = train(cfg, data=data, callbacks=[Recorder(sink=q.put)], stop=stop, out=folder)
         except TLCoreError as e:
             box["error"] = str(e)
         except Exception as e:  # our bug: keep the app up, log the traceback, tell the user plainly
@@ -113,6 +118,7 @@ def start(session: Session, epochs, batch_size, lr, optimizer, scheduler, body_l
             yield _progress_html(frac, text), loss_fig, acc_fig, "", gr.skip()
     worker.join()
     session.stop = None
+    stop.path.unlink(missing_ok=True)
     loss_fig, acc_fig = training_figures(steps, epochs_done)
     if "error" in box:
         gr.Warning(box["error"])

@@ -1,0 +1,60 @@
+"""ZeroGPU's path: a run split into spaces.GPU calls (the real decorator when `spaces` is
+installed; off ZeroGPU it returns the function unchanged), events streamed back, Stop via a file."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from tlcore.config import RunConfig
+from tlcore.data import load_dataset
+from tlcore.events import StopToken
+from tlcore.train import train
+from tlcore.ui import zerogpu
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_dataset("digits")
+
+
+def cfg(**kw):
+    return RunConfig(**{"dataset": "digits", "backbone": "lenet5", "epochs": 4, "batch_size": 64,
+                        "precision": "fp32", **kw})
+
+
+def test_calls_stream_events_and_end_as_one_run(digits, tmp_path):
+    whole = train(cfg(), data=digits)
+    got = []
+    r = zerogpu.train_in_calls(cfg(), digits, sink=got.append, stop=StopToken(tmp_path / "stop"),
+                               out=tmp_path / "run", budget_s=0)  # one epoch per call: four calls
+    assert r.status == "completed" and r.checkpoint == tmp_path / "run"
+    assert [e.epoch for k, e in got if k == "epoch_end"] == [1, 2, 3, 4]
+    assert [k for k, _ in got].count("run_start") == 1 and got[-1][0] == "run_end"
+    a, b = whole.model.state_dict(), r.model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a) and r.test.accuracy == whole.test.accuracy
+
+
+def test_stop_reaches_the_call_through_its_file(digits, tmp_path):
+    """The worker builds its own token from the path, as a forked process would: only the file
+    carries the request. Stopping after epoch 2 ends the run there, keeping the best epoch."""
+    stop = StopToken(tmp_path / "stop")
+
+    def sink(event):
+        if event[0] == "epoch_end" and event[1].epoch == 2:
+            stop.stop()
+
+    r = zerogpu.train_in_calls(cfg(epochs=10), digits, sink=sink, stop=stop, budget_s=0)
+    assert r.status == "stopped" and len(r.history) == 2 and r.best_epoch in (1, 2)
+
+
+def test_mistakes_surface_as_one_line(digits, tmp_path):
+    from tlcore.errors import TLCoreError
+
+    with pytest.raises(TLCoreError, match="Unknown backbone"):
+        zerogpu.train_in_calls(cfg(backbone="resnet9000"), digits, sink=lambda e: None,
+                               stop=StopToken(tmp_path / "stop"))
+
+
+def test_the_decorator_is_spaces_own_when_installed():
+    spaces = pytest.importorskip("spaces", reason="the spaces package is not installed")
+    assert zerogpu.spaces is spaces and not zerogpu.ENABLED  # off ZeroGPU: runs in this process
