@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import ssl
-import statistics
 import subprocess
 import sys
 import tempfile

@@ -124,20 +124,30 @@ def draw_stroke(page, points):
 GUESS = "document.querySelector('#draw-label [data-testid=label-output-value]')"
 
 
-def test_teach_it_in_a_browser(app, browser, tmp_path):
-    """Draw, label, add (the canvas clears), teach: a new model is chosen and the status says how it did."""
+def draw_tab_with_label(browser, url: str, label: str):
+    """A new page on the Draw tab, ready to draw, with ``label`` picked for the drawings to add."""
     page = browser.new_page(viewport={"width": 1400, "height": 1200})
-    page.goto(app.url)
+    page.goto(url)
     page.get_by_text("1,295").first.wait_for(timeout=30_000)
     page.get_by_role("tab", name="Draw").click()
     page.get_by_text("select the draw tool to start").wait_for(state="hidden", timeout=15_000)
     page.locator("#teach-label input").click()
-    page.get_by_role("option", name="4", exact=True).click()
+    page.get_by_role("option", name=label, exact=True).click()
+    return page
+
+
+def wait_for_guess(page):
+    page.wait_for_function(f"() => {GUESS} && !{GUESS}.innerText.includes('Draw a digit')", timeout=20_000)
+
+
+def test_teach_it_in_a_browser(app, browser, tmp_path):
+    """Draw, label, add (the canvas clears), teach: a new model is chosen and the status says how it did."""
+    page = draw_tab_with_label(browser, app.url, "4")
     for n in range(1, 4):  # three "4"s written as a flagged 1 with a crossbar
         x = 0.4 + 0.05 * n
         draw_stroke(page, [(x - 0.12, 0.3), (x, 0.2), (x, 0.8)])
         draw_stroke(page, [(x - 0.1, 0.5), (x + 0.1, 0.5)])
-        page.wait_for_function(f"() => {GUESS} && !{GUESS}.innerText.includes('Draw a digit')", timeout=20_000)
+        wait_for_guess(page)
         page.locator("#teach-add").click()
         page.locator("#teach-count").get_by_text(f"{n} drawings").wait_for(timeout=20_000)
         # The canvas was cleared for the next drawing, and so was the guess.
@@ -161,15 +171,9 @@ def test_a_closed_sessions_folder_is_removed(browser, tmp_path):
     before = set(glob.glob(pattern))
     server = AppServer(tmp_path, env={"GRADIO_IS_E2E_TEST": "1"})
     try:
-        page = browser.new_page(viewport={"width": 1400, "height": 1200})
-        page.goto(server.url)
-        page.get_by_text("1,295").first.wait_for(timeout=30_000)
-        page.get_by_role("tab", name="Draw").click()
-        page.get_by_text("select the draw tool to start").wait_for(state="hidden", timeout=15_000)
-        page.locator("#teach-label input").click()
-        page.get_by_role("option", name="7", exact=True).click()
+        page = draw_tab_with_label(browser, server.url, "7")
         draw_stroke(page, [(0.3, 0.25), (0.7, 0.25), (0.45, 0.8)])
-        page.wait_for_function(f"() => {GUESS} && !{GUESS}.innerText.includes('Draw a digit')", timeout=20_000)
+        wait_for_guess(page)
         page.locator("#teach-add").click()
         page.locator("#teach-count").get_by_text("1 drawings").wait_for(timeout=20_000)
         mine = set(glob.glob(pattern)) - before
