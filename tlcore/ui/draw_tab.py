@@ -248,7 +248,7 @@ def build(session_state: gr.State):
             add_btn = gr.Button("Add to my drawings", elem_id="teach-add", scale=1)
             teach_btn = gr.Button("Teach it", variant="primary", elem_id="teach-go", scale=1)
         count = gr.Markdown(Session().drawings.summary(), elem_id="teach-count")
-        gallery = gr.Image(label="My drawings (newest first)", interactive=False, buttons=[],
+        gallery = gr.Image(label="My drawings (newest first)", interactive=False, buttons=[], height=170,
                            elem_id="teach-drawings")
         with gr.Row():
             download = gr.DownloadButton("Download my drawings (ImageFolder zip)", interactive=False, size="sm")
