@@ -35,3 +35,23 @@ def test_ending_a_session_stops_its_run_and_removes_everything():
     assert s.stop.requested and not folder.exists()
     assert s.runs == {} and len(s.drawings) == 0 and s.dataset is None
     delete_session("not a session")  # Gradio may hand over anything: never raises
+
+
+def test_draw_models_come_only_from_the_runs_folder(tmp_path, monkeypatch):
+    """A saved run is picked by its folder name in $TLCORE_RUNS_DIR; anything else is refused."""
+    import shutil
+
+    import pytest
+
+    from tlcore.errors import TLCoreError
+    from tlcore.ui import draw_tab
+
+    monkeypatch.setenv("TLCORE_RUNS_DIR", str(tmp_path / "runs"))
+    shutil.copytree(draw_tab.BUNDLED, tmp_path / "runs" / "mine")
+    s = Session()
+    assert "saved: mine" in draw_tab.model_choices(s)
+    model, replay = draw_tab._source(s, "saved: mine")
+    assert model.classes == [str(i) for i in range(10)] and len(replay().test) == 500
+    for bad in ("saved: ../runs/mine", "saved: /etc", "saved: .", "saved: gone"):
+        with pytest.raises(TLCoreError, match="no longer in"):
+            draw_tab._source(s, bad)

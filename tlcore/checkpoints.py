@@ -154,9 +154,9 @@ def load_replay(folder: str | Path, classes: list[str]):
     try:
         t = load_file(str(path))
         splits = {s: Split(t[f"{s}.images"], t[f"{s}.labels"]) for s in REPLAY_PER_CLASS}
-        for s in splits.values():
-            assert s.labels.numel() == 0 or 0 <= int(s.labels.min()) <= int(s.labels.max()) < len(classes)
     except Exception:  # a damaged replay file only costs the replay, never the model
+        return None
+    if any(len(s) and not 0 <= int(s.labels.min()) <= int(s.labels.max()) < len(classes) for s in splits.values()):
         return None
     return ImageData(f"{Path(folder).name} (replay sample)", list(classes), **splits)
 

@@ -6,8 +6,8 @@ draws live plots, tests record them. Every hook is a no-op by default.
 from __future__ import annotations
 
 import threading
-from pathlib import Path
 from dataclasses import dataclass, field
+from pathlib import Path
 
 
 @dataclass
@@ -112,7 +112,7 @@ class StopToken:
         return self._event.is_set() or (self.path is not None and self.path.exists())
 
     def check(self) -> None:
-        if self._event.is_set():
+        if self.requested:
             raise StopRequested()
 
 

@@ -388,7 +388,7 @@ def train(cfg: RunConfig, *, data: ImageData | None = None, callbacks: list[Call
             best = val_loss < best_loss
             if best:
                 best_loss, bad_epochs, result.best_epoch = val_loss, 0, epoch
-                best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+                best_state = _cpu(model.state_dict())
             else:
                 bad_epochs += 1
             now = time.perf_counter()

@@ -9,13 +9,13 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from ..checkpoints import list_runs, load_replay, load_run, replay_sample
-from ..events import Callback
 from ..errors import TLCoreError
 from ..evaluate import predict_probs
+from ..events import Callback
+from ..paths import runs_dir
 from ..plots import probability_figure
 from ..preprocess import prepare
 from ..saliency import overlay, saliency
-from ..paths import runs_dir
 from ..sketch import EmptySketch, sketch_batch
 from ..teach import teach
 from . import zerogpu
@@ -56,29 +56,28 @@ CLEAR_CANVAS = """() => {
 
 @functools.lru_cache(maxsize=4)  # a few saved runs stay loaded (read-only, shared); memory stays bounded
 def _saved(folder: str, mtime: float):
-    model, _ = load_run(folder)
-    return model, load_replay(folder, model.classes)
+    return load_run(folder)[0]
 
 
 def _saved_folder(choice: str) -> Path:
-    """Only a run folder listed in the runs folder, never a path made up by a caller."""
+    """A folder directly inside the runs folder, by name: never a path made up by a caller.
+    (Called on every stroke, so it looks the one name up rather than listing every run.)"""
     name = choice[len(SAVED_PREFIX):]
-    for folder in list_runs(runs_dir()):
-        if folder.name == name:
-            return folder
-    raise TLCoreError(f"The saved run {name!r} is no longer in {runs_dir()}.")
+    folder = runs_dir() / name
+    if name != Path(name).name or name.startswith(".") or not folder.is_dir():
+        raise TLCoreError(f"The saved run {name!r} is no longer in {runs_dir()}.")
+    return folder
 
 
 def _source(session: Session, choice: str):
-    """(model, a function giving its replay sample or None) for a Draw model choice."""
+    """(model, a function giving its replay sample or None) for a Draw model choice.
+    The replay sample is read only when teaching asks for it."""
     if choice in session.runs:
         rec = session.runs[choice]
         return rec.result.model, lambda: replay_sample(rec.data)
-    if choice and choice.startswith(SAVED_PREFIX):
-        folder = _saved_folder(choice)
-        model, replay = _saved(str(folder), folder.stat().st_mtime)
-        return model, lambda: replay
-    return bundled_model(), lambda: _saved(str(BUNDLED), 0.0)[1]
+    folder = _saved_folder(choice) if choice and choice.startswith(SAVED_PREFIX) else None
+    model = _saved(str(folder), folder.stat().st_mtime) if folder else bundled_model()
+    return model, lambda: load_replay(folder or BUNDLED, model.classes)
 
 
 def _model(session: Session, choice: str):

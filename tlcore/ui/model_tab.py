@@ -1,12 +1,13 @@
 """Model tab: backbone, weights, and which layer groups are frozen, with live parameter counts."""
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import gradio as gr
 import pandas as pd
 
-from ..checkpoints import read_run_config
+from ..checkpoints import list_runs, read_run_config
 from ..errors import TLCoreError
 from ..models import HEAD, create_backbone, freeze, frozen_for_preset, list_backbones, preset_names, weights_choices
 from .session import Session
@@ -47,15 +48,16 @@ def describe(session: Session, backbone: str, weights: str, frozen: list[str], t
 BUNDLED_RUNS = Path(__file__).resolve().parents[2] / "assets" / "models"
 
 
+@functools.lru_cache(maxsize=1)  # the shipped assets do not change while the app runs
+def _bundled_runs() -> tuple[tuple[str, str, str], ...]:
+    """(name, backbone, folder) of each bundled run, by name."""
+    return tuple(sorted((f.name, read_run_config(f)["backbone"], str(f)) for f in list_runs(BUNDLED_RUNS)))
+
+
 def weight_options(session: Session, backbone: str) -> list[tuple[str, str]]:
     """(label, value) pairs: named weights, bundled runs and this session's runs of this backbone."""
     out = [(w, w) for w in weights_choices(backbone)]
-    for folder in sorted(BUNDLED_RUNS.glob("*/config.json")):
-        try:
-            if read_run_config(folder.parent)["backbone"] == backbone:
-                out.append((f"bundled run: {folder.parent.name}", str(folder.parent)))
-        except TLCoreError:
-            continue
+    out += [(f"bundled run: {name}", path) for name, bb, path in _bundled_runs() if bb == backbone]
     for name, rec in session.runs.items():
         if rec.result.model.backbone == backbone and rec.result.checkpoint:
             out.append((f"this session's run: {name}", str(rec.result.checkpoint)))
