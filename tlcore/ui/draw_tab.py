@@ -172,7 +172,9 @@ def add_drawing(session: Session, choice: str, sketch, label: str | None):
         raise gr.Error("Draw a digit first.", title="Not added", print_exception=False) from None
     except TLCoreError as e:
         raise gr.Error(str(e), title="Not added", print_exception=False) from None
-    return _drawings_view(session)
+    # The canvas is cleared next (in the browser); the guess is reset here, not left to that
+    # clearing's change event, which a prediction still in flight could overtake.
+    return *_drawings_view(session), {"Draw a digit": 1.0}, None, None
 
 
 def clear_drawings(session: Session):
@@ -261,7 +263,7 @@ def build(session_state: gr.State):
     model.change(predict, [session_state, model, pad], outs, api_visibility="private") \
         .then(label_choices, [session_state, model, truth], truth, api_visibility="private")
     # Once added, the canvas is cleared for the next drawing (by its own Clear button, which keeps the brush).
-    add_btn.click(add_drawing, [session_state, model, pad, truth], [count, gallery, download],
+    add_btn.click(add_drawing, [session_state, model, pad, truth], [count, gallery, download, *outs],
                   api_visibility="private").success(None, js=CLEAR_CANVAS, api_visibility="private")
     clear_btn.click(clear_drawings, session_state, [count, gallery, download], api_visibility="private")
     taught_event = teach_btn.click(teach_it, [session_state, model], [taught, model], api_visibility="private",
