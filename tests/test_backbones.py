@@ -125,6 +125,22 @@ def test_efficientnet_lite0_imagenet_weights_load_offline():
     assert torch.isfinite(f).all() and f.abs().mean() < 10
 
 
+@pytest.mark.parametrize("name,weights", [("lenet5", "none"), ("resnet18", "none"), ("lenet5", "bundled run"),
+                                          ("efficientnet_lite0", "imagenet")])
+def test_a_new_head_starts_at_zero_only_on_a_pretrained_body(name, weights):
+    from pathlib import Path
+
+    if weights == "bundled run":
+        weights = str(Path(__file__).resolve().parents[1] / "assets" / "models" / "lenet5-mnist")
+    net = create_backbone(name, weights=weights, num_classes=3)
+    pretrained = weights != "none"
+    for _ in range(2):  # as built, and after reset_classifier
+        assert net.head.weight.shape[0] == 3
+        assert (net.head.weight.abs().sum() == 0) == pretrained
+        assert (net.head.bias.abs().sum() == 0) == pretrained
+        net.reset_classifier(3)
+
+
 @pytest.mark.parametrize("name", ["resnet18", "timm:resnet10t"])
 def test_imagenet_weights_offline_fail_with_a_clear_message(name, monkeypatch, tmp_path):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))

@@ -57,6 +57,26 @@ def test_predict_labels_files(digits_run, tmp_path):
     assert right >= 7
 
 
+def test_flags_not_given_follow_the_suggested_recipe(tmp_path):
+    """A linear probe from the bundled MNIST model: the frozen-body recipe, except what was typed."""
+    from tlcore.config import RunConfig
+    from tlcore.defaults import SUGGESTED, suggested_for
+
+    out = tmp_path / "probe"
+    r = run("train", "--dataset", "digits", "--backbone", "lenet5", "--weights", str(BUNDLED), "--preset",
+            "linear-probe", "--lr", "0.002", "--out", str(out), "--json")
+    assert r.returncode == 0, r.stderr
+    saved = json.loads((out / "config.json").read_text())["run"]
+    want = suggested_for(RunConfig(backbone="lenet5", weights=str(BUNDLED), preset="linear-probe"), 1295)
+    assert want["optimizer"] == "adamw" and want["epochs"] == 30  # the frozen-body recipe, not the from-scratch one
+    assert {k: saved[k] for k in SUGGESTED} == {**want, "lr": 0.002}
+    s = json.loads(r.stdout.strip().splitlines()[-1])
+    assert s["epochs"] == 30 and s["test_accuracy"] > 0.9
+    # Typed flags are validated before any data is loaded, with the usual one line.
+    bad = run("train", "--dataset", "digits", "--backbone", "lenet5", "--lr", "-1")
+    assert bad.returncode == 2 and "lr must be a number > 0" in bad.stderr
+
+
 def test_the_bundled_model_on_mnist(shared_data, tmp_path):
     e = json.loads(run("evaluate", "--checkpoint", str(BUNDLED), "--json").stdout)
     card = (BUNDLED / "README.md").read_text()

@@ -129,11 +129,24 @@ def cmd_train(args) -> int:
 
     from .train import train
 
-    cfg = _config_from_args(args)
+    from .defaults import SUGGESTED, suggested_for
     from .paths import runs_dir
+    from .train import load_run_data
+
+    missing = [k for k in SUGGESTED if getattr(args, k) is None]
+    data = None
+    if missing:
+        # Validate everything given first (RunConfig's defaults standing in), then fill the gaps
+        # with the suggestions for this model and this much data.
+        given = _config_from_args(argparse.Namespace(**{**vars(args), **{k: getattr(RunConfig, k) for k in missing}}))
+        data = load_run_data(given)
+        s = suggested_for(given, len(data.train))
+        for k in missing:
+            setattr(args, k, s[k])
+    cfg = _config_from_args(args)
 
     out = Path(args.out) if args.out else runs_dir() / f"{Path(cfg.dataset).stem}-{cfg.backbone.replace(':', '-')}-{time.strftime('%Y%m%d-%H%M%S')}"
-    result = train(cfg, callbacks=[ProgressBar()], out=out)
+    result = train(cfg, data=data, callbacks=[ProgressBar()], out=out)
     if result.status == "failed":
         raise TLCoreError(result.message)
     s = result.summary()
@@ -226,14 +239,17 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--preset", default=d.preset, help="linear-probe, finetune-top-K or full")
     t.add_argument("--frozen", default=None, help="comma-separated layer groups to freeze (instead of --preset)")
     t.add_argument("--train-bn", action="store_true", help="BatchNorm in frozen groups keeps training")
-    t.add_argument("--epochs", type=int, default=d.epochs)
-    t.add_argument("--batch-size", type=int, default=d.batch_size)
-    t.add_argument("--lr", type=float, default=d.lr)
-    t.add_argument("--optimizer", default=d.optimizer, help="sgd (Nesterov momentum) or adamw")
+    # These six default to what tlcore.defaults suggests for the backbone, weights, freezing and
+    # data size (the app's Train tab shows the same suggestions).
+    t.add_argument("--epochs", type=int, default=None, help="default: suggested")
+    t.add_argument("--batch-size", type=int, default=None, help="default: suggested")
+    t.add_argument("--lr", type=float, default=None, help="default: suggested")
+    t.add_argument("--optimizer", default=None, help="sgd (Nesterov momentum) or adamw; default: suggested")
     t.add_argument("--momentum", type=float, default=d.momentum)
     t.add_argument("--weight-decay", type=float, default=d.weight_decay)
-    t.add_argument("--body-lr-mult", type=float, default=d.body_lr_mult, help="pretrained body lr = lr * this")
-    t.add_argument("--scheduler", default=d.scheduler, help="constant, step, cosine or onecycle")
+    t.add_argument("--body-lr-mult", type=float, default=None,
+                   help="pretrained body lr = lr * this; default: suggested")
+    t.add_argument("--scheduler", default=None, help="constant, step, cosine or onecycle; default: suggested")
     t.add_argument("--step-size", type=int, default=d.step_size, help="StepLR: epochs between decays")
     t.add_argument("--gamma", type=float, default=d.gamma, help="StepLR: decay factor")
     t.add_argument("--warmup-epochs", type=float, default=d.warmup_epochs)

@@ -176,6 +176,12 @@ class _Events:
         return fire
 
 
+def load_run_data(cfg: RunConfig) -> ImageData:
+    """The dataset as ``cfg`` names it, split as ``cfg`` says."""
+    return load_dataset(cfg.dataset, data_dir=cfg.data_dir, seed=cfg.seed, val_fraction=cfg.val_fraction,
+                        samples_per_class=cfg.samples_per_class)
+
+
 def prepare_model(cfg: RunConfig, num_classes: int) -> TransferNet:
     model = create_backbone(cfg.backbone, weights=cfg.weights, num_classes=num_classes, image_size=cfg.image_size)
     freeze(model, preset=cfg.preset, frozen=cfg.frozen, train_bn=cfg.train_bn)
@@ -257,8 +263,7 @@ def train(cfg: RunConfig, *, data: ImageData | None = None, callbacks: list[Call
     # Loading: data, model, freezing. Errors here are the user's (bad names, missing files).
     ev.on_phase("loading")
     if data is None:
-        data = load_dataset(cfg.dataset, data_dir=cfg.data_dir, seed=cfg.seed, val_fraction=cfg.val_fraction,
-                            samples_per_class=cfg.samples_per_class)
+        data = load_run_data(cfg)
     device = pick_device(cfg.device)
     amp = autocast_dtype(device, cfg.precision)
     if start is not None:
