@@ -17,8 +17,9 @@ Last measured (2026-11-29, the project's 2-core AMD EPYC VM without AVX512-BF16,
 CPU), medians of 5 rounds after an untimed warm-up round, each pipeline on a settled machine:
 tutorial 2,371 img/s; ours like for like 8,053 img/s (**3.40x**); ours as shipped 7,183 img/s
 (3.03x; it augments every image, and bf16 is not faster on this CPU). Spread over the rounds:
-tutorial 2,168-2,550, ours 7,386-9,357. An earlier run the same day: 2,494 vs 8,510 (3.41x),
-ours 7,653-11,206. The 4x goal is not reached on this machine. Why: the raw LeNet-5 step at
+tutorial 2,168-2,550, ours 7,386-9,357. The two other runs that day: 2,494 vs 8,510 (3.41x),
+ours 7,653-11,206; and, with the machine faster for both, 2,972 vs 11,108 (3.74x), ours
+7,696-13,126 (one round 4.09x, another 2.77x). The 4x goal is not reached on this machine. Why: the raw LeNet-5 step at
 batch 64 (forward, backward, fused SGD; no data pipeline at all) measures 7.4k-14k img/s on
 this VM within one minute, one process (its neighbours move it), about 9.5k typically: the
 ceiling of eager PyTorch here is ~4x this tutorial rate, and our loop runs at that step's
