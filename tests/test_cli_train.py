@@ -29,6 +29,9 @@ def test_train_json_summary_and_progress_on_stderr(digits_run):
     assert (out / "model.safetensors").is_file() and (out / "config.json").is_file()
     metrics = json.loads((out / "metrics.json").read_text())
     assert len(metrics["history"]) == 6 and metrics["test"]["accuracy"] == s["test_accuracy"]
+    saved = metrics["summary"]  # the run's own status and time, as the --json line has them
+    assert saved["status"] == s["status"] == "completed" and saved["message"] == s["message"]
+    assert metrics["history"][-1]["seconds"] < saved["seconds"] <= s["seconds"]
 
 
 def test_evaluate_reproduces_the_training_accuracy(digits_run):

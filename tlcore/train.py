@@ -461,6 +461,9 @@ def train(cfg: RunConfig, *, data: ImageData | None = None, callbacks: list[Call
             status = "stopped"
             message = (f"Stopped while evaluating: epoch {result.best_epoch} is kept, "
                        f"not measured on the test split.")
+    # The saved metrics.json carries the summary: its status, message and time so far must be
+    # this run's, not the "stopped before training" the result was created with.
+    result.status, result.message, result.seconds = status, message, time.perf_counter() - t_start
     if out is not None and result.history:
         ev.on_phase("saving")
         from .checkpoints import save_replay, save_run
