@@ -5,6 +5,7 @@ Every user error exits with code 2 and one line on stderr; no traceback reaches 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -127,23 +128,19 @@ def _config_from_args(args) -> RunConfig:
 def cmd_train(args) -> int:
     import time
 
-    from .train import train
-
     from .defaults import SUGGESTED, suggested_for
     from .paths import runs_dir
-    from .train import load_run_data
+    from .train import load_run_data, train
 
+    # Flags not given: RunConfig's defaults stand in while everything typed is validated, then
+    # the suggestions for this model and this much data replace them.
     missing = [k for k in SUGGESTED if getattr(args, k) is None]
+    cfg = _config_from_args(argparse.Namespace(**{**vars(args), **{k: getattr(RunConfig, k) for k in missing}}))
     data = None
     if missing:
-        # Validate everything given first (RunConfig's defaults standing in), then fill the gaps
-        # with the suggestions for this model and this much data.
-        given = _config_from_args(argparse.Namespace(**{**vars(args), **{k: getattr(RunConfig, k) for k in missing}}))
-        data = load_run_data(given)
-        s = suggested_for(given, len(data.train))
-        for k in missing:
-            setattr(args, k, s[k])
-    cfg = _config_from_args(args)
+        data = load_run_data(cfg)
+        suggestion = suggested_for(cfg, len(data.train))
+        cfg = dataclasses.replace(cfg, **{k: suggestion[k] for k in missing}).validate()
 
     out = Path(args.out) if args.out else runs_dir() / f"{Path(cfg.dataset).stem}-{cfg.backbone.replace(':', '-')}-{time.strftime('%Y%m%d-%H%M%S')}"
     result = train(cfg, data=data, callbacks=[ProgressBar()], out=out)

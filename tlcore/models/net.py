@@ -80,7 +80,7 @@ class TransferNet(nn.Module):
         return self.head
 
     def reset_classifier(self, num_classes: int) -> None:
-        """A new, randomly initialised head (the group stays trainable)."""
+        """A new head, initialised as a new model's is (the group stays trainable)."""
         dev = self.head.weight.device
         self.head = self._new_head(num_classes).to(dev)
 
