@@ -140,6 +140,35 @@ def wait_for_guess(page):
     page.wait_for_function(f"() => {GUESS} && !{GUESS}.innerText.includes('Draw a digit')", timeout=20_000)
 
 
+def test_changing_the_model_suggests_its_settings(app, browser):
+    """A linear probe from the bundled MNIST model: the Train tab's settings follow the model."""
+    from tlcore.defaults import suggested
+
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(app.url)
+    page.get_by_text("1,295").first.wait_for(timeout=30_000)
+    page.get_by_role("tab", name="Model").click()
+    page.get_by_text("61,706 of 61,706 parameters train").wait_for(timeout=20_000)
+    page.get_by_label("Pretrained weights").click()
+    page.get_by_role("option", name=re.compile("lenet5-mnist")).click()
+    page.get_by_label("Freezing preset").click()
+    page.get_by_role("option", name="linear-probe").click()
+    page.get_by_text("850 of 61,706 parameters train").wait_for(timeout=20_000)
+    page.get_by_role("tab", name="Train").click()
+    groups = ["conv1", "conv2", "fc1", "fc2", "head"]
+    want = suggested("lenet5", "run", groups[:-1], groups, 1295)
+    optimizer = page.get_by_label("Optimizer")
+    for _ in range(20):
+        if optimizer.input_value() == want["optimizer"]:
+            break
+        time.sleep(0.5)
+    got = {k: page.get_by_label(label).input_value() for k, label in
+           (("optimizer", "Optimizer"), ("epochs", "Epochs"), ("lr", "Learning rate (head)"))}
+    assert got == {"optimizer": want["optimizer"], "epochs": str(want["epochs"]), "lr": str(want["lr"])}
+    assert want["optimizer"] != suggested("lenet5", "none", [], groups, 1295)["optimizer"]  # it did change
+    page.close()
+
+
 def test_teach_it_in_a_browser(app, browser, tmp_path):
     """Draw, label, add (the canvas clears), teach: a new model is chosen and the status says how it did."""
     page = draw_tab_with_label(browser, app.url, "4")

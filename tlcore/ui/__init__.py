@@ -38,7 +38,7 @@ def build_app() -> gr.Blocks:
         with gr.Tab("Data"):
             load, load_in, load_out = data_tab.build(session)
         with gr.Tab("Model"):
-            on_backbone, bb_in, bb_out, describe, desc_in, desc_out = model_tab.build(session)
+            on_backbone, bb_in, bb_out, describe, desc_in, desc_out, model_changed = model_tab.build(session)
         with gr.Tab("Train"):
             device, train_event, suggest, params = train_tab.build(session, [runs])
         with gr.Tab("Evaluate"):
@@ -56,6 +56,10 @@ def build_app() -> gr.Blocks:
         # (The dataset summary changing then re-describes the model and suggests settings, below.)
         demo.load(load, load_in, load_out, api_visibility="private") \
             .then(on_backbone, bb_in, bb_out, api_visibility="private")
+        # Another model (backbone, weights, freezing) wants other settings: a frozen body's head
+        # trains with AdamW, a from-scratch LeNet with SGD at 0.1 (tlcore.defaults).
+        for event in model_changed:
+            event.then(suggest, session, params, api_visibility="private")
         for comp in load_out[1:2]:  # a new dataset changes the class count: re-describe, re-suggest
             comp.change(describe, desc_in, desc_out, api_visibility="private") \
                 .then(suggest, session, params, api_visibility="private")

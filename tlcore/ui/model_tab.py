@@ -129,17 +129,17 @@ def build(session_state: gr.State):
     desc_in = [session_state, backbone, weights, frozen, train_bn]
     desc_out = [session_state, table, counts]
     private = dict(api_visibility="private")
-    for comp in (backbone, weights):
-        comp.change(on_backbone, [session_state, backbone, weights, preset], [weights, preset, frozen],
-                    **private).then(describe, desc_in, desc_out, **private)
-    preset.input(on_preset, [session_state, backbone, weights, preset], frozen, **private) \
-        .then(describe, desc_in, desc_out, **private)
-    frozen.input(describe, desc_in, desc_out, **private)
+    # Every way the user changes the model ends in `describe`; the app chains more onto these.
+    described = [comp.change(on_backbone, [session_state, backbone, weights, preset], [weights, preset, frozen],
+                             **private).then(describe, desc_in, desc_out, **private) for comp in (backbone, weights)]
+    described.append(preset.input(on_preset, [session_state, backbone, weights, preset], frozen, **private)
+                     .then(describe, desc_in, desc_out, **private))
+    described.append(frozen.input(describe, desc_in, desc_out, **private))
     # The API's way to choose a model: backbone, weights, comma-separated frozen groups, BatchNorm option.
     api_in = [gr.Textbox(visible=False), gr.Textbox(visible=False), gr.Textbox(visible=False),
               gr.Checkbox(visible=False)]
     gr.Button(visible=False).click(choose_model, [session_state, *api_in], [session_state, table, counts],
                                    api_name="choose_model")
-    train_bn.input(describe, desc_in, desc_out, **private)
+    described.append(train_bn.input(describe, desc_in, desc_out, **private))
     return (on_backbone, [session_state, backbone, weights, preset], [weights, preset, frozen],
-            describe, desc_in, desc_out)
+            describe, desc_in, desc_out, described)
