@@ -70,8 +70,9 @@ def start(session: Session, epochs, batch_size, lr, optimizer, scheduler, body_l
     name = f"{len(session.runs) + 1}-{session.dataset.name}-{session.backbone.replace(':', '-')}"[:60]
     folder = session.folder / name
     q: queue.Queue = queue.Queue()
-    # The stop request is a file too: it reaches a ZeroGPU worker process.
-    stop = session.stop = StopToken(session.folder / f".stop-{name}")
+    # On ZeroGPU the stop request is a file too: it reaches the worker process. Elsewhere the
+    # in-process flag is enough, and the loop need not ask the file system at every step.
+    stop = session.stop = StopToken(session.folder / f".stop-{name}" if zerogpu.ENABLED else None)
     box: dict = {}
     data = session.dataset
 
@@ -118,7 +119,8 @@ def start(session: Session, epochs, batch_size, lr, optimizer, scheduler, body_l
             yield _progress_html(frac, text), loss_fig, acc_fig, "", gr.skip()
     worker.join()
     session.stop = None
-    stop.path.unlink(missing_ok=True)
+    if stop.path is not None:
+        stop.path.unlink(missing_ok=True)
     loss_fig, acc_fig = training_figures(steps, epochs_done)
     if "error" in box:
         gr.Warning(box["error"])
