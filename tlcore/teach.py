@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image
 
 from .config import RunConfig
@@ -26,6 +25,7 @@ from .errors import TLCoreError, verify_choice
 from .evaluate import predict_probs
 from .events import Callback, StopToken
 from .models import TransferNet
+from .preprocess import adapt_channels, resize
 from .sketch import to_mnist
 
 MAX_DRAWINGS = 500  # per session: a classroom's worth, and a bounded amount of memory (~400 KB)
@@ -103,9 +103,8 @@ def _safe(label: str) -> str:
 def _like(x: torch.Tensor, channels: int, size: int) -> torch.Tensor:
     """28x28 gray drawings -> uint8 at another dataset's channels and size (to mix with it)."""
     if x.shape[-1] != size:
-        x = F.interpolate(x.float(), size=(size, size), mode="bilinear", antialias=True,
-                          align_corners=False).round().clamp(0, 255).to(torch.uint8)
-    return x.expand(-1, channels, -1, -1).contiguous() if channels != x.shape[1] else x
+        x = resize(x.float(), size).round().clamp(0, 255).to(torch.uint8)
+    return adapt_channels(x, channels).contiguous()
 
 
 def teaching_data(drawings: Drawings, classes: list[str], replay: ImageData | None) -> ImageData:
@@ -117,8 +116,7 @@ def teaching_data(drawings: Drawings, classes: list[str], replay: ImageData | No
     if not drawings:
         raise TLCoreError("Add some drawings first: draw a digit, pick its label, press Add.")
     x, y = drawings.tensor(classes)
-    if replay is None:
-        x = _like(x, 1, 28)
+    if replay is None:  # drawings are 28x28 gray already
         reps = max(1, math.ceil(256 / len(x)))
         train = Split(x.repeat(reps, 1, 1, 1), y.repeat(reps))
         return ImageData("my drawings", list(classes), train, Split(x, y), Split(x, y), source="drawings")
