@@ -23,6 +23,18 @@ def test_runs_are_bounded_and_old_folders_removed():
     assert not root.exists()
 
 
+def test_run_names_stay_unique_after_old_runs_are_dropped():
+    """Each new run gets a fresh name (and folder): none overwrites a run still listed."""
+    s = Session()
+    names = []
+    for _ in range(MAX_RUNS + 3):
+        names.append(s.new_run_name("digits-lenet5"))
+        s.add_run(RunRecord(names[-1], None, None, s.folder / names[-1]))
+    assert len(set(names)) == len(names) and names[0] == "1-digits-lenet5"
+    assert list(s.runs) == names[3:]
+    delete_session(s)
+
+
 def test_ending_a_session_stops_its_run_and_removes_everything():
     s = Session()
     s.stop = StopToken()

@@ -196,7 +196,7 @@ def teach_it(session: Session, choice: str, progress=gr.Progress()):
     try:
         model, replay = _source(session, choice)
         base = choice if choice in session.runs else choice.split(": ", 1)[-1]
-        name = f"{len(session.runs) + 1}-taught-{base}"[:60]
+        name = session.new_run_name(f"taught-{base}")
         folder = session.folder / name
         progress(0, desc="Teaching")
         # A few seconds of LeNet-5: on ZeroGPU it stays on the CPU rather than queue for a GPU call.

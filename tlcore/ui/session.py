@@ -39,6 +39,7 @@ class Session:
     preview: Any = None
     preview_key: tuple | None = None
     runs: dict[str, RunRecord] = field(default_factory=dict)
+    runs_started: int = 0  # numbers run names: unique even after old runs are dropped
     stop: StopToken | None = None
     drawings: Drawings = field(default_factory=Drawings)  # the Draw tab's labelled drawings
     _folder: Path | None = None
@@ -49,6 +50,11 @@ class Session:
         if self._folder is None:
             self._folder = Path(tempfile.mkdtemp(prefix="tlcore-session-"))
         return self._folder
+
+    def new_run_name(self, label: str) -> str:
+        """A name (and folder name) no run of this session has had."""
+        self.runs_started += 1
+        return f"{self.runs_started}-{label}"[:60]
 
     def add_run(self, record: RunRecord) -> None:
         self.runs[record.name] = record

@@ -67,7 +67,7 @@ def start(session: Session, epochs, batch_size, lr, optimizer, scheduler, body_l
         gr.Warning(str(e))
         yield _progress_html(0, f"Not started: {e}"), gr.skip(), gr.skip(), "", gr.skip()
         return
-    name = f"{len(session.runs) + 1}-{session.dataset.name}-{session.backbone.replace(':', '-')}"[:60]
+    name = session.new_run_name(f"{session.dataset.name}-{session.backbone.replace(':', '-')}")
     folder = session.folder / name
     q: queue.Queue = queue.Queue()
     # On ZeroGPU the stop request is a file too: it reaches the worker process. Elsewhere the
