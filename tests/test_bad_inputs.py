@@ -23,8 +23,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import class_image, png_bytes
-from test_zip_attacks import _bomb, _encrypted, _ok_members, _symlink_member, _write
+from conftest import ROOT, class_image, encrypted_zip, ok_members, png_bytes, symlink_member, write_zip, zip_bomb
 from tlcore.checkpoints import load_run, save_run
 from tlcore.config import RunConfig
 from tlcore.data import load_dataset
@@ -32,13 +31,12 @@ from tlcore.errors import TLCoreError
 from tlcore.models import create_backbone, freeze
 from tlcore.sketch import to_mnist
 
-ROOT = Path(__file__).resolve().parents[1]
 UPLOAD = "upload a zip…"
 
 
 # -- how each kind of case is fed ----------------------------------------------------------------
 def zip_of(members) -> Callable[[Path], Path]:
-    return lambda tmp: _write(tmp / "upload.zip", members)
+    return lambda tmp: write_zip(tmp / "upload.zip", members)
 
 
 def raw_file(data: bytes, name="upload.zip") -> Callable[[Path], Path]:
@@ -64,9 +62,9 @@ def many_classes(n: int) -> list[tuple[str, bytes]]:
 def nested_zip(tmp: Path) -> Path:
     inner = io.BytesIO()
     with zipfile.ZipFile(inner, "w") as z:
-        for name, data in _ok_members():
+        for name, data in ok_members():
             z.writestr(name, data)
-    return _write(tmp / "upload.zip", [("a/inner.zip", inner.getvalue()), ("b/inner.zip", inner.getvalue())])
+    return write_zip(tmp / "upload.zip", [("a/inner.zip", inner.getvalue()), ("b/inner.zip", inner.getvalue())])
 
 
 @dataclass
@@ -79,15 +77,15 @@ class Case:
 
 CASES: dict[str, Case] = {
     # Uploads: zips of class folders.
-    "zip slip": Case("upload", zip_of(_ok_members() + [("a/../../evil.png", png_bytes(class_image(0)))]),
+    "zip slip": Case("upload", zip_of(ok_members() + [("a/../../evil.png", png_bytes(class_image(0)))]),
                      "leaves its folder"),
-    "absolute path in zip": Case("upload", zip_of(_ok_members() + [("/tmp/evil.png", png_bytes(class_image(0)))]),
+    "absolute path in zip": Case("upload", zip_of(ok_members() + [("/tmp/evil.png", png_bytes(class_image(0)))]),
                                  "absolute path"),
-    "symlink in zip": Case("upload", zip_of(_ok_members() + [_symlink_member("a/l.png", "/etc/passwd")]), "a link"),
-    "ratio bomb": Case("upload", lambda tmp: _bomb(tmp / "upload.zip"), "zip bomb"),
-    "encrypted zip": Case("upload", lambda tmp: _encrypted(tmp / "upload.zip"), "encrypted"),
+    "symlink in zip": Case("upload", zip_of(ok_members() + [symlink_member("a/l.png", "/etc/passwd")]), "a link"),
+    "ratio bomb": Case("upload", lambda tmp: zip_bomb(tmp / "upload.zip"), "zip bomb"),
+    "encrypted zip": Case("upload", lambda tmp: encrypted_zip(tmp / "upload.zip"), "encrypted"),
     "not a zip": Case("upload", raw_file(b"just some text"), "not a valid zip"),
-    "truncated zip": Case("upload", lambda tmp: raw_file(_write(tmp / "t.zip", _ok_members()).read_bytes()[:300])(tmp),
+    "truncated zip": Case("upload", lambda tmp: raw_file(write_zip(tmp / "t.zip", ok_members()).read_bytes()[:300])(tmp),
                           "not a valid zip"),
     "empty file": Case("upload", raw_file(b""), "not a valid zip"),
     "nested zips only": Case("upload", nested_zip, r"No images in class folders.*nested archives"),

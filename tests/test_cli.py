@@ -2,23 +2,10 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-from conftest import write_folder
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def run(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    e = {**os.environ, **(env or {})}
-    return subprocess.run([sys.executable, "-m", "tlcore", *args], cwd=ROOT, env=e, capture_output=True,
-                          text=True, timeout=300)
-
+from conftest import run, write_folder
 
 def test_lists():
     out = run("datasets")

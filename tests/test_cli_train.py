@@ -6,10 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from conftest import png_bytes
-from test_cli import ROOT, run
-
-BUNDLED = ROOT / "assets" / "models" / "lenet5-mnist"
+from conftest import BUNDLED, ROOT, png_bytes, run
 
 
 @pytest.fixture(scope="module")

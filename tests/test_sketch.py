@@ -6,33 +6,15 @@ import pytest
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
+from conftest import BUNDLED, digit_canvas
 from tlcore.checkpoints import load_run
 from tlcore.evaluate import predict_probs
 from tlcore.sketch import EmptySketch, ink_map, sketch_batch, to_mnist
-from test_cli_train import BUNDLED
 
 
 @pytest.fixture(scope="module")
 def model():
     return load_run(BUNDLED)[0]
-
-
-def digit_canvas(text: str, *, size=400, box=(100, 60, 300, 340), ink=0, paper=255, mode="L", width=22):
-    """A handwritten-style digit drawn with strokes (thick lines) at ``box`` on a canvas."""
-    img = Image.new(mode, (size, size), paper)
-    d = ImageDraw.Draw(img)
-    x0, y0, x1, y1 = box
-    w, h = x1 - x0, y1 - y0
-    strokes = {
-        "1": [[(x0 + w * 0.5, y0), (x0 + w * 0.5, y1)]],
-        "7": [[(x0, y0), (x1, y0), (x0 + w * 0.35, y1)]],
-        "0": [[(x0 + w * 0.5, y0), (x1, y0 + h * 0.3), (x1, y0 + h * 0.7), (x0 + w * 0.5, y1), (x0, y0 + h * 0.7),
-               (x0, y0 + h * 0.3), (x0 + w * 0.5, y0)]],
-        "4": [[(x0 + w * 0.7, y1), (x0 + w * 0.7, y0), (x0, y0 + h * 0.65), (x1, y0 + h * 0.65)]],
-    }[text]
-    for s in strokes:
-        d.line(s, fill=ink, width=width, joint="curve")
-    return img
 
 
 def rgba_layer(img_l: Image.Image) -> np.ndarray:

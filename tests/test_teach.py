@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import BUNDLED, digit_canvas
 from tlcore.checkpoints import REPLAY_FILE, list_runs, load_replay, load_run, replay_sample, save_replay
 from tlcore.data import load_dataset
 from tlcore.data.base import ImageData, Split
@@ -15,8 +16,6 @@ from tlcore.errors import TLCoreError
 from tlcore.evaluate import predict_probs
 from tlcore.sketch import EmptySketch, sketch_batch
 from tlcore.teach import MAX_DRAWINGS, Drawings, teach, teaching_data
-from test_cli_train import BUNDLED
-from test_sketch import digit_canvas
 
 DIGITS = [str(i) for i in range(10)]
 

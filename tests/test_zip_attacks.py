@@ -2,73 +2,26 @@
 from __future__ import annotations
 
 import os
-import stat
-import zipfile
 from pathlib import Path
 
 import pytest
 
-from conftest import class_image, png_bytes
+from conftest import PNG, encrypted_zip, ok_members, symlink_member, write_zip, zip_bomb
 from tlcore.data import load_dataset
 from tlcore.data.folder import load_image_folder
 from tlcore.data.safezip import ZipLimits
 from tlcore.errors import TLCoreError
 
-PNG = png_bytes(class_image(0, 16))
-
-
-def _ok_members() -> list[tuple[str, bytes]]:
-    return [(f"{c}/{i}.png", png_bytes(class_image(k, 16, seed=i))) for k, c in enumerate("ab") for i in range(3)]
-
-
-def _write(path: Path, members, *, compression=zipfile.ZIP_STORED) -> Path:
-    with zipfile.ZipFile(path, "w", compression=compression) as z:
-        for m in members:
-            if isinstance(m, zipfile.ZipInfo):
-                z.writestr(m, m.comment)  # ZipInfo members carry their data in .comment
-                m.comment = b""
-            else:
-                z.writestr(m[0], m[1])
-    return path
-
-
-def _symlink_member(name: str, target: str) -> zipfile.ZipInfo:
-    info = zipfile.ZipInfo(name)
-    info.external_attr = (stat.S_IFLNK | 0o777) << 16
-    info.comment = target.encode()
-    return info
-
-
-def _bomb(path: Path) -> Path:
-    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as z:
-        z.writestr("a/0.png", PNG)
-        z.writestr("b/0.png", PNG)
-        z.writestr("a/huge.bmp", b"\0" * (50 * 1024**2))  # 50 MB of zeros deflates ~1000x
-    return path
-
-
-def _encrypted(path: Path) -> Path:
-    _write(path, _ok_members())
-    data = bytearray(path.read_bytes())
-    # Set the "encrypted" flag bit in the first central-directory header (offset 8 is flags).
-    cd = data.rfind(b"PK\x01\x02", 0, data.rfind(b"PK\x05\x06"))
-    first_cd = data.find(b"PK\x01\x02")
-    data[first_cd + 8] |= 1
-    assert cd >= first_cd
-    path.write_bytes(bytes(data))
-    return path
-
-
 ATTACKS = {
-    "zip slip": (lambda p: _write(p, _ok_members() + [("a/../../evil.png", PNG)]), "leaves its folder"),
-    "zip slip backslash": (lambda p: _write(p, _ok_members() + [("a\\..\\..\\evil.png", PNG)]), "leaves its folder"),
-    "absolute path": (lambda p: _write(p, _ok_members() + [("/tmp/evil.png", PNG)]), "absolute path"),
-    "windows drive": (lambda p: _write(p, _ok_members() + [("C:/evil.png", PNG)]), "absolute path"),
-    "symlink": (lambda p: _write(p, _ok_members() + [_symlink_member("a/link.png", "/etc/passwd")]), "a link"),
-    "ratio bomb": (_bomb, "zip bomb"),
-    "encrypted": (_encrypted, "encrypted"),
+    "zip slip": (lambda p: write_zip(p, ok_members() + [("a/../../evil.png", PNG)]), "leaves its folder"),
+    "zip slip backslash": (lambda p: write_zip(p, ok_members() + [("a\\..\\..\\evil.png", PNG)]), "leaves its folder"),
+    "absolute path": (lambda p: write_zip(p, ok_members() + [("/tmp/evil.png", PNG)]), "absolute path"),
+    "windows drive": (lambda p: write_zip(p, ok_members() + [("C:/evil.png", PNG)]), "absolute path"),
+    "symlink": (lambda p: write_zip(p, ok_members() + [symlink_member("a/link.png", "/etc/passwd")]), "a link"),
+    "ratio bomb": (zip_bomb, "zip bomb"),
+    "encrypted": (encrypted_zip, "encrypted"),
     "not a zip": (lambda p: (p.write_bytes(b"this is text, not a zip"), p)[1], "not a valid zip"),
-    "truncated": (lambda p: (p.write_bytes(_write(p, _ok_members()).read_bytes()[:300]), p)[1], "not a valid zip"),
+    "truncated": (lambda p: (p.write_bytes(write_zip(p, ok_members()).read_bytes()[:300]), p)[1], "not a valid zip"),
     "empty file": (lambda p: (p.write_bytes(b""), p)[1], "not a valid zip"),
 }
 
@@ -94,25 +47,25 @@ def test_zip_attacks_are_refused_and_nothing_is_written(tmp_path, attack, monkey
 
 
 def test_too_many_files_is_refused(tmp_path):
-    path = _write(tmp_path / "many.zip", _ok_members() + [(f"a/x{i}.png", PNG) for i in range(20)])
+    path = write_zip(tmp_path / "many.zip", ok_members() + [(f"a/x{i}.png", PNG) for i in range(20)])
     with pytest.raises(TLCoreError, match="26 files is over the limit of 10"):
         load_image_folder(path, limits=ZipLimits(max_files=10))
 
 
 def test_too_many_bytes_expanded_is_refused(tmp_path):
-    path = _write(tmp_path / "big.zip", _ok_members())
+    path = write_zip(tmp_path / "big.zip", ok_members())
     with pytest.raises(TLCoreError, match="expands to more than"):
         load_image_folder(path, limits=ZipLimits(max_total_bytes=1000))
 
 
 def test_one_oversized_member_is_refused(tmp_path):
-    path = _write(tmp_path / "big.zip", _ok_members() + [("a/big.png", os.urandom(5000))])
+    path = write_zip(tmp_path / "big.zip", ok_members() + [("a/big.png", os.urandom(5000))])
     with pytest.raises(TLCoreError, match="over the .* limit for one file"):
         load_image_folder(path, limits=ZipLimits(max_member_bytes=4000))
 
 
 def test_a_member_with_a_bad_crc_is_skipped_not_fatal(tmp_path):
-    path = _write(tmp_path / "crc.zip", _ok_members() + [("a/zz.png", PNG)])
+    path = write_zip(tmp_path / "crc.zip", ok_members() + [("a/zz.png", PNG)])
     data = bytearray(path.read_bytes())
     i = data.rfind(PNG[20:60])  # corrupt the last member's stored bytes
     data[i + 5] ^= 0xFF
@@ -123,5 +76,5 @@ def test_a_member_with_a_bad_crc_is_skipped_not_fatal(tmp_path):
 
 
 def test_the_honest_zip_still_loads(tmp_path):
-    d = load_dataset(str(_write(tmp_path / "fine.zip", _ok_members())))
+    d = load_dataset(str(write_zip(tmp_path / "fine.zip", ok_members())))
     assert d.classes == ["a", "b"] and sum(len(s) for s in d.splits.values()) == 6
