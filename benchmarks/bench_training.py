@@ -11,7 +11,11 @@
 2. Frozen EfficientNet-Lite0 (ImageNet) linear probe on cifar10-mini.zip, 3 epochs: the
    feature cache against recomputing the body every step; whole-run wall time and ratio.
 
-Run: ``TLCORE_DATA_DIR=../shared/datasets python benchmarks/bench_training.py``
+3. With ``--baseline DIR`` instead: the like-for-like epoch of this tree against the tlcore in
+   ``DIR`` (a checkout of another commit, e.g. ``git worktree add /tmp/base d37e362``), each in
+   its own warm worker process, alternated round by round: a restructure must not cost speed.
+
+Run: ``TLCORE_DATA_DIR=../shared/datasets python benchmarks/bench_training.py [--baseline DIR]``
 
 Last measured (2026-11-29, the project's 2-core AMD EPYC VM without AVX512-BF16, torch 2.14.1,
 CPU), medians of 5 rounds after an untimed warm-up round, each pipeline on a settled machine:
@@ -40,6 +44,7 @@ import argparse
 import gc
 import os
 import statistics
+import subprocess
 import sys
 import time
 import warnings
@@ -82,7 +87,7 @@ class _TrainRate(Callback):
     def __init__(self):
         self.rate = None
 
-    def on_step(self, e):
+    def on_step(self, trainer, e):
         if e.step == e.steps and self.rate is None:
             self.rate = e.images_per_second
 
@@ -106,6 +111,75 @@ def feature_cache(zip_path: str, epochs: int = 3) -> tuple[float, float, float, 
     return tuple(out)
 
 
+# A worker process timing one like-for-like epoch per line read, with the tlcore of its working
+# folder. Its callback takes the event as the last argument: hooks received only the event before
+# the loop's restructure, (trainer, event) since.
+WORKER = """
+import os, sys, torch
+from tlcore.config import RunConfig
+from tlcore.data import load_dataset
+from tlcore.events import Callback
+from tlcore.train import train
+torch.set_num_threads(os.cpu_count() or 1)
+class Rate(Callback):
+    rate = None
+    def on_step(self, *args):
+        if args[-1].step == args[-1].steps and self.rate is None:
+            self.rate = args[-1].images_per_second
+data = load_dataset("mnist", data_dir=os.environ["TLCORE_DATA_DIR"])
+for _ in sys.stdin:
+    cb = Rate()
+    train(RunConfig(dataset="mnist", backbone="lenet5", epochs=1, batch_size=64, precision="fp32", augment=False),
+          data=data, callbacks=[cb])
+    print(cb.rate, flush=True)
+"""
+
+
+class Worker:
+    def __init__(self, tree: Path):
+        env = {**os.environ, "PYTHONPATH": str(tree)}
+        self.proc = subprocess.Popen([sys.executable, "-c", WORKER], cwd=tree, env=env, stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, text=True)
+
+    def epoch(self) -> float:
+        self.proc.stdin.write("epoch\n")
+        self.proc.stdin.flush()
+        return float(self.proc.stdout.readline())
+
+    def close(self):
+        self.proc.stdin.close()
+        self.proc.wait(timeout=60)
+
+
+def against_baseline(baseline: Path, rounds: int) -> None:
+    """This tree's like-for-like epoch against the baseline tree's, as paired rounds.
+
+    Each round starts a fresh worker per tree (in alternating order: a process's own luck moves
+    its speed by a few percent), warms both up with two epochs, then times A B B A, so a speed
+    trend within the round weighs on both alike. The figure is the median over rounds of
+    (A's two epochs) / (B's two): the same code against itself gave 0.999 this way, while the
+    medians of all epochs pooled gave 0.978, the trend from a process's 2nd to 3rd epoch.
+    """
+    here_tree, ratios, ours, theirs = Path(__file__).resolve().parents[1], [], [], []
+    for r in range(rounds):
+        order = (here_tree, baseline) if r % 2 == 0 else (baseline, here_tree)
+        workers = {t: Worker(t) for t in order}
+        here, base = workers[here_tree], workers[baseline]
+        for _ in range(2):  # warm-up: oneDNN builds its kernels, caches and allocators settle
+            here.epoch(), base.epoch()
+        a1, b1, b2, a2 = (quiet(w.epoch) for w in (here, base, base, here))
+        here.close(), base.close()
+        ours += [a1, a2]
+        theirs += [b1, b2]
+        ratios.append((a1 + a2) / (b1 + b2))
+        print(f"round {r + 1}: this tree {a1:,.0f} and {a2:,.0f} img/s | baseline {b1:,.0f} and {b2:,.0f} img/s | "
+              f"ratio {ratios[-1]:.3f}", flush=True)
+    print(f"LeNet-5 / MNIST like for like, {rounds} paired rounds: this tree / baseline {baseline} = "
+          f"{statistics.median(ratios):.3f} (median of rounds; {min(ratios):.3f}-{max(ratios):.3f}); "
+          f"medians of all epochs: this tree {statistics.median(ours):,.0f} img/s, baseline "
+          f"{statistics.median(theirs):,.0f} img/s")
+
+
 def quiet(fn, *a, **k):
     """Run one pipeline on a settled machine: the previous one's DataLoader worker processes
     have exited and its garbage is collected, so neither pipeline pays for the other."""
@@ -118,10 +192,13 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--skip-cache", action="store_true")
+    ap.add_argument("--baseline", type=Path, help="only compare this tree's like-for-like epoch with DIR's tlcore")
     args = ap.parse_args()
     root = os.environ.get("TLCORE_DATA_DIR")
     if not root:
         sys.exit("Set TLCORE_DATA_DIR to the folder holding MNIST/raw (and cifar10-mini.zip).")
+    if args.baseline:
+        return against_baseline(args.baseline.resolve(), args.rounds)
     torch.set_num_threads(os.cpu_count() or 1)
     # The tutorial asks for 4 workers on whatever machine it runs on; PyTorch warns about that
     # on 2 cores each round. It is the setting under test, so the warning is noise here.

@@ -23,7 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tlcore.config import RunConfig  # noqa: E402
 from tlcore.data import load_dataset  # noqa: E402
 from tlcore.events import Callback  # noqa: E402
-from tlcore.train import autocast_dtype, describe_device, pick_device, train  # noqa: E402
+from tlcore.device import autocast_dtype, describe_device, pick_device  # noqa: E402
+from tlcore.train import train  # noqa: E402
 
 
 class PhaseTimes(Callback):
@@ -38,11 +39,11 @@ class PhaseTimes(Callback):
             self.times[self.phase] = self.times.get(self.phase, 0) + now - self.t
         self.t, self.phase = now, phase
 
-    def on_phase(self, phase, fraction=None):
+    def on_phase(self, trainer, phase, fraction=None):
         if fraction in (None, 0.0):
             self._mark(phase)
 
-    def on_run_end(self, e):
+    def on_run_end(self, trainer, e):
         self._mark(None)
 
 
@@ -52,7 +53,7 @@ def run(label: str, data, **kw) -> None:
     r = train(RunConfig(**kw), data=data, callbacks=[pt])
     acc = r.test.accuracy if r.test else float("nan")
     phases = " ".join(f"{k.split()[0]} {v:.1f}" for k, v in pt.times.items())
-    print(f"{label:42s} {r.status:9s} test acc {acc:.4f} {r.images_per_second:8,.0f} img/s "
+    print(f"{label:42s} {r.status.value:9s} test acc {acc:.4f} {r.images_per_second:8,.0f} img/s "
           f"{time.perf_counter() - t:5.1f} s wall [{phases}]", flush=True)
 
 

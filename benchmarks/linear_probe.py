@@ -26,7 +26,6 @@ set itself (an upper bound, not a method), reaches mean 0.895.
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import subprocess

@@ -1,4 +1,8 @@
-"""The training loop: events, stop, NaN, the feature cache, early stopping, config validation."""
+"""The training loop: events, stop, NaN, the feature cache, early stopping, config validation.
+
+Faults are brought in through the loop's own seams (a starting model, an objective, a
+callback), never by patching its internals.
+"""
 from __future__ import annotations
 
 import math
@@ -6,12 +10,15 @@ import math
 import pytest
 import torch
 
-import tlcore.train as train_mod
 from tlcore.config import RunConfig
-from tlcore.data import load_dataset
+from tlcore.data import ImageData, Split, load_dataset
 from tlcore.errors import TLCoreError
 from tlcore.events import Callback, Recorder, StopToken
-from tlcore.train import build_optimizer, train
+from tlcore.models import create_backbone
+from tlcore.objective import Objective
+from tlcore.optim import build_optimizer
+from tlcore.train import train
+from tlcore.trainer import BestEpoch, Trainer
 
 
 @pytest.fixture(scope="module")
@@ -47,16 +54,13 @@ def test_a_stop_request_is_honoured_within_one_step(digits):
 
     class StopAtFirstStep(Callback):
         steps = 0
+        step_interval_s = 0.0  # an event every step
 
-        def on_step(self, e):
+        def on_step(self, trainer, e):
             StopAtFirstStep.steps += 1
             stop.stop()
 
-    train_mod.STEP_EVENT_EVERY_S, old = 0.0, train_mod.STEP_EVENT_EVERY_S  # an event every step
-    try:
-        r = train(quick(epochs=50), data=digits, callbacks=[StopAtFirstStep()], stop=stop)
-    finally:
-        train_mod.STEP_EVENT_EVERY_S = old
+    r = train(quick(epochs=50), data=digits, callbacks=[StopAtFirstStep()], stop=stop)
     assert r.status == "stopped" and StopAtFirstStep.steps == 1
     assert r.history == [] and "Stopped at epoch 1, step 2" in r.message
     assert r.model is not None and r.test is None
@@ -66,7 +70,7 @@ def test_stop_keeps_the_best_epoch(digits):
     stop = StopToken()
 
     class StopAfterTwoEpochs(Callback):
-        def on_epoch_end(self, e):
+        def on_epoch_end(self, trainer, e):
             if e.epoch == 2:
                 stop.stop()
 
@@ -75,17 +79,11 @@ def test_stop_keeps_the_best_epoch(digits):
     assert "the best so far" in r.message
 
 
-def test_a_nan_loss_stops_with_advice(digits, monkeypatch):
-    real = train_mod.prepare_model
-
-    def poisoned(cfg, n):
-        m = real(cfg, n)
-        with torch.no_grad():
-            m.head.weight.fill_(math.inf)  # every logit becomes inf or nan
-        return m
-
-    monkeypatch.setattr(train_mod, "prepare_model", poisoned)
-    r = train(quick(lr=0.5), data=digits)
+def test_a_nan_loss_stops_with_advice(digits):
+    poisoned = create_backbone("lenet5", num_classes=10)
+    with torch.no_grad():
+        poisoned.head.weight.fill_(math.inf)  # every logit becomes inf or nan
+    r = train(quick(lr=0.5), data=digits, start=poisoned)
     assert r.status == "failed"
     assert "NaN or infinite at epoch 1" in r.message and "lower learning rate (it was 0.5)" in r.message
 
@@ -106,13 +104,28 @@ def test_the_feature_cache_gives_the_slow_paths_result(digits):
         assert torch.equal(v, a.model.body.state_dict()[k])
 
 
-def test_early_stopping_keeps_the_best_epoch(digits, monkeypatch):
-    losses = iter([1.0, 0.5, 0.6, 0.7, 0.8, 0.9])
-    real = train_mod._validate
-    monkeypatch.setattr(train_mod, "_validate", lambda *a: (next(losses), real(*a)[1]))
-    r = train(quick(epochs=6, early_stopping=2), data=digits)
-    assert r.status == "early-stopped" and len(r.history) == 4 and r.best_epoch == 2
+def test_early_stopping_counts_epochs_since_the_best():
+    """The rule on its own: losses 1.0, 0.5, 0.6, 0.7 with patience 2 keep epoch 2 and stop after 4."""
+    best, model = BestEpoch(patience=2), torch.nn.Linear(2, 2)
+    spent = []
+    for epoch, loss in enumerate([1.0, 0.5, 0.6, 0.7, 0.8, 0.9], 1):
+        with torch.no_grad():
+            model.weight.fill_(epoch)
+        best.update(epoch, loss, model)
+        spent.append(best.patience_spent)
+    assert spent == [False, False, False, True, True, True] and best.epoch == 2
+    assert torch.equal(best.weights["weight"], torch.full((2, 2), 2.0))  # epoch 2's weights, kept
+
+
+def test_early_stopping_keeps_the_best_epoch(digits):
+    """Validation labels shifted by one class: the better the network learns the digits, the
+    worse its validation loss, so the first epochs are the best and the run stops early."""
+    wrong = Split(digits.val.images, (digits.val.labels + 1) % 10)
+    data = ImageData("digits, validation mislabelled", digits.classes, digits.train, wrong, digits.test)
+    r = train(quick(epochs=20, early_stopping=2, scheduler="constant", lr=0.05), data=data)
+    assert r.status == "early-stopped" and len(r.history) == r.best_epoch + 2 < 20
     assert "no better validation loss for 2 epochs" in r.message
+    assert r.history[r.best_epoch - 1].val_loss == min(e.val_loss for e in r.history)
 
 
 @pytest.mark.parametrize("scheduler", ["constant", "step", "cosine", "onecycle"])
@@ -130,7 +143,8 @@ def test_every_schedule_and_optimizer(scheduler, optimizer):
         is_body = any(id(p) in body_params for p in g["params"])
         assert all(p.requires_grad for p in g["params"])
         assert (g["weight_decay"] == 0) == all(p.ndim <= 1 for p in g["params"])
-        assert g.get("initial_lr", g["lr"]) == pytest.approx(0.01 if is_body else 0.1) or scheduler == "onecycle"
+        # OneCycle starts low and peaks at max_lr; the others start at the group's own rate.
+        assert g["max_lr" if scheduler == "onecycle" else "initial_lr"] == pytest.approx(0.01 if is_body else 0.1)
     seen = []
     for _ in range(50):
         opt.step()
@@ -181,13 +195,13 @@ class StopAtPhase(Callback):
     def __init__(self, phase: str, stop: StopToken):
         self.phase, self.stop, self.after = phase, stop, []
 
-    def on_phase(self, phase, fraction=None):
+    def on_phase(self, trainer, phase, fraction=None):
         if phase == self.phase and not self.stop.requested:
             self.stop.stop()
         elif self.stop.requested:
             self.after.append(phase)
 
-    def on_step(self, e):
+    def on_step(self, trainer, e):
         if self.stop.requested:
             self.after.append("step")
 
@@ -211,22 +225,28 @@ def test_stop_works_in_every_phase(digits, phase, cfg, says):
         assert torch.isfinite(r.model(torch.zeros(1, s.channels, s.size, s.size))).all()
 
 
-def test_running_out_of_gpu_memory_stops_with_advice_and_keeps_the_last_good_model(digits, monkeypatch):
-    """The real exception type torch raises on CUDA, raised here at epoch 3 of a CPU run."""
-    real = train_mod.F.cross_entropy
-    calls = {"n": 0}
-    steps_per_epoch = math.ceil(len(digits.train) / 64) - 1  # drop_last
+class OutOfMemoryInEpoch3(Objective):
+    """The loss of a run that needs more GPU memory from its third epoch on: it raises the real
+    exception type torch raises on CUDA, as a forward or backward pass would."""
 
-    def oom_in_epoch_3(*a, **k):
-        if k.get("reduction") == "sum":  # validation's calls
-            return real(*a, **k)
-        calls["n"] += 1
-        if calls["n"] > 2 * steps_per_epoch:
+    def __init__(self, steps_per_epoch: int, **kw):
+        super().__init__(**kw)
+        self.calls, self.limit = 0, 2 * steps_per_epoch
+
+    def __call__(self, logits, y, x=None):
+        self.calls += 1
+        if self.calls > self.limit:
             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
-        return real(*a, **k)
+        return super().__call__(logits, y, x)
 
-    monkeypatch.setattr(train_mod.F, "cross_entropy", oom_in_epoch_3)
-    r = train(quick(epochs=5, scheduler="constant", lr=0.05, batch_size=64), data=digits)
+
+def test_running_out_of_gpu_memory_stops_with_advice_and_keeps_the_last_good_model(digits):
+    steps_per_epoch = math.ceil(len(digits.train) / 64) - 1  # drop_last
+    cfg = quick(epochs=5, scheduler="constant", lr=0.05, batch_size=64)
+    trainer = Trainer(cfg, objective=OutOfMemoryInEpoch3(steps_per_epoch, label_smoothing=cfg.label_smoothing))
+    assert trainer.setup(digits)
+    trainer.fit()
+    r = trainer.finish()
     assert r.status == "failed" and "Out of GPU memory at batch size 64" in r.message
     assert "smaller batch size" in r.message
     assert len(r.history) == 2 and r.best_epoch in (1, 2)
@@ -260,3 +280,31 @@ def test_a_run_split_into_budgeted_calls_ends_exactly_as_one_run(digits, cfg):
 def test_a_budget_lets_several_epochs_into_one_call(digits):
     r = train(quick(epochs=6), data=digits, budget_s=3600)
     assert r.status == "completed" and len(r.history) == 6
+
+
+def test_step_events_count_the_steps_of_the_whole_run(digits):
+    """``done`` and ``fraction`` are computed once, in the event (the CLI bar, the Train and Draw tabs read them)."""
+    rec = Recorder()
+    rec.step_interval_s = 0.0  # every step
+    train(quick(epochs=3), data=digits, callbacks=[rec])
+    steps = [e for k, e in rec.events if k == "step"]
+    total = 3 * steps[0].steps
+    assert [s.done for s in steps] == list(range(1, total + 1))
+    assert [s.fraction for s in steps] == [i / total for i in range(1, total + 1)] and steps[-1].fraction == 1.0
+
+
+def test_a_runs_test_metrics_are_what_evaluate_finds_in_its_saved_files(digits, tmp_path):
+    """One evaluation path, a feature-cache run included, in the precision the machine picks (bf16
+    where the CPU has AMX): ``tlcore evaluate`` on the saved run reproduces every probability."""
+    import numpy as np
+
+    from tlcore.checkpoints import load_run
+    from tlcore.device import pick_device, run_autocast_dtype
+    from tlcore.evaluate import evaluate
+
+    r = train(quick(preset="linear-probe", augment=False, precision="auto"), data=digits, out=tmp_path / "run")
+    model, meta = load_run(tmp_path / "run")
+    dev = pick_device("auto")
+    again = evaluate(model.to(dev), digits.test.images, digits.test.labels, digits.classes, device=dev,
+                     autocast_dtype=run_autocast_dtype(dev, meta["run"]))
+    assert np.array_equal(again.probs, r.test.probs) and again.accuracy == r.test.accuracy

@@ -6,10 +6,12 @@ import pytest
 import torch
 
 from tlcore.config import RunConfig
-from tlcore.data import load_dataset
+from tlcore.data import ImageData, Split, load_dataset
+from tlcore.errors import TLCoreError
 from tlcore.events import StopToken
 from tlcore.train import train
-from tlcore.ui import zerogpu
+from tlcore.ui import train_tab, zerogpu
+from tlcore.ui.session import Session
 
 
 @pytest.fixture(scope="module")
@@ -48,11 +50,24 @@ def test_stop_reaches_the_call_through_its_file(digits, tmp_path):
 
 
 def test_mistakes_surface_as_one_line(digits, tmp_path):
-    from tlcore.errors import TLCoreError
-
     with pytest.raises(TLCoreError, match="Unknown backbone"):
         zerogpu.train_in_calls(cfg(backbone="resnet9000"), digits, sink=lambda e: None,
                                stop=StopToken(tmp_path / "stop"))
+
+
+def test_an_unexpected_error_in_a_call_reaches_the_user_as_the_train_tabs_message(digits, tmp_path):
+    """Our bug, not the user's (here: labels out of range make cross-entropy raise IndexError in
+    the worker): the call's stream turns it into the sentence the Train tab shows for the same
+    fault in this process, never a KeyError from a result that is not there."""
+    broken = ImageData("digits, labels out of range", digits.classes,
+                       Split(digits.train.images, digits.train.labels + 10), digits.val, digits.test)
+    with pytest.raises(TLCoreError) as e:
+        zerogpu.train_in_calls(cfg(), broken, sink=lambda ev: None, stop=StopToken(tmp_path / "stop"))
+    said = "Training failed unexpectedly (IndexError). The app is still running."
+    assert str(e.value) == said
+    session = Session(dataset=broken, dataset_label="digits")
+    frames = list(train_tab.start(session, 2, 64, 0.1, "sgd", "onecycle", 1.0, 0.1, "off", 0, 0))
+    assert frames[-1][3] == f"**Not finished:** {said}" and session.stop is None
 
 
 def test_the_decorator_is_spaces_own_when_installed():

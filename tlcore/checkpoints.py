@@ -2,7 +2,8 @@
 
 Loading rebuilds the network from the config by name through the backbone registry, then
 fills it with tensors from safetensors, which cannot run code. Anything that is not such a
-folder, or whose tensors do not fit, is refused with a message.
+folder, or whose tensors do not fit, is refused with a message. (Reading the files, without
+building anything, is :mod:`tlcore.runfiles`.)
 """
 from __future__ import annotations
 
@@ -11,12 +12,17 @@ import platform
 from pathlib import Path
 
 import torch
+import torchvision
+from safetensors.torch import load_file, save_file
 
+from .data.base import ImageData, Split, few_shot
 from .errors import TLCoreError
+from .models import TransferNet, create_backbone
 from .preprocess import InputSpec
+from .runfiles import CONFIG_FILE, FORMAT, METRICS_FILE, MODEL_FILE, list_runs, read_run_config, read_tensors
 
-FORMAT = "tlcore-run/1"
-MODEL_FILE, CONFIG_FILE, METRICS_FILE = "model.safetensors", "config.json", "metrics.json"
+__all__ = ["save_run", "load_run", "replay_sample", "save_replay", "load_replay", "list_runs", "read_run_config",
+           "read_tensors", "MODEL_FILE", "CONFIG_FILE", "METRICS_FILE", "REPLAY_FILE"]
 # A small stratified sample of the run's own data, so that fine-tuning it later (the Draw tab's
 # "teach it") can mix new examples with old ones and not forget what it knew.
 REPLAY_FILE = "replay.safetensors"
@@ -25,16 +31,12 @@ REPLAY_MAX_BYTES = 4 << 20
 
 
 def _versions() -> dict[str, str]:
-    import torchvision
-
     return {"python": platform.python_version(), "torch": torch.__version__, "torchvision": torchvision.__version__}
 
 
-def save_run(folder: str | Path, model, classes: list[str], *, config: dict | None = None,
+def save_run(folder: str | Path, model: TransferNet, classes: list[str], *, config: dict | None = None,
              metrics: dict | None = None) -> Path:
-    """Write ``model`` (a TransferNet) and what it takes to rebuild it into ``folder``."""
-    from safetensors.torch import save_file
-
+    """Write ``model`` and what it takes to rebuild it into ``folder``."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
@@ -56,39 +58,8 @@ def save_run(folder: str | Path, model, classes: list[str], *, config: dict | No
     return folder
 
 
-def read_run_config(folder: str | Path) -> dict:
-    """The validated ``config.json`` of a run folder."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise TLCoreError(f"{str(folder)!r} is not a run folder (it should hold {MODEL_FILE} and {CONFIG_FILE}).")
-    for f in (MODEL_FILE, CONFIG_FILE):
-        if not (folder / f).is_file():
-            raise TLCoreError(f"{str(folder)!r} is not a tlcore run: {f} is missing.")
-    try:
-        meta = json.loads((folder / CONFIG_FILE).read_text())
-        assert isinstance(meta, dict) and meta.get("format") == FORMAT
-        InputSpec.from_dict(meta["input"])
-        assert isinstance(meta["backbone"], str) and isinstance(meta["classes"], list)
-        assert int(meta["num_classes"]) == len(meta["classes"]) > 0
-    except Exception:
-        raise TLCoreError(f"{folder / CONFIG_FILE} is not a tlcore run config ({FORMAT}).") from None
-    return meta
-
-
-def read_tensors(folder: str | Path) -> dict[str, torch.Tensor]:
-    from safetensors.torch import load_file
-
-    path = Path(folder) / MODEL_FILE
-    try:
-        return load_file(str(path))
-    except Exception as e:  # safetensors raises its own error types for truncated or foreign files
-        raise TLCoreError(f"{path} is not a readable safetensors file ({type(e).__name__}).") from None
-
-
-def load_run(folder: str | Path, device: str | torch.device = "cpu"):
+def load_run(folder: str | Path, device: str | torch.device = "cpu") -> tuple[TransferNet, dict]:
     """Rebuild a saved TransferNet. Returns ``(model, config)``."""
-    from .models import create_backbone
-
     meta = read_run_config(folder)
     spec = InputSpec.from_dict(meta["input"])
     model = create_backbone(meta["backbone"], weights="none", num_classes=int(meta["num_classes"]),
@@ -105,14 +76,12 @@ def load_run(folder: str | Path, device: str | torch.device = "cpu"):
     return model.to(device).eval(), meta
 
 
-def replay_sample(data):
+def replay_sample(data: ImageData) -> ImageData | None:
     """A seeded, stratified sample of ``data`` (an ImageData) small enough to keep with a run.
 
     Per class at most 60 train / 10 val / 50 test images, fewer when the images are large, so
     it stays under 4 MB whatever the dataset. None when a split would be empty.
     """
-    from .data.base import ImageData, few_shot
-
     per_image = data.channels * data.size * data.size
     total = sum(REPLAY_PER_CLASS.values()) * len(data.classes) * per_image
     shrink = min(1.0, REPLAY_MAX_BYTES / max(total, 1))
@@ -126,10 +95,8 @@ def replay_sample(data):
     return ImageData(f"{data.name} (replay sample)", list(data.classes), **splits, hflip=data.hflip)
 
 
-def save_replay(folder: str | Path, data) -> Path | None:
+def save_replay(folder: str | Path, data: ImageData) -> Path | None:
     """Write :func:`replay_sample` of ``data`` next to a run's model (uint8 tensors, no pickle)."""
-    from safetensors.torch import save_file
-
     sample = replay_sample(data)
     if sample is None:
         return None
@@ -142,12 +109,8 @@ def save_replay(folder: str | Path, data) -> Path | None:
     return path
 
 
-def load_replay(folder: str | Path, classes: list[str]):
+def load_replay(folder: str | Path, classes: list[str]) -> ImageData | None:
     """The run's replay sample as an ImageData, or None when the run has none (or it is unreadable)."""
-    from safetensors.torch import load_file
-
-    from .data.base import ImageData, Split
-
     path = Path(folder) / REPLAY_FILE
     if not path.is_file():
         return None
@@ -159,18 +122,3 @@ def load_replay(folder: str | Path, classes: list[str]):
     if any(len(s) and not 0 <= int(s.labels.min()) <= int(s.labels.max()) < len(classes) for s in splits.values()):
         return None
     return ImageData(f"{Path(folder).name} (replay sample)", list(classes), **splits)
-
-
-def list_runs(folder: str | Path) -> list[Path]:
-    """The run folders directly inside ``folder`` (newest first); anything else is ignored."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        return []
-    out = []
-    for cfg in folder.glob(f"*/{CONFIG_FILE}"):
-        try:
-            read_run_config(cfg.parent)
-        except TLCoreError:
-            continue
-        out.append(cfg.parent)
-    return sorted(out, key=lambda p: p.stat().st_mtime, reverse=True)

@@ -79,7 +79,7 @@ class ProgressBar(Callback):
     def __init__(self):
         self.bar = None
 
-    def on_phase(self, phase, fraction=None):
+    def on_phase(self, trainer, phase, fraction=None):
         # Only after the run started: a run that fails while loading says one line, the error.
         if fraction in (None, 0.0) and phase not in ("loading", "training"):
             msg = f"[{phase}]"
@@ -88,7 +88,7 @@ class ProgressBar(Callback):
             else:
                 print(msg, file=sys.stderr, flush=True)
 
-    def on_run_start(self, info):
+    def on_run_start(self, trainer, info):
         from tqdm import tqdm
 
         print(f"device: {info.device} | train {info.train_size:,} val {info.val_size:,} test {info.test_size:,} | "
@@ -96,33 +96,41 @@ class ProgressBar(Callback):
               + (" | feature cache" if info.feature_cache else ""), file=sys.stderr)
         self.bar = tqdm(total=info.epochs * info.steps_per_epoch, unit="step", file=sys.stderr, dynamic_ncols=True)
 
-    def on_step(self, e):
-        done = (e.epoch - 1) * e.steps + e.step
-        self.bar.update(done - self.bar.n)
+    def on_step(self, trainer, e):
+        self.bar.update(e.done - self.bar.n)
         self.bar.set_postfix_str(f"ep {e.epoch} loss {e.loss:.4f} acc {e.accuracy:.4f} {e.images_per_second:,.0f} img/s")
 
-    def on_epoch_end(self, e):
+    def on_epoch_end(self, trainer, e):
         self.bar.write(f"epoch {e.epoch}/{e.epochs}: train loss {e.train_loss:.4f} acc {e.train_accuracy:.4f} | "
                        f"val loss {e.val_loss:.4f} acc {e.val_accuracy:.4f}{' *' if e.best else ''}", file=sys.stderr)
 
-    def on_run_end(self, e):
+    def on_run_end(self, trainer, e):
         if self.bar is not None:
             self.bar.close()
 
 
-def _config_from_args(args) -> RunConfig:
-    frozen = [g for g in args.frozen.split(",") if g] if args.frozen is not None else None
-    return RunConfig(
-        dataset=args.dataset, data_dir=args.data_dir, samples_per_class=args.samples_per_class,
-        val_fraction=args.val_fraction, image_size=args.image_size, augment=args.augment, backbone=args.backbone,
-        weights=args.weights, preset=None if frozen is not None else args.preset, frozen=frozen,
-        train_bn=args.train_bn, optimizer=args.optimizer, lr=args.lr, momentum=args.momentum,
-        weight_decay=args.weight_decay, body_lr_mult=args.body_lr_mult, scheduler=args.scheduler,
-        step_size=args.step_size, gamma=args.gamma, warmup_epochs=args.warmup_epochs,
-        label_smoothing=args.label_smoothing, epochs=args.epochs, batch_size=args.batch_size,
-        early_stopping=args.early_stopping, seed=args.seed, device=args.device, precision=args.precision,
-        compile=args.compile, feature_cache=not args.no_feature_cache,
-    ).validate()
+# -- RunConfig on the command line: one flag per field, from the field's Knob ----------------------
+def add_config_flags(parser: argparse.ArgumentParser) -> None:
+    """``--<field>`` for every RunConfig field: its type, default and help from its Knob."""
+    for f in dataclasses.fields(RunConfig):
+        knob, flag = f.metadata["knob"], "--" + f.name.replace("_", "-")
+        default = None if knob.suggested else f.default
+        help = (knob.help + ("; default: suggested" if knob.suggested else "")).replace("%", "%%")
+        if knob.kind == "bool":
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=help)
+        elif knob.kind == "number":
+            parser.add_argument(flag, type=int if knob.integer else float, default=default, help=help,
+                                metavar=knob.metavar)
+        else:  # names and paths; RunConfig.validate words the errors
+            parser.add_argument(flag, default=default, help=help)
+
+
+def config_from_args(args: argparse.Namespace) -> RunConfig:
+    """The RunConfig the flags say, validated; ``--frozen a,b`` replaces the preset."""
+    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(RunConfig)}
+    if values["frozen"] is not None:
+        values["frozen"], values["preset"] = [g for g in values["frozen"].split(",") if g], None
+    return RunConfig(**values).validate()
 
 
 def cmd_train(args) -> int:
@@ -130,12 +138,13 @@ def cmd_train(args) -> int:
 
     from .defaults import SUGGESTED, suggested_for
     from .paths import runs_dir
-    from .train import load_run_data, train
+    from .train import train
+    from .trainer import load_run_data
 
     # Flags not given: RunConfig's defaults stand in while everything typed is validated, then
     # the suggestions for this model and this much data replace them.
     missing = [k for k in SUGGESTED if getattr(args, k) is None]
-    cfg = _config_from_args(argparse.Namespace(**{**vars(args), **{k: getattr(RunConfig, k) for k in missing}}))
+    cfg = config_from_args(argparse.Namespace(**{**vars(args), **{k: getattr(RunConfig, k) for k in missing}}))
     data = None
     if missing:
         data = load_run_data(cfg)
@@ -159,7 +168,7 @@ def cmd_evaluate(args) -> int:
     from .checkpoints import load_run
     from .data import load_dataset
     from .evaluate import evaluate
-    from .train import pick_device, run_autocast_dtype
+    from .device import pick_device, run_autocast_dtype
 
     model, meta = load_run(args.checkpoint)
     run = meta.get("run") or {}
@@ -228,41 +237,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--json", action="store_true", help="print one JSON object")
     b.set_defaults(fn=cmd_backbones)
 
-    d = RunConfig()
     t = sub.add_parser("train", help="fine-tune a backbone on a dataset and save the run")
-    t.add_argument("--dataset", default=d.dataset, help="registered name or folder / .zip path")
-    t.add_argument("--backbone", default=d.backbone)
-    t.add_argument("--weights", default=d.weights, help="imagenet, none, or a saved run folder (source model)")
-    t.add_argument("--preset", default=d.preset, help="linear-probe, finetune-top-K or full")
-    t.add_argument("--frozen", default=None, help="comma-separated layer groups to freeze (instead of --preset)")
-    t.add_argument("--train-bn", action="store_true", help="BatchNorm in frozen groups keeps training")
-    # These six default to what tlcore.defaults suggests for the backbone, weights, freezing and
-    # data size (the app's Train tab shows the same suggestions).
-    t.add_argument("--epochs", type=int, default=None, help="default: suggested")
-    t.add_argument("--batch-size", type=int, default=None, help="default: suggested")
-    t.add_argument("--lr", type=float, default=None, help="default: suggested")
-    t.add_argument("--optimizer", default=None, help="sgd (Nesterov momentum) or adamw; default: suggested")
-    t.add_argument("--momentum", type=float, default=d.momentum)
-    t.add_argument("--weight-decay", type=float, default=d.weight_decay)
-    t.add_argument("--body-lr-mult", type=float, default=None,
-                   help="pretrained body lr = lr * this; default: suggested")
-    t.add_argument("--scheduler", default=None, help="constant, step, cosine or onecycle; default: suggested")
-    t.add_argument("--step-size", type=int, default=d.step_size, help="StepLR: epochs between decays")
-    t.add_argument("--gamma", type=float, default=d.gamma, help="StepLR: decay factor")
-    t.add_argument("--warmup-epochs", type=float, default=d.warmup_epochs)
-    t.add_argument("--label-smoothing", type=float, default=d.label_smoothing)
-    t.add_argument("--augment", action=argparse.BooleanOptionalAction, default=d.augment,
-                   help="default: on when the body trains, off for a frozen body (then features are cached)")
-    t.add_argument("--early-stopping", type=int, default=d.early_stopping, metavar="PATIENCE")
-    t.add_argument("--samples-per-class", type=int, default=None)
-    t.add_argument("--val-fraction", type=float, default=d.val_fraction)
-    t.add_argument("--image-size", type=int, default=None)
-    t.add_argument("--data-dir", default=None)
-    t.add_argument("--seed", type=int, default=d.seed)
-    t.add_argument("--device", default=d.device, help="auto, cpu, cuda or mps")
-    t.add_argument("--precision", default=d.precision, help="auto, fp32, bf16 or fp16")
-    t.add_argument("--compile", action="store_true", help="torch.compile the model")
-    t.add_argument("--no-feature-cache", action="store_true", help="recompute frozen features every epoch")
+    add_config_flags(t)
     t.add_argument("--out", default=None, help="run folder (default $TLCORE_RUNS_DIR or runs/, then <dataset>-<backbone>-<time>)")
     t.add_argument("--json", action="store_true", help="last stdout line: one JSON summary")
     t.set_defaults(fn=cmd_train)

@@ -1,10 +1,14 @@
 """RunConfig: every knob of a run, its default and its valid range, validated in one place.
 
-The CLI and the app both build a RunConfig and call :meth:`RunConfig.validate`, so a bad
-value gets the same message wherever it was typed. The config is saved with the run.
+Each field carries a :class:`Knob` in its metadata: the rule it must satisfy, its help text and
+how the app shows it. :meth:`RunConfig.validate` checks every field by its knob, the CLI builds
+its ``train`` flags from the knobs and the Train tab its inputs, so a bad value gets the same
+message wherever it was typed, and a new setting is one field here. The config is saved with
+the run.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import asdict, dataclass, fields
 
@@ -18,89 +22,138 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 MAX_EPOCHS = 200
 MAX_BATCH = 4096
 MAX_LR = 10.0
+MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 16, 512  # a model's input side (LeNet-5 pools twice; VGG at 512 px is 2 GB a batch)
+
+
+@dataclass(frozen=True)
+class Knob:
+    """How one RunConfig field is checked, offered on the command line and shown in the app.
+
+    ``kind``: number | choice | bool | text (a non-empty string) | any (checked where it is used).
+    """
+
+    help: str
+    kind: str = "any"
+    lo: float | None = None
+    hi: float | None = None
+    lo_open: bool = True  # lo itself is not allowed
+    hi_open: bool = False  # hi itself is not allowed
+    integer: bool = False
+    optional: bool = False  # None is allowed (its meaning is in help)
+    choices: tuple = ()
+    rule: str = ""  # how the rule reads in an error, when not "a number > lo and <= hi"
+    label: str = ""  # the app's label
+    slider: tuple[float, float, float] | None = None  # the app's (min, max, step), inside the valid range
+    suggested: bool = False  # the CLI leaves it to tlcore.defaults unless typed
+    metavar: str | None = None
+
+    def check(self, name: str, value):
+        """``value`` if it satisfies the rule (whole numbers as int); else TLCoreError naming it."""
+        if value is None and self.optional:
+            return None
+        if self.kind == "choice":
+            return verify_choice(value, name, self.choices)
+        if self.kind == "number":
+            return self._number(name, value)
+        ok = {"bool": lambda v: isinstance(v, bool), "text": lambda v: isinstance(v, str) and bool(v.strip())}
+        if self.kind in ok and not ok[self.kind](value):
+            raise TLCoreError(f"{name} must be {self.rule}, got {value!r}.")
+        return value
+
+    def _number(self, name: str, v):
+        ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+        ok = ok and (v > self.lo if self.lo_open else v >= self.lo) and (v < self.hi if self.hi_open else v <= self.hi)
+        ok = ok and (not self.integer or float(v).is_integer())
+        if not ok:
+            kind = "a whole number" if self.integer else "a number"
+            rule = self.rule or f"{kind} {'>' if self.lo_open else '>='} {self.lo:g} and <= {self.hi:g}"
+            raise TLCoreError(f"{name} must be {rule}, got {v!r}.")
+        return int(v) if self.integer else v
+
+
+def knob(default, help: str, **kw) -> dataclasses.Field:
+    return dataclasses.field(default=default, metadata={"knob": Knob(help, **kw)})
+
+
+def _number(default, help, lo, hi, **kw):
+    return knob(default, help, kind="number", lo=lo, hi=hi, **kw)
 
 
 @dataclass
 class RunConfig:
     # -- data
-    dataset: str = "digits"  # registered name, or a folder / .zip path
-    data_dir: str | None = None  # torchvision sets' folder (default: $TLCORE_DATA_DIR)
-    samples_per_class: int | None = None  # few-shot: training images kept per class
-    val_fraction: float = 0.1
-    image_size: int | None = None  # None: the backbone's (or source run's) own input size
-    augment: bool | None = None  # random shifts/rotations (flips for photos); None: on unless the body is frozen
+    dataset: str = knob("digits", "registered name or folder / .zip path", kind="text", rule="a dataset name or path")
+    data_dir: str | None = knob(None, "folder with torchvision datasets (default: $TLCORE_DATA_DIR)")
+    samples_per_class: int | None = _number(None, "few-shot: training images kept per class", 0, 100_000,
+                                            integer=True, optional=True)
+    val_fraction: float = _number(0.1, "validation split carved from train", 0, 1, hi_open=True,
+                                  rule="a fraction between 0 and 1 (exclusive)", slider=(0.05, 0.5, 0.05),
+                                  label="Validation fraction")
+    image_size: int | None = _number(None, "model input side (default: the backbone's or source run's own)",
+                                     MIN_IMAGE_SIZE, MAX_IMAGE_SIZE, lo_open=False, integer=True, optional=True)
+    augment: bool | None = knob(None, "random shifts/rotations (flips for photos); default: on when the body "
+                                "trains, off for a frozen body (then features are cached)", kind="bool",
+                                optional=True, rule="true, false or None (automatic)", label="Augmentation")
     # -- model
-    backbone: str = "lenet5"
-    weights: str = "none"  # "imagenet", "none", or a saved run's folder (the source model)
-    preset: str | None = "full"  # linear-probe | finetune-top-K | full; None when `frozen` is given
-    frozen: list[str] | None = None  # explicit layer groups to freeze
-    train_bn: bool = False  # BatchNorm inside frozen groups keeps training (Lightning's train_bn)
+    backbone: str = knob("lenet5", "a registered name or timm:<name>", kind="text", rule="a backbone name")
+    weights: str = knob("none", "imagenet, none, or a saved run folder (source model)")
+    preset: str | None = knob("full", "linear-probe, finetune-top-K or full")  # None when `frozen` is given
+    frozen: list[str] | None = knob(None, "comma-separated layer groups to freeze (instead of --preset)")
+    train_bn: bool = knob(False, "BatchNorm in frozen groups keeps training (Lightning's train_bn)", kind="bool",
+                          rule="true or false")
     # -- optimization
-    optimizer: str = "sgd"
-    lr: float = 0.1
-    momentum: float = 0.9  # SGD only; Nesterov
-    weight_decay: float = 5e-4
-    body_lr_mult: float = 1.0  # pretrained body learns at lr * this (e.g. 0.1); the head at lr
-    scheduler: str = "onecycle"
-    step_size: int = 7  # StepLR: epochs between decays (the tutorial's 7)
-    gamma: float = 0.1  # StepLR: decay factor
-    warmup_epochs: float = 0.0  # linear warmup for cosine; onecycle warms up for 25% of the run itself
-    label_smoothing: float = 0.1  # softer targets: better calibrated, and +0.2% on MNIST in 3 epochs
-    epochs: int = 5
-    batch_size: int = 128
-    early_stopping: int = 0  # stop after this many epochs without a better val loss; 0 = off
+    optimizer: str = knob("sgd", "sgd (SGD with Nesterov momentum) or adamw", kind="choice", choices=OPTIMIZERS,
+                          suggested=True, label="Optimizer")
+    lr: float = _number(0.1, "learning rate of the head", 0, MAX_LR, suggested=True, label="Learning rate (head)")
+    momentum: float = _number(0.9, "SGD only; Nesterov", 0, 0.999, lo_open=False)
+    weight_decay: float = _number(5e-4, "AdamW / SGD weight decay (not on biases and norms)", 0, 1, lo_open=False)
+    body_lr_mult: float = _number(1.0, "a pretrained body learns at lr x this: 0.1 lets it learn ten times slower "
+                                  "than the new head", 0, 10, lo_open=False,
+                                  suggested=True, label="Body learning-rate multiplier")
+    scheduler: str = knob("onecycle", "onecycle, cosine, step (the tutorial's StepLR: x gamma every step_size "
+                          "epochs) or constant", kind="choice", choices=SCHEDULERS,
+                          suggested=True, label="Learning-rate schedule")
+    step_size: int = _number(7, "StepLR: epochs between decays (the tutorial's 7)", 0, MAX_EPOCHS, integer=True)
+    gamma: float = _number(0.1, "StepLR: decay factor", 0, 1)
+    warmup_epochs: float = _number(0.0, "linear warmup for cosine and step; onecycle warms up for 25% itself",
+                                   0, MAX_EPOCHS, lo_open=False)
+    # Softer targets: better calibrated, and +0.2% on MNIST in 3 epochs.
+    label_smoothing: float = _number(0.1, "softer targets", 0, 0.5, lo_open=False, label="Label smoothing",
+                                     slider=(0, 0.3, 0.05))
+    epochs: int = _number(5, "passes over the training split", 0, MAX_EPOCHS, integer=True, suggested=True,
+                          label="Epochs")
+    batch_size: int = _number(128, "images per step", 0, MAX_BATCH, integer=True, suggested=True, label="Batch size")
+    early_stopping: int = _number(0, "stop after this many epochs without a better val loss; 0 = off", 0,
+                                  MAX_EPOCHS, lo_open=False, integer=True, metavar="PATIENCE",
+                                  label="Early stopping patience (epochs, 0 = off)")
     # -- execution
-    seed: int = 0
-    device: str = "auto"  # cuda, then mps, then cpu
-    precision: str = "auto"  # CUDA: bf16 (else fp16); CPU: bf16 where AMX/AVX512-BF16 make it faster, else fp32
-    compile: bool = False  # torch.compile the model (CUDA: worth it for long runs)
-    feature_cache: bool = True  # frozen body, no augmentation: compute features once
+    seed: int = _number(0, "seeds the split, the initial weights, the order and augmentation", 0, 2**31 - 1,
+                        lo_open=False, integer=True, label="Seed")
+    device: str = knob("auto", "auto (cuda, then mps, then cpu), cpu, cuda or mps", kind="choice", choices=DEVICES)
+    precision: str = knob("auto", "auto: bf16 on CUDA (else fp16), bf16 on CPUs with AMX / AVX512-BF16, else fp32",
+                          kind="choice", choices=PRECISIONS)
+    compile: bool = knob(False, "torch.compile the model (CUDA: worth it for long runs)", kind="bool",
+                         rule="true or false")
+    feature_cache: bool = knob(True, "frozen body, no augmentation: compute features once", kind="bool",
+                               rule="true or false")
 
     def validate(self) -> "RunConfig":
         """Check every value; raise TLCoreError naming the first bad one and its valid range."""
-        def need(ok: bool, name: str, rule: str):
-            if not ok:
-                raise TLCoreError(f"{name} must be {rule}, got {getattr(self, name)!r}.")
-
-        def number(name: str, lo: float, hi: float, *, lo_open=True, integer=False):
-            v = getattr(self, name)
-            ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-            ok = ok and (v > lo if lo_open else v >= lo) and v <= hi and (not integer or float(v).is_integer())
-            kind = "a whole number" if integer else "a number"
-            need(ok, name, f"{kind} {'>' if lo_open else '>='} {lo:g} and <= {hi:g}")
-            if integer:
-                setattr(self, name, int(v))
-
-        need(isinstance(self.dataset, str) and bool(self.dataset.strip()), "dataset", "a dataset name or path")
-        need(isinstance(self.backbone, str) and bool(self.backbone.strip()), "backbone", "a backbone name")
-        verify_choice(self.optimizer, "optimizer", OPTIMIZERS)
-        verify_choice(self.scheduler, "scheduler", SCHEDULERS)
-        verify_choice(self.device, "device", DEVICES)
-        verify_choice(self.precision, "precision", PRECISIONS)
-        number("lr", 0, MAX_LR)
-        number("momentum", 0, 0.999, lo_open=False)
-        number("weight_decay", 0, 1, lo_open=False)
-        number("body_lr_mult", 0, 10, lo_open=False)
-        number("gamma", 0, 1)
-        number("step_size", 0, MAX_EPOCHS, integer=True)
-        number("warmup_epochs", 0, MAX_EPOCHS, lo_open=False)
-        number("label_smoothing", 0, 0.5, lo_open=False)
-        number("epochs", 0, MAX_EPOCHS, integer=True)
-        number("batch_size", 0, MAX_BATCH, integer=True)
-        number("early_stopping", 0, MAX_EPOCHS, lo_open=False, integer=True)
-        number("seed", 0, 2**31 - 1, lo_open=False, integer=True)
-        need(isinstance(self.val_fraction, (int, float)) and 0 < self.val_fraction < 1, "val_fraction",
-             "a fraction between 0 and 1 (exclusive)")
-        if self.samples_per_class is not None:
-            number("samples_per_class", 0, 100_000, integer=True)
-        if self.image_size is not None:
-            number("image_size", 15, 512, integer=True)
+        for f in fields(self):
+            setattr(self, f.name, f.metadata["knob"].check(f.name, getattr(self, f.name)))
         if self.preset is not None and self.frozen is not None:
             raise TLCoreError("Give either a freezing preset or a list of frozen groups, not both.")
-        for name in ("train_bn", "compile", "feature_cache"):
-            need(isinstance(getattr(self, name), bool), name, "true or false")
-        need(self.augment is None or isinstance(self.augment, bool), "augment", "true, false or None (automatic)")
         return self
+
+    @classmethod
+    def knob(cls, name: str) -> Knob:
+        """A field's :class:`Knob` (its rule, help and how the app shows it)."""
+        return {f.name: f for f in fields(cls)}[name].metadata["knob"]
+
+    @classmethod
+    def check(cls, **values) -> dict:
+        """Just these fields, checked (and whole numbers made int) as :meth:`validate` would."""
+        return {name: cls.knob(name).check(name, v) for name, v in values.items()}
 
     def to_dict(self) -> dict:
         return asdict(self)

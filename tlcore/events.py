@@ -1,13 +1,22 @@
 """How the training loop talks to whoever watches it: callbacks with named hooks (Lightning's way).
 
 The loop knows hook names, not listeners. The CLI draws a progress bar from these, the app
-draws live plots, tests record them. Every hook is a no-op by default.
+draws live plots, tests record them. Every hook is a no-op by default and receives the
+trainer first (so a callback can reach the model and the optimizer), then the event.
+:func:`stream` carries the events of a run in another thread to a generator, for the app.
 """
 from __future__ import annotations
 
+import logging
+import queue
 import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from .errors import TLCoreError
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -38,6 +47,17 @@ class StepEvent:
     lr: float
     images_per_second: float
     eta_seconds: float  # for the whole run
+    epochs: int  # in the whole run
+
+    @property
+    def done(self) -> int:
+        """Steps done in the whole run."""
+        return (self.epoch - 1) * self.steps + self.step
+
+    @property
+    def fraction(self) -> float:
+        """How much of the whole run is done, 0 to 1."""
+        return self.done / (self.steps * self.epochs)
 
 
 @dataclass
@@ -61,28 +81,34 @@ class EpochEvent:
 class RunEnd:
     """Fired once at the end, whatever happened."""
 
-    status: str  # "completed", "early-stopped", "stopped" (on request) or "failed"
+    status: str  # a tlcore.result.Status: completed, early-stopped, stopped (on request) or failed
     message: str  # one plain sentence
     best_epoch: int
     history: list[EpochEvent] = field(default_factory=list)
 
 
 class Callback:
-    """Base class: override the hooks you need."""
+    """Base class: override the hooks you need. ``trainer`` is the running
+    :class:`tlcore.trainer.Trainer` (its ``model``, ``step.optimizer``, ``history``...)."""
 
-    def on_phase(self, phase: str, fraction: float | None = None) -> None:
+    # The most seconds between two step events this callback wants (0: every step). Reading
+    # the running loss is a CPU-GPU sync, so the trainer makes an event no more often than
+    # its most eager callback asks.
+    step_interval_s: float = 0.5
+
+    def on_phase(self, trainer, phase: str, fraction: float | None = None) -> None:
         """A phase begins or progresses: loading, caching features, training, evaluating, saving."""
 
-    def on_run_start(self, info: RunInfo) -> None:
+    def on_run_start(self, trainer, info: RunInfo) -> None:
         """Data and model are ready; the first step is next."""
 
-    def on_step(self, event: StepEvent) -> None:
+    def on_step(self, trainer, event: StepEvent) -> None:
         """Progress within an epoch."""
 
-    def on_epoch_end(self, event: EpochEvent) -> None:
+    def on_epoch_end(self, trainer, event: EpochEvent) -> None:
         """An epoch and its validation are done."""
 
-    def on_run_end(self, event: RunEnd) -> None:
+    def on_run_end(self, trainer, event: RunEnd) -> None:
         """The run ended (completed, stopped, or failed)."""
 
 
@@ -124,17 +150,53 @@ class Recorder(Callback):
         self.events: list[tuple[str, object]] = []
         self.sink = sink or self.events.append
 
-    def on_phase(self, phase, fraction=None):
+    def on_phase(self, trainer, phase, fraction=None):
         self.sink(("phase", (phase, fraction)))
 
-    def on_run_start(self, info):
+    def on_run_start(self, trainer, info):
         self.sink(("run_start", info))
 
-    def on_step(self, event):
+    def on_step(self, trainer, event):
         self.sink(("step", event))
 
-    def on_epoch_end(self, event):
+    def on_epoch_end(self, trainer, event):
         self.sink(("epoch_end", event))
 
-    def on_run_end(self, event):
+    def on_run_end(self, trainer, event):
         self.sink(("run_end", event))
+
+
+def unexpected_message(e: BaseException) -> str:
+    """What a user is told about an error that is our bug (its traceback goes to the log)."""
+    return f"Training failed unexpectedly ({type(e).__name__}). The app is still running."
+
+
+def stream(work: Callable[[Callable], object], poll_s: float = 0.2) -> Iterator[tuple[str, object]]:
+    """Run ``work(sink)`` in a thread; yield each ``(kind, payload)`` it passes to ``sink`` as it
+    comes, then ``("result", its return value)`` or ``("error", a plain sentence)``.
+
+    A TLCoreError's own words are the sentence; any other exception is logged with its
+    traceback and told as :func:`unexpected_message`. The app's Train tab and each ZeroGPU
+    call both drain a run this way, so neither can lose an error.
+    """
+    events: queue.Queue = queue.Queue()
+    box: dict = {}
+
+    def run():
+        try:
+            box["result"] = work(events.put)
+        except TLCoreError as e:
+            box["error"] = str(e)
+        except Exception as e:  # our bug: keep the app up, log the traceback, tell the user plainly
+            log.exception("training failed")
+            box["error"] = unexpected_message(e)
+
+    worker = threading.Thread(target=run, name="tlcore-stream", daemon=True)
+    worker.start()
+    while worker.is_alive() or not events.empty():
+        try:
+            yield events.get(timeout=poll_s)
+        except queue.Empty:
+            pass
+    worker.join()
+    yield ("error", box["error"]) if "error" in box else ("result", box["result"])

@@ -26,7 +26,9 @@ from .evaluate import predict_probs
 from .events import Callback, StopToken
 from .models import TransferNet
 from .preprocess import adapt_channels, resize
+from .result import RunResult
 from .sketch import to_mnist
+from .train import train
 
 MAX_DRAWINGS = 500  # per session: a classroom's worth, and a bounded amount of memory (~400 KB)
 TEACH_EPOCHS = 4
@@ -132,7 +134,7 @@ def teaching_data(drawings: Drawings, classes: list[str], replay: ImageData | No
 @dataclass
 class TeachResult:
     model: TransferNet
-    result: object  # tlcore.train.RunResult
+    result: RunResult
     data: ImageData  # what it was taught on: drawings + replay (its test split: the replay's)
     drawings_before: float
     drawings_after: float
@@ -162,8 +164,6 @@ def teach(model: TransferNet, drawings: Drawings, replay: ImageData | None, *, e
     The groups that were frozen stay frozen; the rest trains at a tenth of the usual rate with
     augmentation, for a few epochs: enough to learn a handwriting, not enough to forget.
     """
-    from .train import train
-
     classes = list(model.classes or [str(i) for i in range(model.num_classes)])
     data = teaching_data(drawings, classes, replay)
     x, y = drawings.tensor(classes)  # predict_probs adapts them to the model's input

@@ -22,14 +22,17 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 import torch
 
+from ..config import MAX_IMAGE_SIZE
 from ..errors import TLCoreError
 from .base import ImageData, Split, finish, stratified_split
 from .images import IMAGE_EXTENSIONS, ImageRejected, decode_image, image_side
 from .safezip import ZipLimits, open_zip, read_members
 
 MAX_AUTO_SIZE = 224
+# The size images are decoded to, not a model's input (RunConfig.image_size, from 16): a folder of
+# 8x8 digits may stay 8x8 on disk and in memory; the loader resizes for the model.
 MIN_SIZE = 8
-MAX_SIZE = 512
+MAX_SIZE = MAX_IMAGE_SIZE
 MAX_CLASSES = 1000  # ImageNet's count; more is a mistaken layout (one folder per image?) more often than not
 HELD_OUT = ("val", "test")
 _JUNK = ("__MACOSX", ".DS_Store", "Thumbs.db", "desktop.ini")
@@ -107,9 +110,22 @@ def load_image_folder(
         raise TLCoreError(f"No such dataset, folder or zip: {str(path)!r}.")
     if image_size is not None and not (isinstance(image_size, int) and MIN_SIZE <= image_size <= MAX_SIZE):
         raise TLCoreError(f"image_size must be a whole number from {MIN_SIZE} to {MAX_SIZE}, got {image_size!r}.")
-
     skipped: Counter[str] = Counter()
-    files: list[tuple[tuple[str, ...], bytes]] = []
+    groups, has_splits = _group(_image_files(path, limits, skipped), skipped)
+    classes = _classes(groups, path.name, has_splits)
+    size = image_size or _auto_size([d for g in groups.values() for _, d in g])
+    index = {c: i for i, c in enumerate(classes)}
+    decoded = {s: _decode_all(g, size, index, skipped) for s, g in groups.items()}
+    train, val, test = _splits(decoded, has_splits, test_fraction, seed, path.name, skipped)
+    name = path.name[:-4] if path.suffix.lower() == ".zip" else path.name
+    return finish(name, classes, train, test, val=val, val_fraction=val_fraction,
+                  samples_per_class=samples_per_class, seed=seed, hflip=True,
+                  skipped=dict(skipped), source=str(path))
+
+
+def _image_files(path: Path, limits: ZipLimits, skipped: Counter) -> list[tuple[tuple[str, ...], bytes]]:
+    """(path parts, bytes) of every image inside a class folder; the rest counted in ``skipped``."""
+    files = []
     for rel, data in _entries(path, limits):
         parts = _parts(rel)
         if parts is None:
@@ -131,7 +147,11 @@ def load_image_folder(
             f"No images in class folders found in {path.name}{extra}. Expected <class>/<image> "
             f"or train/<class>/<image> with val/ or test/."
         )
+    return files
 
+
+def _group(files, skipped: Counter) -> tuple[dict[str, list[tuple[str, bytes]]], bool]:
+    """Images by split (train, val, test) as (class, bytes), and whether the folder had splits."""
     drop, has_splits = _layout([p for p, _ in files])
     groups: dict[str, list[tuple[str, bytes]]] = {s: [] for s in ("train", *HELD_OUT)}
     for parts, data in files:
@@ -145,44 +165,44 @@ def load_image_folder(
             skipped["outside a class folder"] += 1
         else:
             groups["train"].append((parts[0], data))
+    return groups, has_splits
 
+
+def _classes(groups: dict[str, list[tuple[str, bytes]]], name: str, has_splits: bool) -> list[str]:
+    """The training split's class folders, sorted; held-out splits may not add any."""
     classes = sorted({c for c, _ in groups["train"]})
     if len(classes) > MAX_CLASSES:
-        raise TLCoreError(f"{path.name} has {len(classes):,} class folders; at most {MAX_CLASSES:,} are supported.")
+        raise TLCoreError(f"{name} has {len(classes):,} class folders; at most {MAX_CLASSES:,} are supported.")
     if len(classes) < 2:
         raise TLCoreError(
-            f"{path.name} has {len(classes)} class folder(s) with images{' in train/' if has_splits else ''}; "
+            f"{name} has {len(classes)} class folder(s) with images{' in train/' if has_splits else ''}; "
             f"a classifier needs at least 2."
         )
     for s in HELD_OUT:
         extra = sorted({c for c, _ in groups[s]} - set(classes))
         if extra:
-            raise TLCoreError(f"{path.name}: {s}/ has classes that train/ lacks: {', '.join(extra)}.")
+            raise TLCoreError(f"{name}: {s}/ has classes that train/ lacks: {', '.join(extra)}.")
+    return classes
 
-    size = image_size or _auto_size([d for g in groups.values() for _, d in g])
-    index = {c: i for i, c in enumerate(classes)}
-    decoded = {s: _decode_all(g, size, index, skipped) for s, g in groups.items()}
+
+def _splits(decoded: dict, has_splits: bool, test_fraction: float, seed: int, name: str,
+            skipped: Counter) -> tuple[Split, Split | None, Split]:
+    """(train, val or None, test): a held-out folder alone is the test set; none, a seeded cut."""
     gray = all(decoded[s][2] for s in decoded if len(decoded[s][1]))
 
     def split(s: str) -> Split:
         x, y, _ = decoded[s]
-        x = x[:, :1] if gray else x
-        return Split(x, y)
+        return Split(x[:, :1] if gray else x, y)
 
     train = split("train")
     if len(train) == 0:
-        raise TLCoreError(f"No readable training images in {path.name} ({_skipped_text(skipped)}).")
+        raise TLCoreError(f"No readable training images in {name} ({_skipped_text(skipped)}).")
     val = split("val") if len(decoded["val"][1]) and len(decoded["test"][1]) else None
     held = "test" if len(decoded["test"][1]) else "val"
     if has_splits and len(decoded[held][1]):
-        test = split(held)
-    else:
-        keep, take = stratified_split(train.labels, test_fraction, seed)
-        train, test = train.subset(keep), train.subset(take)
-    name = path.name[:-4] if path.suffix.lower() == ".zip" else path.name
-    return finish(name, classes, train, test, val=val, val_fraction=val_fraction,
-                  samples_per_class=samples_per_class, seed=seed, hflip=True,
-                  skipped=dict(skipped), source=str(path))
+        return train, val, split(held)
+    keep, take = stratified_split(train.labels, test_fraction, seed)
+    return train.subset(keep), val, train.subset(take)
 
 
 def _auto_size(blobs: list[bytes], probe: int = 64) -> int:

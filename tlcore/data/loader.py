@@ -82,6 +82,13 @@ class BatchLoader:
         n = len(self.labels)
         return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
 
+    def state_dict(self) -> dict:
+        """The random stream (order and augmentation): what the next epoch will draw."""
+        return {"generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.generator.set_state(state["generator"])
+
     def transform(self, images: torch.Tensor, rand: torch.Tensor | None = None) -> torch.Tensor:
         """uint8 batch on the device -> model input, augmented when this loader augments."""
         if self.augment is None:

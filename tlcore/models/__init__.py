@@ -5,16 +5,16 @@ from pathlib import Path
 
 import torch
 
+from ..config import RunConfig
 from ..errors import TLCoreError
 from ..preprocess import InputSpec
+from ..runfiles import read_run_config, read_tensors
 from .freeze import PRESETS, freeze, frozen_for_preset, preset_names
 from .net import HEAD, BodySpec, GroupInfo, TransferNet
 from .zoo import BACKBONES, IMAGENET, NONE, TIMM_PREFIX, timm_backbone
 
 __all__ = ["TransferNet", "GroupInfo", "BodySpec", "HEAD", "PRESETS", "list_backbones", "create_backbone",
            "weights_choices", "freeze", "frozen_for_preset", "preset_names", "describe_backbone"]
-
-MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 16, 512
 
 
 def list_backbones() -> list[str]:
@@ -47,8 +47,7 @@ def create_backbone(name: str, *, weights: str = NONE, num_classes: int, image_s
     """
     if not isinstance(num_classes, int) or num_classes < 2:
         raise TLCoreError(f"num_classes must be a whole number >= 2, got {num_classes!r}.")
-    if image_size is not None and not (isinstance(image_size, int) and MIN_IMAGE_SIZE <= image_size <= MAX_IMAGE_SIZE):
-        raise TLCoreError(f"image_size must be a whole number from {MIN_IMAGE_SIZE} to {MAX_IMAGE_SIZE}, got {image_size!r}.")
+    image_size = RunConfig.check(image_size=image_size)["image_size"]  # the run's own rule and words
     if weights in (IMAGENET, NONE):
         built = _build(name, weights)
         source = None
@@ -74,8 +73,6 @@ def create_backbone(name: str, *, weights: str = NONE, num_classes: int, image_s
 
 def _from_run(name: str, folder: Path) -> tuple[BodySpec, dict[str, torch.Tensor]]:
     """The body of a saved run, to transfer from. Its backbone must be ``name``."""
-    from ..checkpoints import read_run_config, read_tensors
-
     meta = read_run_config(folder)
     if meta["backbone"] != name:
         raise TLCoreError(f"The run {folder.name!r} was trained with backbone {meta['backbone']!r}; "

@@ -30,39 +30,39 @@ def _run_names(session: Session):
 
 
 def build_app() -> gr.Blocks:
+    private = dict(api_visibility="private")
     with gr.Blocks(title=TITLE, delete_cache=UPLOAD_CACHE) as demo:
         gr.Markdown(f"# {TITLE}\nDoes a pretrained backbone help on your data, and how much? "
                     "**Data** → **Model** → **Train** → **Evaluate**, or just **Draw** a digit.")
         session = gr.State(Session(), delete_callback=delete_session)
         runs = gr.Dropdown([], label="Run", render=False, allow_custom_value=False)
         with gr.Tab("Data"):
-            load, load_in, load_out = data_tab.build(session)
+            data = data_tab.build(session)
         with gr.Tab("Model"):
-            on_backbone, bb_in, bb_out, describe, desc_in, desc_out, model_changed = model_tab.build(session)
+            model = model_tab.build(session)
         with gr.Tab("Train"):
-            device, train_event, suggest, params = train_tab.build(session, [runs])
+            training = train_tab.build(session, runs)
         with gr.Tab("Evaluate"):
             evaluate_tab.build(session, runs)
-        with gr.Tab("Draw") as draw:
-            draw_model, taught = draw_tab.build(session)
-        draw.select(None, js=draw_tab.SELECT_BRUSH, api_visibility="private")
-        draw.select(draw_tab.refresh_models, [session, draw_model], draw_model, api_visibility="private")
-        train_event.then(_after_run, session, draw_model, api_visibility="private")
-        train_event.then(model_tab.refresh_weights, [session, bb_in[1]], bb_out[0], api_visibility="private")
+        with gr.Tab("Draw") as draw_tab_item:
+            draw = draw_tab.build(session)
+        draw_tab_item.select(None, js=draw_tab.SELECT_BRUSH, **private)
+        draw_tab_item.select(draw_tab.refresh_models, [session, draw.model], draw.model, **private)
+        training.train_event.then(_after_run, session, draw.model, **private)
+        training.train_event.then(model_tab.refresh_weights, [session, model.backbone], model.weights, **private)
         # A taught model is a run too: it appears in Evaluate and as a source model.
-        taught.then(_run_names, session, runs, api_visibility="private") \
-            .then(model_tab.refresh_weights, [session, bb_in[1]], bb_out[0], api_visibility="private")
+        draw.taught.then(_run_names, session, runs, **private) \
+            .then(model_tab.refresh_weights, [session, model.backbone], model.weights, **private)
         # First paint: the offline default dataset and model, so the app is useful at once.
         # (The dataset summary changing then re-describes the model and suggests settings, below.)
-        demo.load(load, load_in, load_out, api_visibility="private") \
-            .then(on_backbone, bb_in, bb_out, api_visibility="private")
+        demo.load(data_tab.load, data.inputs, data.outputs, **private) \
+            .then(model_tab.on_backbone, model.choice_inputs, model.choice_outputs, **private)
         # Another model (backbone, weights, freezing) wants other settings: a frozen body's head
         # trains with AdamW, a from-scratch LeNet with SGD at 0.1 (tlcore.defaults).
-        for event in model_changed:
-            event.then(suggest, session, params, api_visibility="private")
-        for comp in load_out[1:2]:  # a new dataset changes the class count: re-describe, re-suggest
-            comp.change(describe, desc_in, desc_out, api_visibility="private") \
-                .then(suggest, session, params, api_visibility="private")
+        for event in model.changed:
+            event.then(train_tab.suggest, session, training.suggested, **private)
+        # A new dataset changes the class count: re-describe the model, re-suggest the settings.
+        data.summary.change(model_tab.describe, model.describe_inputs, model.describe_outputs, **private) \
+            .then(train_tab.suggest, session, training.suggested, **private)
     demo.queue(max_size=MAX_QUEUE, default_concurrency_limit=4)
     return demo
-

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
+from typing import NamedTuple
 
 import gradio as gr
 import numpy as np
@@ -26,6 +27,11 @@ BUNDLED_LABEL = "bundled: lenet5-mnist"
 GALLERY_MAX = 40
 SAVED_PREFIX = "saved: "
 _bundled = None  # read-only after loading: the weights never change, so one copy serves all sessions
+
+
+class DrawTab(NamedTuple):
+    model: gr.Dropdown  # which model guesses
+    taught: object  # the Teach click's event: a new run exists when it ends
 
 
 def bundled_model():
@@ -213,17 +219,14 @@ class _Steps(Callback):
     """Training progress as one fraction, for gr.Progress."""
 
     def __init__(self, report):
-        self.report, self.epochs = report, 1
+        self.report = report
 
-    def on_run_start(self, info):
-        self.epochs = info.epochs
-
-    def on_step(self, e):
-        self.report(((e.epoch - 1) * e.steps + e.step) / (e.steps * self.epochs))
+    def on_step(self, trainer, e):
+        self.report(e.fraction)
 
 
-def build(session_state: gr.State):
-    """The Draw tab. Returns (model dropdown, the teach event) for wiring to the other tabs."""
+def build(session_state: gr.State) -> DrawTab:
+    """The Draw tab, its model dropdown and teach event named for wiring to the other tabs."""
     with gr.Row():
         with gr.Column(scale=1):
             model = gr.Dropdown(model_choices(Session()), value=BUNDLED_LABEL, label="Model",
@@ -274,7 +277,7 @@ def build(session_state: gr.State):
     api_out = gr.Label(visible=False)
     gr.Button(visible=False).click(predict_digit, api_in, api_out, api_name="predict_digit",
                                    concurrency_limit=None, show_progress="hidden")
-    return model, taught_event
+    return DrawTab(model, taught_event)
 
 
 def refresh_models(session: Session, choice: str):

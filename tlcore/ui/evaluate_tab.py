@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import shutil
+from typing import NamedTuple
 
 import gradio as gr
 import numpy as np
@@ -11,6 +12,11 @@ from ..plots import confusion_figure, roc_figure, to_display
 from .session import Session
 
 GALLERY_MAX = 48
+
+
+class EvaluateTab(NamedTuple):
+    runs: gr.Dropdown  # the run shown
+    outputs: list  # summary, confusion chart, table, ROC, per-class table, gallery, download, caption
 
 
 def _record(session: Session, name: str | None):
@@ -65,7 +71,7 @@ def pick_cell(session: Session, name: str | None, evt: gr.SelectData):
                                 + (f" (showing {GALLERY_MAX})" if len(idx) > GALLERY_MAX else ""))
 
 
-def build(session_state: gr.State, runs: gr.Dropdown):
+def build(session_state: gr.State, runs: gr.Dropdown) -> EvaluateTab:
     with gr.Row():
         runs.render()
         normalized = gr.Radio(["counts", "row-normalized"], value="counts", label="Confusion matrix shows")
@@ -82,4 +88,4 @@ def build(session_state: gr.State, runs: gr.Dropdown):
     runs.change(show, [session_state, runs, normalized], outs, api_name="evaluate")
     normalized.change(show, [session_state, runs, normalized], outs, api_visibility="private")
     table.select(pick_cell, [session_state, runs], [gallery, caption], api_visibility="private")
-    return show, outs
+    return EvaluateTab(runs, outs)

@@ -3,14 +3,28 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
+from typing import NamedTuple
 
 import gradio as gr
 import pandas as pd
 
-from ..checkpoints import list_runs, read_run_config
 from ..errors import TLCoreError
 from ..models import HEAD, create_backbone, freeze, frozen_for_preset, list_backbones, preset_names, weights_choices
+from ..runfiles import list_runs, read_run_config
 from .session import Session
+
+
+class ModelTab(NamedTuple):
+    backbone: gr.Dropdown
+    weights: gr.Dropdown
+    preset: gr.Dropdown
+    frozen: gr.CheckboxGroup
+    choice_inputs: list  # on_backbone's: session, backbone, weights, preset
+    choice_outputs: list  # weights, preset, frozen
+    describe_inputs: list  # describe's: session, backbone, weights, frozen, train_bn
+    describe_outputs: list  # session, table, counts
+    changed: list  # one event per way the user changes the model, each ending in describe
+
 
 def _model(session: Session, backbone: str, weights: str, num_classes: int):
     """This session's preview model (one at a time: VGG-11 alone is half a gigabyte)."""
@@ -112,7 +126,7 @@ def on_preset(session: Session, backbone: str, weights: str, preset: str):
         return gr.update()
 
 
-def build(session_state: gr.State):
+def build(session_state: gr.State) -> ModelTab:
     with gr.Row():
         with gr.Column(scale=1):
             backbone = gr.Dropdown(list_backbones(), value="lenet5", label="Backbone", allow_custom_value=True,
@@ -126,20 +140,18 @@ def build(session_state: gr.State):
         with gr.Column(scale=2):
             counts = gr.Markdown()
             table = gr.Dataframe(headers=["group", "parameters", "trainable", "frozen"], interactive=False)
+    choice_in, choice_out = [session_state, backbone, weights, preset], [weights, preset, frozen]
     desc_in = [session_state, backbone, weights, frozen, train_bn]
     desc_out = [session_state, table, counts]
     private = dict(api_visibility="private")
     # Every way the user changes the model ends in `describe`; the app chains more onto these.
-    described = [comp.change(on_backbone, [session_state, backbone, weights, preset], [weights, preset, frozen],
-                             **private).then(describe, desc_in, desc_out, **private) for comp in (backbone, weights)]
-    described.append(preset.input(on_preset, [session_state, backbone, weights, preset], frozen, **private)
-                     .then(describe, desc_in, desc_out, **private))
+    described = [comp.change(on_backbone, choice_in, choice_out, **private).then(describe, desc_in, desc_out, **private)
+                 for comp in (backbone, weights)]
+    described.append(preset.input(on_preset, choice_in, frozen, **private).then(describe, desc_in, desc_out, **private))
     described.append(frozen.input(describe, desc_in, desc_out, **private))
     # The API's way to choose a model: backbone, weights, comma-separated frozen groups, BatchNorm option.
     api_in = [gr.Textbox(visible=False), gr.Textbox(visible=False), gr.Textbox(visible=False),
               gr.Checkbox(visible=False)]
-    gr.Button(visible=False).click(choose_model, [session_state, *api_in], [session_state, table, counts],
-                                   api_name="choose_model")
+    gr.Button(visible=False).click(choose_model, [session_state, *api_in], desc_out, api_name="choose_model")
     described.append(train_bn.input(describe, desc_in, desc_out, **private))
-    return (on_backbone, [session_state, backbone, weights, preset], [weights, preset, frozen],
-            describe, desc_in, desc_out, described)
+    return ModelTab(backbone, weights, preset, frozen, choice_in, choice_out, desc_in, desc_out, described)

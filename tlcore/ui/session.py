@@ -9,10 +9,11 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from ..data import ImageData
 from ..events import StopToken
+from ..models import TransferNet
+from ..result import RunResult
 from ..teach import Drawings
 
 MAX_RUNS = 6  # runs kept per session; older ones are dropped (memory and disk stay bounded)
@@ -21,7 +22,7 @@ MAX_RUNS = 6  # runs kept per session; older ones are dropped (memory and disk s
 @dataclass
 class RunRecord:
     name: str
-    result: Any  # tlcore.train.RunResult
+    result: RunResult
     data: ImageData  # the dataset it was trained and tested on (the gallery's images)
     folder: Path
 
@@ -36,7 +37,7 @@ class Session:
     frozen: list[str] = field(default_factory=list)
     train_bn: bool = False
     # The model the Model tab describes (rebuilt when backbone, weights or classes change).
-    preview: Any = None
+    preview: TransferNet | None = None
     preview_key: tuple | None = None
     runs: dict[str, RunRecord] = field(default_factory=dict)
     runs_started: int = 0  # numbers run names: unique even after old runs are dropped

@@ -1,32 +1,44 @@
 """Train tab: hyperparameters, Start / Stop, live loss and accuracy charts, progress and ETA.
 
-Training runs in a worker thread; the event handler is a generator that drains the engine's
-events from a queue and yields chart updates about once a second (Gradio streams them).
-Stop sets the session's StopToken, which the loop checks every step.
+The run goes through :func:`tlcore.events.stream`: a worker thread trains (in this process, or
+through ZeroGPU calls) while the handler, a generator, turns its events into chart updates
+about once a second (Gradio streams them). Stop sets the session's StopToken, which the loop
+checks every step. The inputs are made from RunConfig's fields, so the app offers and checks
+each setting as the CLI does.
 """
 from __future__ import annotations
 
-import logging
-import queue
-import threading
 import time
+from typing import NamedTuple
 
 import gradio as gr
 import torch
 
-from ..config import OPTIMIZERS, SCHEDULERS, RunConfig
-from ..defaults import suggested
+from ..config import RunConfig
+from ..defaults import SUGGESTED, suggested
+from ..device import describe_device, pick_device
 from ..errors import TLCoreError
-from ..events import Recorder, StopToken
+from ..events import Recorder, StepEvent, StopToken, stream
 from ..models import HEAD
 from ..plots import training_figures
-from ..train import describe_device, pick_device, train
-from . import zerogpu
+from ..result import RunResult, Status
+from ..train import train
+from . import fields, zerogpu
 from .session import RunRecord, Session
 
-log = logging.getLogger(__name__)
 UPDATE_EVERY_S = 1.0
-AUGMENT = {"automatic (off for a frozen body)": None, "on": True, "off": False}
+MORE = ("label_smoothing", "augment", "early_stopping", "seed")
+# The /train endpoint's inputs, in order: the suggested settings, then the rest.
+FIELDS = (*SUGGESTED, *MORE)
+
+
+class TrainTab(NamedTuple):
+    device: gr.Markdown
+    inputs: dict[str, gr.components.Component]  # by RunConfig field name
+    suggested: list[gr.components.Component]  # the inputs ``suggest`` fills, in SUGGESTED order
+    progress: gr.HTML
+    status: gr.Markdown
+    train_event: object  # the Start click's event, for chaining
 
 
 def device_text() -> str:
@@ -41,100 +53,104 @@ def _progress_html(done: float, text: str) -> str:
 
 
 def suggest(session: Session):
-    """Defaults for the current dataset and Model-tab choice."""
+    """Defaults for the current dataset and Model-tab choice, in SUGGESTED order."""
     n = len(session.dataset.train) if session.dataset is not None else 1000
     groups = session.preview.group_names() if session.preview is not None else [HEAD]
     s = suggested(session.backbone, session.weights, session.frozen, groups, n)
-    return s["epochs"], s["batch_size"], s["lr"], s["optimizer"], s["scheduler"], s["body_lr_mult"]
+    return [s[k] for k in SUGGESTED]
 
 
-def start(session: Session, epochs, batch_size, lr, optimizer, scheduler, body_lr_mult, label_smoothing, augment,
-          early_stopping, seed):
+def config(session: Session, values: dict) -> RunConfig:
+    """The session's data and model with the tab's settings; raw values, RunConfig checks them."""
+    return RunConfig(dataset=session.dataset_label or session.dataset.name, backbone=session.backbone,
+                     weights=session.weights, preset=None, frozen=list(session.frozen), train_bn=bool(session.train_bn),
+                     **{k: fields.value(k, v) for k, v in values.items()}).validate()
+
+
+class LiveView:
+    """The run as the tab shows it: progress bar, its sentence, the loss and accuracy charts."""
+
+    def __init__(self, epochs: int):
+        self.epochs, self.steps, self.epoch_ends = epochs, [], []
+        self.text, self.fraction, self.last = "Loading…", 0.0, 0.0
+
+    def update(self, kind: str, ev) -> bool:
+        """Take one engine event; True when the charts should be redrawn now."""
+        if kind == "phase":
+            phase, f = ev
+            if phase != "training":
+                self.text = f"{phase.capitalize()}…" + (f" {f:.0%}" if f else "")
+        elif kind == "run_start":
+            self.text = (f"Training on {ev.device}: {ev.train_size:,} images, {ev.trainable_params:,} of "
+                         f"{ev.total_params:,} parameters learn" + (" (features cached)" if ev.feature_cache else ""))
+        elif kind == "step":
+            self._step(ev)
+        elif kind == "epoch_end":
+            self.epoch_ends.append(ev)
+        now = time.monotonic()
+        due = kind == "epoch_end" or now - self.last >= UPDATE_EVERY_S
+        self.last = now if due else self.last
+        return due
+
+    def _step(self, ev: StepEvent) -> None:
+        self.steps.append((ev.epoch - 1 + ev.step / ev.steps, ev.loss, ev.accuracy))
+        self.fraction = ev.fraction
+        self.text = (f"Epoch {ev.epoch}/{self.epochs}, step {ev.step}/{ev.steps} · loss {ev.loss:.4f} · "
+                     f"{ev.images_per_second:,.0f} images/s · about {ev.eta_seconds:,.0f} s left")
+
+    def frame(self, text: str | None = None, fraction: float | None = None):
+        """(progress, loss chart, accuracy chart)."""
+        loss_fig, acc_fig = training_figures(self.steps, self.epoch_ends)
+        return _progress_html(self.fraction if fraction is None else fraction, text or self.text), loss_fig, acc_fig
+
+
+def _run(cfg: RunConfig, session: Session, stop: StopToken, folder, sink) -> RunResult:
+    if zerogpu.ENABLED:  # a Hugging Face ZeroGPU Space: the run goes through spaces.GPU calls
+        return zerogpu.train_in_calls(cfg, session.dataset, sink=sink, stop=stop, out=folder)
+    return train(cfg, data=session.dataset, callbacks=[Recorder(sink=sink)], stop=stop, out=folder)
+
+
+def start(session: Session, *values):
     """Stream a training run: (progress, loss chart, accuracy chart, status, run list)."""
     if session.dataset is None:
         gr.Warning("Load a dataset on the Data tab first.")
         yield _progress_html(0, "No dataset."), gr.skip(), gr.skip(), "", gr.skip()
         return
     try:
-        # Raw values: RunConfig.validate checks and converts them, with the CLI's own messages.
-        cfg = RunConfig(
-            dataset=session.dataset_label or session.dataset.name, backbone=session.backbone, weights=session.weights,
-            preset=None, frozen=list(session.frozen), train_bn=bool(session.train_bn), optimizer=optimizer,
-            lr=lr, body_lr_mult=body_lr_mult, scheduler=scheduler, label_smoothing=label_smoothing,
-            augment=AUGMENT.get(augment), epochs=epochs, batch_size=batch_size, early_stopping=early_stopping,
-            seed=seed).validate()
+        cfg = config(session, dict(zip(FIELDS, values)))
     except (TLCoreError, TypeError, ValueError) as e:
         gr.Warning(str(e))
         yield _progress_html(0, f"Not started: {e}"), gr.skip(), gr.skip(), "", gr.skip()
         return
     name = session.new_run_name(f"{session.dataset.name}-{session.backbone.replace(':', '-')}")
-    folder = session.folder / name
-    q: queue.Queue = queue.Queue()
+    folder, data, view = session.folder / name, session.dataset, LiveView(cfg.epochs)
     # On ZeroGPU the stop request is a file too: it reaches the worker process. Elsewhere the
     # in-process flag is enough, and the loop need not ask the file system at every step.
     stop = session.stop = StopToken(session.folder / f".stop-{name}" if zerogpu.ENABLED else None)
-    box: dict = {}
-    data = session.dataset
-
-    def work():
-        try:
-            if zerogpu.ENABLED:  # a Hugging Face ZeroGPU Space: the run goes through spaces.GPU calls
-                box["result"] = zerogpu.train_in_calls(cfg, data, sink=q.put, stop=stop, out=folder)
-            else:
-                box["result"] = train(cfg, data=data, callbacks=[Recorder(sink=q.put)], stop=stop, out=folder)
-        except TLCoreError as e:
-            box["error"] = str(e)
-        except Exception as e:  # our bug: keep the app up, log the traceback, tell the user plainly
-            log.exception("training failed")
-            box["error"] = f"Training failed unexpectedly ({type(e).__name__}). The app is still running."
-
-    worker = threading.Thread(target=work, name=f"train-{name}", daemon=True)
-    worker.start()
-    steps, epochs_done, info = [], [], None
-    text, frac, last = "Loading…", 0.0, 0.0
-    while worker.is_alive() or not q.empty():
-        try:
-            kind, ev = q.get(timeout=0.2)
-        except queue.Empty:
-            kind = None
-        if kind == "phase":
-            phase, f = ev
-            if phase != "training":
-                text = f"{phase.capitalize()}…" + (f" {f:.0%}" if f else "")
-        elif kind == "run_start":
-            info = ev
-            text = (f"Training on {info.device}: {info.train_size:,} images, {info.trainable_params:,} of "
-                    f"{info.total_params:,} parameters learn" + (" (features cached)" if info.feature_cache else ""))
-        elif kind == "step":
-            steps.append((ev.epoch - 1 + ev.step / ev.steps, ev.loss, ev.accuracy))
-            frac = ((ev.epoch - 1) * ev.steps + ev.step) / (ev.steps * cfg.epochs)
-            text = (f"Epoch {ev.epoch}/{cfg.epochs}, step {ev.step}/{ev.steps} · loss {ev.loss:.4f} · "
-                    f"{ev.images_per_second:,.0f} images/s · about {ev.eta_seconds:,.0f} s left")
-        elif kind == "epoch_end":
-            epochs_done.append(ev)
-        now = time.monotonic()
-        if kind is not None and (kind == "epoch_end" or now - last >= UPDATE_EVERY_S):
-            last = now
-            loss_fig, acc_fig = training_figures(steps, epochs_done)
-            yield _progress_html(frac, text), loss_fig, acc_fig, "", gr.skip()
-    worker.join()
+    for kind, payload in stream(lambda sink: _run(cfg, session, stop, folder, sink)):
+        if kind in ("result", "error"):
+            outcome = kind, payload
+        elif view.update(kind, payload):
+            yield *view.frame(), "", gr.skip()
     session.stop = None
     if stop.path is not None:
         stop.path.unlink(missing_ok=True)
-    loss_fig, acc_fig = training_figures(steps, epochs_done)
-    if "error" in box:
-        gr.Warning(box["error"])
-        yield _progress_html(frac, box["error"]), loss_fig, acc_fig, f"**Not finished:** {box['error']}", gr.skip()
+    if outcome[0] == "error":
+        gr.Warning(outcome[1])
+        yield *view.frame(outcome[1]), f"**Not finished:** {outcome[1]}", gr.skip()
         return
-    r = box["result"]
+    yield _finished(session, name, outcome[1], data, folder, view)
+
+
+def _finished(session: Session, name: str, r: RunResult, data, folder, view: LiveView):
     if r.history:
         session.add_run(RunRecord(name, r, data, folder))
     acc = f" · test accuracy **{r.test.accuracy:.2%}**" if r.test else ""
     status = f"**{r.status.capitalize()}.** {r.message}{acc}" + (f" · saved as run `{name}`" if r.history else "")
-    if r.status == "failed":
+    if r.status is Status.FAILED:
         gr.Warning(r.message)
-    yield (_progress_html(1.0 if r.status == "completed" else frac, r.message), loss_fig, acc_fig, status,
-           gr.update(choices=list(session.runs), value=name if r.history else None))
+    return (*view.frame(r.message, 1.0 if r.status is Status.COMPLETED else None), status,
+            gr.update(choices=list(session.runs), value=name if r.history else None))
 
 
 def stop_training(session: Session) -> str:
@@ -144,26 +160,13 @@ def stop_training(session: Session) -> str:
     return "Stopping… the best epoch so far is kept."
 
 
-def build(session_state: gr.State, runs_dropdown_holder: list):
-    # No minimum/maximum/precision on the numbers: Gradio would refuse or round with its own
-    # words; RunConfig.validate is the one place that checks, with the CLI's message.
+def build(session_state: gr.State, runs_dropdown: gr.Dropdown) -> TrainTab:
     device = gr.Markdown(device_text())
     with gr.Row():
         with gr.Column(scale=1, min_width=280):
-            epochs = gr.Number(10, step=1, label="Epochs")
-            batch = gr.Number(32, step=1, label="Batch size")
-            lr = gr.Number(0.1, label="Learning rate (head)")
-            body_mult = gr.Number(1.0, label="Body learning-rate multiplier",
-                                  info="0.1 lets a pretrained body learn ten times slower than the new head")
-            optimizer = gr.Dropdown(list(OPTIMIZERS), value="sgd", label="Optimizer",
-                                    info="sgd = SGD with Nesterov momentum 0.9")
-            scheduler = gr.Dropdown(list(SCHEDULERS), value="onecycle", label="Learning-rate schedule",
-                                    info="step = the tutorial's StepLR (x0.1 every 7 epochs)")
+            inputs = {k: fields.component(k) for k in SUGGESTED}
             with gr.Accordion("More", open=False):
-                smoothing = gr.Slider(0, 0.3, value=0.1, step=0.05, label="Label smoothing")
-                augment = gr.Dropdown(list(AUGMENT), value=next(iter(AUGMENT)), label="Augmentation")
-                early = gr.Number(0, step=1, label="Early stopping patience (epochs, 0 = off)")
-                seed = gr.Number(0, step=1, label="Seed")
+                inputs.update({k: fields.component(k) for k in MORE})
             suggest_btn = gr.Button("Suggest settings for this data and model", size="sm")
             with gr.Row():
                 start_btn = gr.Button("Start training", variant="primary")
@@ -174,12 +177,11 @@ def build(session_state: gr.State, runs_dropdown_holder: list):
             with gr.Row():
                 loss_plot = gr.Plot(label="Loss")
                 acc_plot = gr.Plot(label="Accuracy")
-    params = [epochs, batch, lr, optimizer, scheduler, body_mult]
+    params = [inputs[k] for k in SUGGESTED]
     suggest_btn.click(suggest, session_state, params, api_name="suggest_settings")
-    runs_dropdown = runs_dropdown_holder[0]
     train_event = start_btn.click(
-        start, [session_state, *params, smoothing, augment, early, seed],
+        start, [session_state, *(inputs[k] for k in FIELDS)],
         [progress, loss_plot, acc_plot, status, runs_dropdown], api_name="train",
         concurrency_limit=2 if torch.cuda.is_available() else 1, concurrency_id="training")
     stop_btn.click(stop_training, session_state, status, api_name="stop", queue=False)
-    return device, train_event, suggest, params
+    return TrainTab(device, inputs, params, progress, status, train_event)

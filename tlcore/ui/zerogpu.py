@@ -10,13 +10,15 @@ decorator returns the function unchanged) the same code runs in this process.
 """
 from __future__ import annotations
 
-import queue
-import threading
 from pathlib import Path
 
+from ..config import RunConfig
+from ..data import ImageData
 from ..errors import TLCoreError
-from ..events import Recorder, StopToken
-from ..train import RunResult, train
+from ..events import Recorder, StopToken, stream
+from ..result import RunResult, Status
+from ..state import LoopState
+from ..train import train
 
 try:
     import spaces
@@ -28,44 +30,28 @@ CALL_S = 60  # the GPU reservation asked for per call
 BUDGET_S = 40  # training per call; the rest covers start-up, validation, the test split and saving
 
 
-def _train_call(cfg, data, resume, stop_file: str, out: str | None, budget_s: float):
-    """One GPU call: train until the budget, yielding ``(kind, payload)`` events, then the result."""
-    events: queue.Queue = queue.Queue()
-    box: dict = {}
-
-    def work():
-        try:
-            box["result"] = train(cfg, data=data, callbacks=[Recorder(sink=events.put)],
-                                  stop=StopToken(stop_file), out=out, budget_s=budget_s, resume=resume)
-        except TLCoreError as e:
-            box["error"] = str(e)
-
-    worker = threading.Thread(target=work, name="train-call", daemon=True)
-    worker.start()
-    while worker.is_alive() or not events.empty():
-        try:
-            yield events.get(timeout=0.2)
-        except queue.Empty:
-            pass
-    worker.join()
-    yield ("error", box["error"]) if "error" in box else ("result", box["result"])
+def _train_call(cfg: RunConfig, data: ImageData, resume: LoopState | None, stop_file: str, out: str | None,
+                budget_s: float):
+    """One GPU call: train until the budget, yielding ``(kind, payload)`` events, then
+    ``("result", RunResult)`` or ``("error", sentence)``, whatever went wrong in the worker."""
+    yield from stream(lambda sink: train(cfg, data=data, callbacks=[Recorder(sink=sink)], stop=StopToken(stop_file),
+                                         out=out, budget_s=budget_s, resume=resume))
 
 
 gpu_call = spaces.GPU(duration=CALL_S)(_train_call) if spaces is not None else _train_call
 
 
-def train_in_calls(cfg, data, *, sink, stop: StopToken, out: str | Path | None = None,
+def train_in_calls(cfg: RunConfig, data: ImageData, *, sink, stop: StopToken, out: str | Path | None = None,
                    budget_s: float | None = None) -> RunResult:
     """Train through as many GPU calls as it takes; events go to ``sink`` as they come.
 
-    ``stop`` must have a ``path`` (the worker watches the file). Raises TLCoreError for the
-    user's mistakes, like ``train``.
+    ``stop`` must have a ``path`` (the worker watches the file). Raises TLCoreError, with the
+    sentence the Train tab shows, for the user's mistakes and for unexpected errors alike.
     """
     if stop.path is None:
         raise ValueError("train_in_calls needs a StopToken with a path: the worker process watches the file")
     resume, budget = None, BUDGET_S if budget_s is None else budget_s
     while True:
-        result = None
         for kind, payload in gpu_call(cfg, data, resume, str(stop.path), str(out) if out else None, budget):
             if kind == "result":
                 result = payload
@@ -73,6 +59,6 @@ def train_in_calls(cfg, data, *, sink, stop: StopToken, out: str | Path | None =
                 raise TLCoreError(payload)
             else:
                 sink((kind, payload))
-        if result is None or result.status != "paused":
+        if result.status is not Status.PAUSED:
             return result
         resume = result.resume  # a stop sent meanwhile is seen at the next call's first step

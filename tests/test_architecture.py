@@ -1,0 +1,82 @@
+"""The engine's shape, held: no import cycles, gradio only in the UI, functions that fit on a
+screen, and ``train()`` a few calls long. Read from the source (ast), so lazy imports count too."""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+from conftest import ROOT
+
+PACKAGE = ROOT / "tlcore"
+MODULES = {".".join(p.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__"): p
+           for p in PACKAGE.rglob("*.py")}
+
+
+def _imports(name: str, path: Path) -> set[str]:
+    """tlcore modules ``name`` imports anywhere in its file (a package's import pulls in its __init__)."""
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            targets = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = package.split(".")
+                base = ".".join(parts[:len(parts) - node.level + 1] + ([node.module] if node.module else []))
+            targets = [f"{base}.{a.name}" if f"{base}.{a.name}" in MODULES else base for a in node.names]
+        else:
+            continue
+        for t in targets:
+            while t and t not in MODULES:
+                t = t.rpartition(".")[0]
+            # A module importing its own package (or the package itself) is not an edge: Python
+            # has already begun importing it.
+            if t and not name.startswith(t + ".") and t != name:
+                out.add(t)
+    return out
+
+
+def test_no_import_cycles():
+    graph = {n: _imports(n, p) for n, p in MODULES.items()}
+    state, stack, cycles = {}, [], []
+
+    def visit(n):
+        state[n] = "open"
+        stack.append(n)
+        for m in sorted(graph[n]):
+            if state.get(m) == "open":
+                cycles.append(stack[stack.index(m):] + [m])
+            elif m not in state:
+                visit(m)
+        stack.pop()
+        state[n] = "done"
+
+    for n in sorted(graph):
+        if n not in state:
+            visit(n)
+    assert not cycles, "import cycles: " + "; ".join(" -> ".join(c) for c in cycles)
+
+
+def test_only_the_ui_imports_gradio():
+    outside = [n for n, p in MODULES.items() if not n.startswith("tlcore.ui")
+               and any(isinstance(x, (ast.Import, ast.ImportFrom)) and "gradio" in ast.unparse(x)
+                       for x in ast.walk(ast.parse(p.read_text())))]
+    assert outside == []
+
+
+def _functions():
+    for name, path in MODULES.items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                yield f"{name}.{node.name}", node.end_lineno - node.lineno + 1
+
+
+def test_every_function_fits_on_a_screen():
+    long = {f: n for f, n in _functions() if n > 60}
+    assert not long, f"functions over 60 lines: {long}"
+
+
+def test_train_reads_as_set_up_fit_finish():
+    lines = dict(_functions())["tlcore.train.train"]
+    assert lines <= 30, f"train() is {lines} lines"

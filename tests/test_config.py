@@ -1,0 +1,60 @@
+"""One field, one rule: RunConfig's knobs make the CLI's flags and the app's inputs, and check both."""
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from tlcore.cli import build_parser
+from tlcore.config import RunConfig
+from tlcore.ui import fields, train_tab
+from tlcore.ui.data_tab import load
+from tlcore.ui.session import Session
+
+FIELDS = [f.name for f in dataclasses.fields(RunConfig)]
+
+
+def _train_flags() -> dict:
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    return {o: a for a in sub.choices["train"]._actions for o in a.option_strings}
+
+
+@pytest.mark.parametrize("name", FIELDS)
+def test_every_field_is_a_train_flag_with_its_knobs_help_and_default(name):
+    knob, flag = RunConfig.knob(name), _train_flags()["--" + name.replace("_", "-")]
+    assert flag.help.replace("%%", "%").startswith(knob.help)
+    assert flag.default == (None if knob.suggested else getattr(RunConfig, name))
+
+
+@pytest.mark.parametrize("name", train_tab.FIELDS)
+def test_the_train_tabs_inputs_are_the_knobs(name):
+    knob, comp = RunConfig.knob(name), fields.component(name)
+    assert comp.label == knob.label and comp.info == knob.help
+    if knob.kind == "choice":
+        assert [c[1] for c in comp.choices] == list(knob.choices)
+    if knob.slider:
+        assert (comp.minimum, comp.maximum, comp.step) == knob.slider
+        assert knob.check(name, knob.slider[1]) == knob.slider[1]  # the app never offers an invalid value
+
+
+def test_the_train_endpoints_order_is_the_suggested_settings_then_the_rest():
+    """/train's positional inputs, as gradio_client callers send them."""
+    assert train_tab.FIELDS == ("epochs", "batch_size", "lr", "optimizer", "scheduler", "body_lr_mult",
+                                "label_smoothing", "augment", "early_stopping", "seed")
+
+
+@pytest.mark.parametrize("args,says", [
+    ((0, 1.5, 0), "val_fraction must be a fraction between 0 and 1 (exclusive), got 1.5."),
+    ((-2, 0.1, 0), "samples_per_class must be a whole number > 0 and <= 100000, got -2."),
+    ((0, 0.1, 2.5), "seed must be a whole number >= 0"),
+])
+def test_the_data_tab_checks_with_the_runs_rules(args, says):
+    session = Session()
+    out = load(session, "digits", None, *args)
+    assert says in out[1] and session.dataset is None
+
+
+def test_a_switch_label_means_its_value_and_anything_else_is_refused_by_runconfig():
+    assert [fields.value("augment", v) for v in ("automatic", "on", "off")] == [None, True, False]
+    with pytest.raises(Exception, match="augment must be true, false or None"):
+        RunConfig(augment=fields.value("augment", "sometimes")).validate()

@@ -1,0 +1,63 @@
+"""A run folder's files and how to read them, with no knowledge of models.
+
+``config.json`` says what the run is (format, backbone, classes, input); ``model.safetensors``
+holds its tensors. Building a network from them is :mod:`tlcore.checkpoints`' job; reading
+them is here, so the backbone registry can take a run's body as weights without importing
+checkpoints (which imports the registry).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from .errors import TLCoreError
+from .preprocess import InputSpec
+
+FORMAT = "tlcore-run/1"
+MODEL_FILE, CONFIG_FILE, METRICS_FILE = "model.safetensors", "config.json", "metrics.json"
+
+
+def read_run_config(folder: str | Path) -> dict:
+    """The validated ``config.json`` of a run folder."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise TLCoreError(f"{str(folder)!r} is not a run folder (it should hold {MODEL_FILE} and {CONFIG_FILE}).")
+    for f in (MODEL_FILE, CONFIG_FILE):
+        if not (folder / f).is_file():
+            raise TLCoreError(f"{str(folder)!r} is not a tlcore run: {f} is missing.")
+    try:
+        meta = json.loads((folder / CONFIG_FILE).read_text())
+        assert isinstance(meta, dict) and meta.get("format") == FORMAT
+        InputSpec.from_dict(meta["input"])
+        assert isinstance(meta["backbone"], str) and isinstance(meta["classes"], list)
+        assert int(meta["num_classes"]) == len(meta["classes"]) > 0
+    except Exception:
+        raise TLCoreError(f"{folder / CONFIG_FILE} is not a tlcore run config ({FORMAT}).") from None
+    return meta
+
+
+def read_tensors(folder: str | Path) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    path = Path(folder) / MODEL_FILE
+    try:
+        return load_file(str(path))
+    except Exception as e:  # safetensors raises its own error types for truncated or foreign files
+        raise TLCoreError(f"{path} is not a readable safetensors file ({type(e).__name__}).") from None
+
+
+def list_runs(folder: str | Path) -> list[Path]:
+    """The run folders directly inside ``folder`` (newest first); anything else is ignored."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    out = []
+    for cfg in folder.glob(f"*/{CONFIG_FILE}"):
+        try:
+            read_run_config(cfg.parent)
+        except TLCoreError:
+            continue
+        out.append(cfg.parent)
+    return sorted(out, key=lambda p: p.stat().st_mtime, reverse=True)

@@ -1,0 +1,112 @@
+"""A paused run's state, in memory and on disk: safetensors for the tensors, JSON for the rest.
+
+The trainer's ``state_dict()`` is a tree of dicts, lists, tuples, numbers, strings and tensors
+(weights, optimizer moments, schedule position, random streams, the best epoch so far, the
+history). :class:`LoopState` keeps a CPU copy of that tree and writes it as two files a reader
+can inspect and that load without unpickling anything: ``state.safetensors`` holds every tensor
+under its path in the tree, ``state.json`` the tree with each tensor replaced by that path.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from .device import to_cpu
+from .errors import TLCoreError
+
+FORMAT = "tlcore-loop-state/1"
+TENSORS_FILE, TREE_FILE = "state.safetensors", "state.json"
+_TENSOR, _TUPLE, _ITEMS = "__tensor__", "__tuple__", "__items__"
+
+
+def encode(tree, tensors: dict[str, torch.Tensor], path: str = "") -> object:
+    """``tree`` as JSON-able data; its tensors go into ``tensors`` under their paths."""
+    if isinstance(tree, torch.Tensor):
+        tensors[path] = tree
+        return {_TENSOR: path}
+    if isinstance(tree, dict):
+        plain = all(isinstance(k, str) and k not in (_TENSOR, _TUPLE, _ITEMS) for k in tree)
+        items = [(k, encode(v, tensors, f"{path}/{k}")) for k, v in tree.items()]
+        if plain:
+            return dict(items)
+        if not all(isinstance(k, (str, int)) and not isinstance(k, bool) for k in tree):
+            raise TypeError(f"cannot save dict keys of type {sorted({type(k).__name__ for k in tree})} at {path!r}")
+        return {_ITEMS: [list(kv) for kv in items]}  # optimizer state is keyed by int
+    if isinstance(tree, tuple):
+        return {_TUPLE: [encode(v, tensors, f"{path}/{i}") for i, v in enumerate(tree)]}
+    if isinstance(tree, list):
+        return [encode(v, tensors, f"{path}/{i}") for i, v in enumerate(tree)]
+    if tree is None or isinstance(tree, (bool, int, float, str)):
+        return tree
+    raise TypeError(f"cannot save a {type(tree).__name__} at {path!r} in a loop state")
+
+
+def decode(data, tensors: dict[str, torch.Tensor]):
+    """The inverse of :func:`encode`."""
+    if isinstance(data, list):
+        return [decode(v, tensors) for v in data]
+    if not isinstance(data, dict):
+        return data
+    if _TENSOR in data:
+        return tensors[data[_TENSOR]]
+    if _TUPLE in data:
+        return tuple(decode(v, tensors) for v in data[_TUPLE])
+    if _ITEMS in data:
+        return {k: decode(v, tensors) for k, v in data[_ITEMS]}
+    return {k: decode(v, tensors) for k, v in data.items()}
+
+
+class LoopState:
+    """Everything a paused run needs to go on exactly where it stopped (a CPU copy).
+
+    Made by :meth:`tlcore.trainer.Trainer.state_dict`; given back to a trainer with
+    ``train(..., resume=state)``. ``save`` / ``load`` are its file form.
+    """
+
+    def __init__(self, tree: dict):
+        self.tree = to_cpu(tree)
+
+    @property
+    def epochs_done(self) -> int:
+        return int(self.tree["epochs_done"])
+
+    def state_dict(self) -> dict:
+        return self.tree
+
+    def load_state_dict(self, tree: dict) -> None:
+        self.tree = to_cpu(tree)
+
+    def save(self, folder: str | Path) -> Path:
+        """Write ``state.safetensors`` and ``state.json`` into ``folder``."""
+        from safetensors.torch import save_file
+
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        tensors: dict[str, torch.Tensor] = {}
+        tree = encode(self.tree, tensors)
+        seen: set[int] = set()
+        for k, t in tensors.items():  # safetensors refuses tensors that share memory
+            t = t.contiguous()
+            tensors[k] = t.clone() if t.data_ptr() in seen and t.numel() else t
+            seen.add(t.data_ptr())
+        save_file(tensors, str(folder / TENSORS_FILE))
+        (folder / TREE_FILE).write_text(json.dumps({"format": FORMAT, "state": tree}))
+        return folder
+
+    @classmethod
+    def load(cls, folder: str | Path) -> "LoopState":
+        """Read what :meth:`save` wrote; anything else is a TLCoreError naming the folder."""
+        from safetensors.torch import load_file
+
+        folder = Path(folder)
+        try:
+            meta = json.loads((folder / TREE_FILE).read_text())
+            if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+                raise ValueError(f"not {FORMAT}")
+            tree = decode(meta["state"], load_file(str(folder / TENSORS_FILE)))
+            int(tree["epochs_done"])
+        except Exception as e:  # missing, truncated, foreign or hand-edited files
+            raise TLCoreError(f"{folder} holds no readable paused-run state ({FORMAT}): {type(e).__name__}.") from None
+        return cls(tree)

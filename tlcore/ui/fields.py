@@ -1,0 +1,39 @@
+"""App inputs for RunConfig fields, made from each field's Knob (label, help, choices, range).
+
+No minimum, maximum or precision goes on a number box: Gradio would refuse or round with its
+own words; ``RunConfig.validate`` is the one place that checks, with the CLI's message.
+"""
+from __future__ import annotations
+
+import gradio as gr
+
+from ..config import RunConfig
+
+# An optional switch (None: let the engine decide), as the app offers it.
+TRISTATE = {"automatic": None, "on": True, "off": False}
+
+
+def component(name: str, value=..., **kw) -> gr.components.Component:
+    """The input for RunConfig field ``name``, at its default unless ``value`` is given; ``kw``
+    overrides the knob's label and help."""
+    knob = RunConfig.knob(name)
+    value = getattr(RunConfig, name) if value is ... else value
+    kw = {"label": knob.label or name, "info": knob.help, **kw}
+    if knob.kind == "choice":
+        return gr.Dropdown(list(knob.choices), value=value, **kw)
+    if knob.kind == "bool" and knob.optional:
+        return gr.Dropdown(list(TRISTATE), value=next(k for k, v in TRISTATE.items() if v is value), **kw)
+    if knob.kind == "bool":
+        return gr.Checkbox(value, **kw)
+    if knob.slider is not None:
+        lo, hi, step = knob.slider
+        return gr.Slider(lo, hi, value=value, step=step, **kw)
+    return gr.Number(value, **({"step": 1} if knob.integer else {}), **kw)
+
+
+def value(name: str, shown):
+    """What a component's value means for the field (a switch's label becomes its value)."""
+    knob = RunConfig.knob(name)
+    if knob.kind == "bool" and knob.optional and shown in TRISTATE:
+        return TRISTATE[shown]
+    return shown
