@@ -104,7 +104,8 @@ class RunConfig:
     # -- optimization
     optimizer: str = knob("sgd", "sgd (SGD with Nesterov momentum) or adamw", kind="choice", choices=OPTIMIZERS,
                           suggested=True, label="Optimizer")
-    lr: float = _number(0.1, "learning rate of the head", 0, MAX_LR, suggested=True, label="Learning rate (head)")
+    lr: float = _number(0.1, "the new head's; a pretrained body's is this x the body multiplier", 0, MAX_LR,
+                        suggested=True, label="Learning rate (head)")
     momentum: float = _number(0.9, "SGD only; Nesterov", 0, 0.999, lo_open=False)
     weight_decay: float = _number(5e-4, "AdamW / SGD weight decay (not on biases and norms)", 0, 1, lo_open=False)
     body_lr_mult: float = _number(1.0, "a pretrained body learns at lr x this: 0.1 lets it learn ten times slower "
