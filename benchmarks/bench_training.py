@@ -10,10 +10,10 @@
    Images/second are over the training steps of the epoch (validation excluded for both).
 2. Frozen EfficientNet-Lite0 (ImageNet) linear probe on cifar10-mini.zip, 3 epochs: the
    feature cache against recomputing the body every step; whole-run wall time and ratio.
-
 3. With ``--baseline DIR`` instead: the like-for-like epoch of this tree against the tlcore in
-   ``DIR`` (a checkout of another commit, e.g. ``git worktree add /tmp/base d37e362``), each in
-   its own warm worker process, alternated round by round: a restructure must not cost speed.
+   ``DIR`` (a checkout of another commit, e.g. ``git worktree add /tmp/base d37e362``), in
+   paired rounds of fresh worker processes (see :func:`against_baseline`): a restructure must
+   not cost speed.
 
 Run: ``TLCORE_DATA_DIR=../shared/datasets python benchmarks/bench_training.py [--baseline DIR]``
 
@@ -34,14 +34,15 @@ the native one), conv+pool as one stride-2 convolution with 4x the output channe
 oneDNN's own pooling (slower), and (earlier) channels_last and fused SGD (kept), bf16, OpenMP
 spin policies, GEMM convolutions. On 2026-11-28 (an Intel VM with AMX): 2.67x like for like,
 3.17x as shipped.
+Feature cache (Lite0, 96 px, 3 epochs, this VM): 78.2 s vs 171.6 s recomputing, 2.20x, same
+test accuracy 0.7415 (0.7260 on the Intel VM, before new heads on pretrained bodies started at zero); the
+cached run's time is almost all the one pass that computes the features.
+
 Against the one-function loop of d37e362 (``--baseline``, 2026-11-30, an Intel Xeon VM with AMX,
 2 vCPUs, 10 paired rounds each): the restructured loop (#11) measured 0.984x (rounds 0.948-1.008)
 and, in a second run, 1.005x (0.969-1.032); the old code against a copy of itself, 0.992x
 (0.946-1.054): the same speed within this machine's noise. Its profile agrees: 0.7% more Python
 calls per epoch (540,871 vs 536,851), no more time in any of them.
-Feature cache (Lite0, 96 px, 3 epochs, this VM): 78.2 s vs 171.6 s recomputing, 2.20x, same
-test accuracy 0.7415 (0.7260 on the Intel VM, before new heads on pretrained bodies started at zero); the
-cached run's time is almost all the one pass that computes the features.
 """
 from __future__ import annotations
 
