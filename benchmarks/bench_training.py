@@ -163,8 +163,9 @@ def against_baseline(baseline: Path, rounds: int) -> None:
     Each round starts a fresh worker per tree (in alternating order: a process's own luck moves
     its speed by a few percent), warms both up with two epochs, then times A B B A, so a speed
     trend within the round weighs on both alike. The figure is the median over rounds of
-    (A's two epochs) / (B's two): the same code against itself gave 0.999 this way, while the
-    medians of all epochs pooled gave 0.978, the trend from a process's 2nd to 3rd epoch.
+    (A's two epochs) / (B's two): the same code against itself gave 0.992 this way. (Two
+    long-lived workers and the medians of all their epochs pooled gave 0.978 for the same code:
+    a process's 2nd epoch is slower than its 3rd, and the pooling did not cancel it.)
     """
     here_tree, ratios, ours, theirs = Path(__file__).resolve().parents[1], [], [], []
     for r in range(rounds):

@@ -37,10 +37,16 @@ def test_the_train_tabs_inputs_are_the_knobs(name):
         assert knob.check(name, knob.slider[1]) == knob.slider[1]  # the app never offers an invalid value
 
 
-def test_the_train_endpoints_order_is_the_suggested_settings_then_the_rest():
-    """/train's positional inputs, as gradio_client callers send them."""
-    assert train_tab.FIELDS == ("epochs", "batch_size", "lr", "optimizer", "scheduler", "body_lr_mult",
-                                "label_smoothing", "augment", "early_stopping", "seed")
+def test_the_train_endpoint_names_its_inputs_after_the_fields_in_a_stable_order():
+    """/train's inputs as gradio_client callers send them: the first ten in the order they always
+    had, newer ones after, each with a default so that a shorter call still works."""
+    from tlcore.ui import build_app
+
+    params = build_app().get_api_info()["named_endpoints"]["/train"]["parameters"]
+    assert [p["parameter_name"] for p in params] == list(train_tab.FIELDS)
+    assert train_tab.FIELDS[:10] == ("epochs", "batch_size", "lr", "optimizer", "scheduler", "body_lr_mult",
+                                     "label_smoothing", "augment", "early_stopping", "seed")
+    assert all(p["parameter_has_default"] for p in params)
 
 
 @pytest.mark.parametrize("args,says", [
@@ -55,6 +61,7 @@ def test_the_data_tab_checks_with_the_runs_rules(args, says):
 
 
 def test_a_switch_label_means_its_value_and_anything_else_is_refused_by_runconfig():
-    assert [fields.value("augment", v) for v in ("automatic", "on", "off")] == [None, True, False]
+    auto = RunConfig.knob("augment").auto
+    assert [fields.value("augment", v) for v in (auto, "on", "off")] == [None, True, False]
     with pytest.raises(Exception, match="augment must be true, false or None"):
         RunConfig(augment=fields.value("augment", "sometimes")).validate()

@@ -91,6 +91,8 @@ class ProgressBar(Callback):
     def on_run_start(self, trainer, info):
         from tqdm import tqdm
 
+        for note in info.notes:
+            print(f"note: {note}", file=sys.stderr)
         print(f"device: {info.device} | train {info.train_size:,} val {info.val_size:,} test {info.test_size:,} | "
               f"{info.trainable_params:,} of {info.total_params:,} parameters train"
               + (" | feature cache" if info.feature_cache else ""), file=sys.stderr)
@@ -159,6 +161,9 @@ def cmd_train(args) -> int:
     print(f"{result.message} test accuracy: "
           f"{s['test_accuracy'] if s['test_accuracy'] is None else format(s['test_accuracy'], '.4f')}; "
           f"saved to {s['checkpoint']}", file=sys.stderr)
+    if result.source_accuracy_after is not None:
+        print(f"source task (its replay sample): {result.source_accuracy_before:.4f} before, "
+              f"{result.source_accuracy_after:.4f} after", file=sys.stderr)
     if args.json:
         print(json.dumps(s))
     return 0

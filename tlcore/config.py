@@ -23,6 +23,8 @@ MAX_EPOCHS = 200
 MAX_BATCH = 4096
 MAX_LR = 10.0
 MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 16, 512  # a model's input side (LeNet-5 pools twice; VGG at 512 px is 2 GB a batch)
+# Saved beside a run's config, not settings: how it actually ran (tlcore.trainer.Trainer.save).
+RECORDED = ("precision_used",)
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,7 @@ class Knob:
     rule: str = ""  # how the rule reads in an error, when not "a number > lo and <= hi"
     label: str = ""  # the app's label
     slider: tuple[float, float, float] | None = None  # the app's (min, max, step), inside the valid range
+    auto: str = "automatic"  # the app's word for None, where None means "let the engine decide"
     suggested: bool = False  # the CLI leaves it to tlcore.defaults unless typed
     metavar: str | None = None
 
@@ -54,89 +57,108 @@ class Knob:
         if self.kind == "choice":
             return verify_choice(value, name, self.choices)
         if self.kind == "number":
-            return self._number(name, value)
+            return self._check_number(name, value)
         ok = {"bool": lambda v: isinstance(v, bool), "text": lambda v: isinstance(v, str) and bool(v.strip())}
         if self.kind in ok and not ok[self.kind](value):
             raise TLCoreError(f"{name} must be {self.rule}, got {value!r}.")
         return value
 
-    def _number(self, name: str, v):
+    def _check_number(self, name: str, v):
         ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
         ok = ok and (v > self.lo if self.lo_open else v >= self.lo) and (v < self.hi if self.hi_open else v <= self.hi)
         ok = ok and (not self.integer or float(v).is_integer())
         if not ok:
             kind = "a whole number" if self.integer else "a number"
-            rule = self.rule or f"{kind} {'>' if self.lo_open else '>='} {self.lo:g} and <= {self.hi:g}"
+            rule = self.rule or (f"{kind} {'>' if self.lo_open else '>='} {self.lo:g} and "
+                                 f"{'<' if self.hi_open else '<='} {self.hi:g}")
             raise TLCoreError(f"{name} must be {rule}, got {v!r}.")
         return int(v) if self.integer else v
 
 
-def knob(default, help: str, **kw) -> dataclasses.Field:
+def _field(default, help: str, **kw) -> dataclasses.Field:
+    """A RunConfig field with its Knob."""
     return dataclasses.field(default=default, metadata={"knob": Knob(help, **kw)})
 
 
-def _number(default, help, lo, hi, **kw):
-    return knob(default, help, kind="number", lo=lo, hi=hi, **kw)
+def _number_field(default, help: str, lo: float, hi: float, **kw) -> dataclasses.Field:
+    return _field(default, help, kind="number", lo=lo, hi=hi, **kw)
 
 
 @dataclass
 class RunConfig:
     # -- data
-    dataset: str = knob("digits", "registered name or folder / .zip path", kind="text", rule="a dataset name or path")
-    data_dir: str | None = knob(None, "folder with torchvision datasets (default: $TLCORE_DATA_DIR)")
-    samples_per_class: int | None = _number(None, "few-shot: training images kept per class", 0, 100_000,
-                                            integer=True, optional=True)
-    val_fraction: float = _number(0.1, "validation split carved from train", 0, 1, hi_open=True,
-                                  rule="a fraction between 0 and 1 (exclusive)", slider=(0.05, 0.5, 0.05),
-                                  label="Validation fraction")
-    image_size: int | None = _number(None, "model input side (default: the backbone's or source run's own)",
-                                     MIN_IMAGE_SIZE, MAX_IMAGE_SIZE, lo_open=False, integer=True, optional=True)
-    augment: bool | None = knob(None, "random shifts/rotations (flips for photos); default: on when the body "
-                                "trains, off for a frozen body (then features are cached)", kind="bool",
-                                optional=True, rule="true, false or None (automatic)", label="Augmentation")
+    dataset: str = _field("digits", "registered name or folder / .zip path", kind="text",
+                          rule="a dataset name or path")
+    data_dir: str | None = _field(None, "folder with torchvision datasets (default: $TLCORE_DATA_DIR)")
+    samples_per_class: int | None = _number_field(None, "few-shot: training images kept per class", 0, 100_000,
+                                                  integer=True, optional=True)
+    val_fraction: float = _number_field(0.1, "validation split carved from train", 0, 1, hi_open=True,
+                                        rule="a fraction between 0 and 1 (exclusive)", slider=(0.05, 0.5, 0.05),
+                                        label="Validation fraction")
+    image_size: int | None = _number_field(None, "model input side (default: the backbone's or source run's own)",
+                                           MIN_IMAGE_SIZE, MAX_IMAGE_SIZE, lo_open=False, integer=True, optional=True)
+    augment: bool | None = _field(None, "random shifts/rotations (flips for photos); default: on when the body "
+                                  "trains, off for a frozen body (then features are cached)", kind="bool",
+                                  optional=True, rule="true, false or None (automatic)", label="Augmentation",
+                                  auto="automatic (off for a frozen body)")
     # -- model
-    backbone: str = knob("lenet5", "a registered name or timm:<name>", kind="text", rule="a backbone name")
-    weights: str = knob("none", "imagenet, none, or a saved run folder (source model)")
-    preset: str | None = knob("full", "linear-probe, finetune-top-K or full")  # None when `frozen` is given
-    frozen: list[str] | None = knob(None, "comma-separated layer groups to freeze (instead of --preset)")
-    train_bn: bool = knob(False, "BatchNorm in frozen groups keeps training (Lightning's train_bn)", kind="bool",
-                          rule="true or false")
-    # -- optimization
-    optimizer: str = knob("sgd", "sgd (SGD with Nesterov momentum) or adamw", kind="choice", choices=OPTIMIZERS,
-                          suggested=True, label="Optimizer")
-    lr: float = _number(0.1, "the new head's; a pretrained body's is this x the body multiplier", 0, MAX_LR,
-                        suggested=True, label="Learning rate (head)")
-    momentum: float = _number(0.9, "SGD only; Nesterov", 0, 0.999, lo_open=False)
-    weight_decay: float = _number(5e-4, "AdamW / SGD weight decay (not on biases and norms)", 0, 1, lo_open=False)
-    body_lr_mult: float = _number(1.0, "a pretrained body learns at lr x this: 0.1 lets it learn ten times slower "
-                                  "than the new head", 0, 10, lo_open=False,
-                                  suggested=True, label="Body learning-rate multiplier")
-    scheduler: str = knob("onecycle", "onecycle, cosine, step (the tutorial's StepLR: x gamma every step_size "
-                          "epochs) or constant", kind="choice", choices=SCHEDULERS,
-                          suggested=True, label="Learning-rate schedule")
-    step_size: int = _number(7, "StepLR: epochs between decays (the tutorial's 7)", 0, MAX_EPOCHS, integer=True)
-    gamma: float = _number(0.1, "StepLR: decay factor", 0, 1)
-    warmup_epochs: float = _number(0.0, "linear warmup for cosine and step; onecycle warms up for 25% itself",
-                                   0, MAX_EPOCHS, lo_open=False)
+    backbone: str = _field("lenet5", "a registered name or timm:<name>", kind="text", rule="a backbone name")
+    weights: str = _field("none", "imagenet, none, or a saved run folder (source model)")
+    preset: str | None = _field("full", "linear-probe, finetune-top-K or full")  # None when `frozen` is given
+    frozen: list[str] | None = _field(None, "comma-separated layer groups to freeze (instead of --preset)")
+    train_bn: bool = _field(False, "BatchNorm in frozen groups keeps training (Lightning's train_bn)", kind="bool",
+                            rule="true or false")
+    # -- optimization; the suggested settings first, in the order the app's /train endpoint takes them
+    epochs: int = _number_field(5, "passes over the training split", 0, MAX_EPOCHS, integer=True, suggested=True,
+                                label="Epochs")
+    batch_size: int = _number_field(128, "images per step", 0, MAX_BATCH, integer=True, suggested=True,
+                                    label="Batch size")
+    lr: float = _number_field(0.1, "the new head's; a pretrained body's is this x the body multiplier", 0, MAX_LR,
+                              suggested=True, label="Learning rate (head)")
+    optimizer: str = _field("sgd", "sgd (SGD with Nesterov momentum) or adamw", kind="choice", choices=OPTIMIZERS,
+                            suggested=True, label="Optimizer")
+    scheduler: str = _field("onecycle", "onecycle, cosine, step (the tutorial's StepLR: x gamma every step_size "
+                            "epochs) or constant", kind="choice", choices=SCHEDULERS, suggested=True,
+                            label="Learning-rate schedule")
+    body_lr_mult: float = _number_field(1.0, "a pretrained body learns at lr x this: 0.1 lets it learn ten times "
+                                        "slower than the new head", 0, 10, lo_open=False, suggested=True,
+                                        label="Body learning-rate multiplier")
+    momentum: float = _number_field(0.9, "SGD only; Nesterov", 0, 0.999, lo_open=False)
+    weight_decay: float = _number_field(5e-4, "AdamW / SGD weight decay (not on biases and norms)", 0, 1,
+                                        lo_open=False)
+    step_size: int = _number_field(7, "StepLR: epochs between decays (the tutorial's 7)", 0, MAX_EPOCHS,
+                                   integer=True)
+    gamma: float = _number_field(0.1, "StepLR: decay factor", 0, 1)
+    warmup_epochs: float = _number_field(0.0, "linear warmup before step, cosine or constant; for onecycle, the "
+                                         "rising part (0: a quarter of the run)", 0, MAX_EPOCHS, lo_open=False)
     # Softer targets: better calibrated, and +0.2% on MNIST in 3 epochs.
-    label_smoothing: float = _number(0.1, "softer targets", 0, 0.5, lo_open=False, label="Label smoothing",
-                                     slider=(0, 0.3, 0.05))
-    epochs: int = _number(5, "passes over the training split", 0, MAX_EPOCHS, integer=True, suggested=True,
-                          label="Epochs")
-    batch_size: int = _number(128, "images per step", 0, MAX_BATCH, integer=True, suggested=True, label="Batch size")
-    early_stopping: int = _number(0, "stop after this many epochs without a better val loss; 0 = off", 0,
-                                  MAX_EPOCHS, lo_open=False, integer=True, metavar="PATIENCE",
-                                  label="Early stopping patience (epochs, 0 = off)")
+    label_smoothing: float = _number_field(0.1, "softer targets", 0, 0.5, lo_open=False, label="Label smoothing",
+                                           slider=(0, 0.3, 0.05))
+    early_stopping: int = _number_field(0, "stop after this many epochs without a better val loss; 0 = off", 0,
+                                        MAX_EPOCHS, lo_open=False, integer=True, metavar="PATIENCE",
+                                        label="Early stopping patience (epochs, 0 = off)")
+    # -- not forgetting the source (tlcore.regularizers); 0 = off
+    l2sp: float = _number_field(0.0, "L2-SP: pulls the pretrained body's weights back towards where they started "
+                                "(weight of 1/2 ||w - w0||^2; e.g. 0.01-0.1); zero with a frozen body", 0, 1000,
+                                lo_open=False, label="L2-SP weight (0 = off)")
+    head_l2: float = _number_field(0.0, "plain L2 on the new head (weight of 1/2 ||w||^2)", 0, 1000, lo_open=False,
+                                   label="Head L2 weight (0 = off)")
+    lwf_weight: float = _number_field(0.0, "Learning without Forgetting: keep the source model's own outputs on the "
+                                      "new images (needs a saved run as weights); zero with a frozen body", 0, 1000,
+                                      lo_open=False, label="LwF weight (0 = off)")
+    lwf_temperature: float = _number_field(2.0, "LwF's softening of both outputs (Li & Hoiem use 2)", 0, 100,
+                                           label="LwF temperature")
     # -- execution
-    seed: int = _number(0, "seeds the split, the initial weights, the order and augmentation", 0, 2**31 - 1,
-                        lo_open=False, integer=True, label="Seed")
-    device: str = knob("auto", "auto (cuda, then mps, then cpu), cpu, cuda or mps", kind="choice", choices=DEVICES)
-    precision: str = knob("auto", "auto: bf16 on CUDA (else fp16), bf16 on CPUs with AMX / AVX512-BF16, else fp32",
-                          kind="choice", choices=PRECISIONS)
-    compile: bool = knob(False, "torch.compile the model (CUDA: worth it for long runs)", kind="bool",
-                         rule="true or false")
-    feature_cache: bool = knob(True, "frozen body, no augmentation: compute features once", kind="bool",
-                               rule="true or false")
+    seed: int = _number_field(0, "seeds the split, the initial weights, the order and augmentation", 0, 2**31 - 1,
+                              lo_open=False, integer=True, label="Seed")
+    device: str = _field("auto", "auto (cuda, then mps, then cpu), cpu, cuda or mps", kind="choice",
+                         choices=DEVICES)
+    precision: str = _field("auto", "auto: bf16 on CUDA (else fp16), bf16 on CPUs with AMX / AVX512-BF16, else "
+                            "fp32", kind="choice", choices=PRECISIONS)
+    compile: bool = _field(False, "torch.compile the model (CUDA: worth it for long runs)", kind="bool",
+                           rule="true or false")
+    feature_cache: bool = _field(True, "frozen body, no augmentation: compute features once", kind="bool",
+                                 rule="true or false")
 
     def validate(self) -> "RunConfig":
         """Check every value; raise TLCoreError naming the first bad one and its valid range."""
@@ -158,6 +180,12 @@ class RunConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @classmethod
+    def from_saved(cls, run: dict) -> "RunConfig":
+        """The config a saved run's ``config.json`` records under "run" (what it also records about
+        the run, such as ``precision_used``, left aside; fields it predates take their defaults)."""
+        return cls.from_dict({k: v for k, v in run.items() if k not in RECORDED})
 
     @classmethod
     def from_dict(cls, d: dict) -> "RunConfig":

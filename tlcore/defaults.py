@@ -11,10 +11,13 @@ The app's Train tab shows these; the CLI uses them for every flag not given.
 """
 from __future__ import annotations
 
+from dataclasses import fields
+
 from .config import RunConfig
 from .models import HEAD, create_backbone, frozen_for_preset
 
-SUGGESTED = ("epochs", "batch_size", "lr", "optimizer", "scheduler", "body_lr_mult")
+# The fields whose Knob says "suggested", in field order (the app's /train endpoint takes them first).
+SUGGESTED = tuple(f.name for f in fields(RunConfig) if f.metadata["knob"].suggested)
 
 SMALL = 5_000  # training images below which an epoch is short
 

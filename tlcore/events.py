@@ -33,6 +33,7 @@ class RunInfo:
     trainable_params: int
     total_params: int
     feature_cache: bool  # the frozen body's features were computed once
+    notes: list[str] = field(default_factory=list)  # about the settings (a regularizer that cannot act)
 
 
 @dataclass

@@ -25,6 +25,12 @@ class Term:
         """The term's value for this batch (before weighting)."""
         raise NotImplementedError
 
+    def open(self) -> None:
+        """Training begins: attach whatever the term watches (hooks)."""
+
+    def close(self) -> None:
+        """Training ends: detach it, so the model carries nothing of the term."""
+
 
 class Objective:
     """``criterion(logits, y) + sum(weight * term(logits, y, x))``.
@@ -49,3 +55,11 @@ class Objective:
         for term in self.terms:
             loss = loss + term.weight * term(logits, y, x)
         return loss
+
+    def open(self) -> None:
+        for term in self.terms:
+            term.open()
+
+    def close(self) -> None:
+        for term in self.terms:
+            term.close()

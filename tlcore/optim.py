@@ -40,7 +40,8 @@ def build_optimizer(model: TransferNet, cfg: RunConfig, steps_per_epoch: int):
 
 
 def build_scheduler(opt: torch.optim.Optimizer, cfg: RunConfig, steps_per_epoch: int):
-    """The schedule, stepped once per batch; warmup (``warmup_epochs``) in front of step and cosine."""
+    """The schedule, stepped once per batch; ``warmup_epochs`` of linear warmup in front of step,
+    cosine or constant (onecycle rises for that long instead, by default a quarter of the run)."""
     total = max(1, cfg.epochs * steps_per_epoch)
     warm = min(total - 1, int(cfg.warmup_epochs * steps_per_epoch))
     S = torch.optim.lr_scheduler

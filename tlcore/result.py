@@ -40,6 +40,10 @@ class RunResult:
     device: str = ""
     checkpoint: Path | None = None
     resume: LoopState | None = None  # set when status is PAUSED (see train's budget_s)
+    notes: list[str] = field(default_factory=list)  # about its settings (a regularizer that could not act)
+    # The source task (a saved run's replay sample), read through the source's own head:
+    source_accuracy_before: float | None = None  # by the source model
+    source_accuracy_after: float | None = None  # by this run's body: what fine-tuning kept of it
 
     @property
     def val_accuracy(self) -> float | None:
@@ -59,6 +63,9 @@ class RunResult:
             "images_per_second": round(self.images_per_second, 1),
             "seconds": round(self.seconds, 2),
             "device": self.device,
+            "source_accuracy_before": self.source_accuracy_before,
+            "source_accuracy_after": self.source_accuracy_after,
+            "notes": list(self.notes),
         }
 
     def metrics(self, dataset: dict) -> dict:

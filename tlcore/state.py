@@ -86,12 +86,8 @@ class LoopState:
         folder.mkdir(parents=True, exist_ok=True)
         tensors: dict[str, torch.Tensor] = {}
         tree = encode(self.tree, tensors)
-        seen: set[int] = set()
-        for k, t in tensors.items():  # safetensors refuses tensors that share memory
-            t = t.contiguous()
-            tensors[k] = t.clone() if t.data_ptr() in seen and t.numel() else t
-            seen.add(t.data_ptr())
-        save_file(tensors, str(folder / TENSORS_FILE))
+        # Every tensor is this state's own copy (to_cpu), so none shares memory, as safetensors requires.
+        save_file({k: t.contiguous() for k, t in tensors.items()}, str(folder / TENSORS_FILE))
         (folder / TREE_FILE).write_text(json.dumps({"format": FORMAT, "state": tree}))
         return folder
 

@@ -17,7 +17,7 @@ class Step:
 
     Args:
         net: what the batch goes through (the whole model, or only its head on cached features).
-        optimizer, scheduler: torch's; the scheduler steps after every update.
+        optimizer, scheduler: torch's; the scheduler (if any) steps after every update.
         objective: the loss; it sees the batch's inputs too (for terms that need them).
         amp: the autocast dtype, or None for fp32. fp16 gets a loss scaler; bf16 needs none.
     """
@@ -40,7 +40,8 @@ class Step:
             self.scaler.scale(loss).backward()
             self.scaler.step(self.optimizer)
             self.scaler.update()
-        self.scheduler.step()
+        if self.scheduler is not None:
+            self.scheduler.step()
         return loss.detach(), logits.detach()
 
     @property
@@ -49,7 +50,8 @@ class Step:
         return self.optimizer.param_groups[0]["lr"]
 
     def state_dict(self) -> dict:
-        return {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+        return {"optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
                 "scaler": self.scaler.state_dict() if self.scaler is not None else None}
 
     def load_state_dict(self, state: dict) -> None:
@@ -62,6 +64,7 @@ class Step:
                 if isinstance(v, torch.Tensor):
                     like = torch.empty_like(p, dtype=v.dtype) if v.shape == p.shape else torch.empty_like(v)
                     slots[k] = like.copy_(v)
-        self.scheduler.load_state_dict(state["scheduler"])
+        if self.scheduler is not None:
+            self.scheduler.load_state_dict(state["scheduler"])
         if self.scaler is not None and state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])

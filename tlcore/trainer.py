@@ -23,20 +23,20 @@ import torch.nn.functional as F
 
 from .checkpoints import save_replay, save_run
 from .config import RunConfig
-from .data import Augment, BatchLoader, ImageData, load_dataset
-from .data.loader import TensorLoader
-from .device import (PRECISION_NAMES, autocast, autocast_dtype, describe_device, is_main_process, pick_device,
-                     to_cpu)
+from .batches import run_batches
+from .data import ImageData, load_dataset
+from .device import PRECISION_NAMES, autocast, autocast_dtype, describe_device, is_main_process, pick_device
 from .errors import TLCoreError
 from .evaluate import Evaluation, evaluate
 from .events import Callback, EpochEvent, RunEnd, RunInfo, StepEvent, StopRequested, StopToken
-from .features import compute_features
 from .models import TransferNet, create_backbone, freeze
 from .objective import Objective
 from .optim import build_optimizer
 from .result import RunResult, Status
+from .source import SourceTask, objective_for
 from .state import LoopState
 from .step import Step
+from .tracking import BestEpoch, Clock, EpochMeter
 
 STEP_INTERVAL_S = Callback.step_interval_s
 
@@ -54,84 +54,20 @@ class Diverged(Exception):
         self.epoch, self.step = epoch, step
 
 
-class BestEpoch:
-    """The best validation loss so far and its weights (on the CPU), and the epochs since it."""
-
-    def __init__(self, patience: int = 0):
-        self.patience = patience  # early stopping after this many epochs without a better loss; 0 = never
-        self.loss, self.weights, self.epoch, self.bad_epochs = math.inf, None, 0, 0
-
-    def update(self, epoch: int, val_loss: float, model: torch.nn.Module) -> bool:
-        """Record an epoch's validation loss; True (and its weights kept) if it is the best."""
-        if val_loss < self.loss:
-            self.loss, self.bad_epochs, self.epoch = val_loss, 0, epoch
-            self.weights = to_cpu(model.state_dict())
-            return True
-        self.bad_epochs += 1
-        return False
-
-    @property
-    def patience_spent(self) -> bool:
-        return bool(self.patience) and self.bad_epochs >= self.patience
-
-    def state_dict(self) -> dict:
-        return {"loss": self.loss, "weights": self.weights, "epoch": self.epoch, "bad_epochs": self.bad_epochs}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.loss, self.weights = state["loss"], state["weights"]
-        self.epoch, self.bad_epochs = state["epoch"], state["bad_epochs"]
-
-
-class Clock:
-    """Images trained on and seconds spent training, across the calls of a paused run."""
-
-    def __init__(self):
-        self.seen, self.before, self.start = 0, 0.0, time.perf_counter()
-
-    def restart(self) -> None:
-        self.start = time.perf_counter() - self.before
-
-    @property
-    def seconds(self) -> float:
-        return time.perf_counter() - self.start
-
-    def rate(self, now: float | None = None) -> float:
-        return self.seen / max((now or time.perf_counter()) - self.start, 1e-9)
-
-    def state_dict(self) -> dict:
-        return {"seen": self.seen, "seconds": self.seconds}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.seen, self.before = state["seen"], state["seconds"]
-
-
-class EpochMeter:
-    """Training loss and accuracy of the epoch so far, summed on the device (no sync per step)."""
-
-    def __init__(self, device: torch.device):
-        self.loss = torch.zeros((), device=device)
-        self.correct = torch.zeros((), device=device, dtype=torch.long)
-        self.n = 0
-
-    def add(self, loss: torch.Tensor, logits: torch.Tensor, y: torch.Tensor) -> None:
-        self.loss += loss * len(y)
-        self.correct += (logits.argmax(1) == y).sum()
-        self.n += len(y)
-
-    def read(self) -> tuple[float, float]:
-        """(mean loss, accuracy): a CPU-GPU sync point."""
-        return self.loss.item() / max(self.n, 1), self.correct.item() / max(self.n, 1)
-
-
 class Trainer:
     """One run of ``cfg``. ``train()`` is ``setup``, ``fit`` and ``finish``; a custom
-    ``objective`` (regularizer terms, another criterion) goes in here."""
+    ``objective`` (other terms, another criterion) replaces the one ``cfg`` describes.
+    ``assemble`` instead of ``setup`` trains parts brought from outside (the tutorial's API)."""
 
     def __init__(self, cfg: RunConfig, *, callbacks: list[Callback] = (), stop: StopToken | None = None,
                  objective: Objective | None = None):
         self.cfg = cfg.validate()
         self.callbacks, self.stop = list(callbacks), stop or StopToken()
-        self.objective = objective or Objective(cfg.label_smoothing)
+        self.objective = objective
+        self.notes: list[str] = []  # what the user should know about this run's settings
+        self.source: SourceTask | None = None  # the saved run transferred from, if any
+        self.source_accuracy: tuple[float | None, float | None] = (None, None)  # its task, before and after
+        self.epoch_scheduler = None  # a schedule stepped per epoch (the tutorial's), not per step
         self.is_main = is_main_process()
         self.step_interval_s = min([cb.step_interval_s for cb in self.callbacks] or [STEP_INTERVAL_S])
         self.status, self.message = Status.STOPPED, "Stopped before training began."
@@ -161,12 +97,15 @@ class Trainer:
         self.amp = autocast_dtype(self.device, self.cfg.precision)
         # channels_last: faster convolutions on CUDA and on CPU (oneDNN) alike.
         self.model = self._build(start).to(self.device).to(memory_format=torch.channels_last)
+        self.source = SourceTask.of(self.cfg.weights) if start is None else None
         # Loading took a while (pretrained weights): honour a stop sent meanwhile. A resumed run
         # instead goes on to its first step, which stops it keeping the epochs it already has.
         if self.stop.requested and resume is None:
             return self._stopped("Stopped while loading, before training began.")
         if not self._make_loaders(resuming=resume is not None):
             return self._stopped("Stopped while caching features.")
+        if self.objective is None:  # built on the placed model: L2-SP starts from these weights
+            self.objective, self.notes = objective_for(self.cfg, self.model, self.source, self.device)
         opt, sched = build_optimizer(self.model, self.cfg, len(self.loader))
         self.step = Step(self.net, opt, sched, self.objective, amp=self.amp, device=self.device)
         if resume is None:
@@ -192,45 +131,30 @@ class Trainer:
 
     def _make_loaders(self, resuming: bool) -> bool:
         """Batches of images (augmented when the body learns), or of cached features. False if stopped."""
-        cfg, data, model = self.cfg, self.data, self.model
-        # Augmentation by default only when the body learns: a frozen body's features are what
-        # they are, and without augmentation they can be cached (Teachable Machine's trade).
-        self.augment = (not model.body_frozen) if cfg.augment is None else cfg.augment
-        self.cached = cfg.feature_cache and not self.augment and model.body_frozen
-        self.batch_size = bs = min(cfg.batch_size, len(data.train))
-        # A final batch of one would upset BatchNorm; a linear head has none, so it sees every image.
-        drop_last = len(data.train) > bs and not model.body_frozen
-        if self.cached:
-            return self._cache_features(drop_last, resuming)
-        aug = Augment.for_data(data.hflip) if self.augment else None
-        self.loader = BatchLoader(data.train, model.spec, batch_size=bs, shuffle=True, augment=aug,
-                                  drop_last=drop_last, device=self.device, seed=cfg.seed, channels_last=True)
-        self.val_loader = BatchLoader(data.val, model.spec, batch_size=max(bs, 256), device=self.device,
-                                      channels_last=True)
-        self.net = torch.compile(model) if cfg.compile else model
-        return True
-
-    def _cache_features(self, drop_last: bool, resuming: bool) -> bool:
-        self.fire("on_phase", "caching features", 0.0)
-        stop = StopToken() if resuming else self.stop
-        feats = {}
-        for name, split in (("train", self.data.train), ("val", self.data.val)):
-            f = compute_features(self.model, split.images, self.device, batch_size=max(self.batch_size, 256),
-                                 amp=self.amp, stop=stop, progress=lambda p: self.fire("on_phase", "caching features", p))
-            if f is None:
-                return False
-            feats[name] = f
-        self.loader = TensorLoader(feats["train"], self.data.train.labels, batch_size=self.batch_size, shuffle=True,
-                                   drop_last=drop_last, device=self.device, seed=self.cfg.seed)
-        self.val_loader = TensorLoader(feats["val"], self.data.val.labels, batch_size=512, device=self.device)
-        self.net = self.model.head
+        # A resumed run does not stop while caching: its first step stops it, keeping its epochs.
+        b = run_batches(self.cfg, self.data, self.model, self.device, self.amp,
+                        stop=StopToken() if resuming else self.stop,
+                        progress=lambda p: self.fire("on_phase", "caching features", p))
+        if b is None:
+            return False
+        self.loader, self.val_loader, self.net = b.loader, b.val_loader, b.net
+        self.augment, self.cached, self.batch_size = b.augment, b.cached, b.batch_size
         return True
 
     def _run_info(self) -> RunInfo:
         d = self.data
         trainable, total = self.model.count_parameters()
         return RunInfo(describe_device(self.device), self.cfg.epochs, len(self.loader), len(d.train), len(d.val),
-                       len(d.test), list(d.classes), trainable, total, self.cached)
+                       len(d.test), list(d.classes), trainable, total, self.cached, list(self.notes))
+
+    def assemble(self, model: torch.nn.Module, step: Step, loader, val_loader=None, *, epoch_scheduler=None) -> None:
+        """Set up from ready parts instead of ``cfg``: any module, its Step, and loaders yielding
+        ``(inputs, labels)`` on ``step.device`` (``val_loader`` None: no validation, the last
+        epoch's weights are kept). ``epoch_scheduler`` steps after every epoch."""
+        self.model, self.net, self.step = model, step.net, step
+        self.device, self.amp, self.objective = step.device, step.amp, step.objective
+        self.loader, self.val_loader, self.epoch_scheduler = loader, val_loader, epoch_scheduler
+        self.batch_size = getattr(loader, "batch_size", None) or 1
 
     # -- fit ------------------------------------------------------------------------------------
     def fit(self, budget_s: float | None = None) -> Status:
@@ -244,6 +168,7 @@ class Trainer:
         self.clock.restart()
         self.status, self.message = Status.COMPLETED, ""
         t_call, first = time.perf_counter(), self.epochs_done + 1
+        self.objective.open()
         try:
             for epoch in range(first, cfg.epochs + 1):
                 spent = time.perf_counter() - t_call
@@ -253,6 +178,8 @@ class Trainer:
                 if not self.train_epoch(epoch):
                     break
                 self.end_epoch(epoch)
+                if self.epoch_scheduler is not None:
+                    self.epoch_scheduler.step()
                 if self.best.patience_spent and epoch < cfg.epochs:
                     self.status = Status.EARLY_STOPPED
                     self.message = (f"Stopped early after epoch {epoch}: no better validation loss for "
@@ -268,6 +195,8 @@ class Trainer:
                             f"smaller image size.")
             if self.device.type == "cuda":
                 torch.cuda.empty_cache()
+        finally:
+            self.objective.close()
         return self.status
 
     def train_epoch(self, epoch: int) -> bool:
@@ -300,10 +229,14 @@ class Trainer:
 
     def end_epoch(self, epoch: int) -> EpochEvent:
         """Validation: its loss decides which weights are kept and when to stop early."""
-        val_loss, val_acc = self.validate()
-        if not math.isfinite(val_loss):
-            raise Diverged(epoch, len(self.loader))
-        best = self.best.update(epoch, val_loss, self.model)
+        if self.val_loader is None:
+            val_loss = val_acc = math.nan
+            best = False
+        else:
+            val_loss, val_acc = self.validate()
+            if not math.isfinite(val_loss):
+                raise Diverged(epoch, len(self.loader))
+            best = self.best.update(epoch, val_loss, self.model)
         now = time.perf_counter()
         seconds, (loss, accuracy) = now - self.clock.start, self.meter.read()
         e = EpochEvent(epoch, self.cfg.epochs, loss, accuracy, val_loss, val_acc, self.step.lr, self.clock.rate(now),
@@ -338,14 +271,8 @@ class Trainer:
         if self.status is Status.PAUSED:
             return self._pause(images_per_second)
         self._keep_best()
-        result = self._result(images_per_second)
-        if self._should_test():
-            self.fire("on_phase", "evaluating")  # the test split, never seen while choosing weights
-            result.test = self.test()
-            if result.test is None and self.stop.requested:
-                self.status = result.status = Status.STOPPED
-                self.message = result.message = (f"Stopped while evaluating: epoch {self.best.epoch} is kept, "
-                                                 f"not measured on the test split.")
+        test = self._judge() if self._should_test() else None
+        result = self._result(images_per_second, test)
         # metrics.json carries the summary: its status, message and time so far are this run's.
         result.seconds = time.perf_counter() - self.t_start
         if out is not None and self.history and self.is_main:
@@ -356,7 +283,8 @@ class Trainer:
         return result
 
     def _keep_best(self) -> None:
-        """The best epoch's weights (or the last ones, if no epoch finished validation), on the CPU."""
+        """The best epoch's weights (or the last ones, if no epoch finished validation), on the CPU;
+        the closing sentence says which."""
         if self.best.weights is not None:
             self.model.load_state_dict(self.best.weights)
         self.model = self.model.to("cpu", memory_format=torch.contiguous_format).eval()
@@ -371,6 +299,17 @@ class Trainer:
         s = self.status
         return s in (Status.COMPLETED, Status.EARLY_STOPPED) or (s is not Status.STOPPED and self.best.epoch > 0)
 
+    def _judge(self) -> Evaluation | None:
+        """Evaluating: the test split, never seen while choosing weights, then the source task."""
+        self.fire("on_phase", "evaluating")
+        test = self.test()
+        if test is None and self.stop.requested:
+            self.status = Status.STOPPED
+            self.message = f"Stopped while evaluating: epoch {self.best.epoch} is kept, not measured on the test split."
+        elif test is not None and self.source is not None:
+            self.source_accuracy = self._forgetting()
+        return test
+
     def test(self) -> Evaluation | None:
         """The kept model on the test split, in the run's precision (as ``evaluate`` on the saved
         run does); None if a stop came meanwhile."""
@@ -383,6 +322,14 @@ class Trainer:
         finally:
             self.model.to("cpu")
 
+    def _forgetting(self) -> tuple[float | None, float | None]:
+        """The source task before and after: the source model, then this body read by the source's head."""
+        kw = dict(device=self.device, amp=self.amp, stop=self.stop)
+        try:
+            return self.source.accuracy(self.source.model, **kw), self.source.accuracy(self.model, **kw)
+        except StopRequested:
+            return None, None
+
     def save(self, out, result: RunResult):
         # What actually ran, not "automatic": evaluation on another machine then reproduces it.
         config = {**self.cfg.to_dict(), "augment": self.augment, "precision_used": PRECISION_NAMES[self.amp]}
@@ -390,10 +337,12 @@ class Trainer:
         save_replay(out, self.data)
         return folder
 
-    def _result(self, images_per_second: float) -> RunResult:
+    def _result(self, images_per_second: float, test: Evaluation | None = None) -> RunResult:
+        before, after = self.source_accuracy
         return RunResult(self.model, self.cfg, list(self.data.classes), self.status, self.message,
-                         history=self.history, best_epoch=self.best.epoch, images_per_second=images_per_second,
-                         device=describe_device(self.device))
+                         history=self.history, best_epoch=self.best.epoch, test=test,
+                         images_per_second=images_per_second, device=describe_device(self.device),
+                         notes=list(self.notes), source_accuracy_before=before, source_accuracy_after=after)
 
     def _pause(self, images_per_second: float) -> RunResult:
         result = self._result(images_per_second)

@@ -9,8 +9,9 @@ from .base import ImageData, Split
 from .folder import load_image_folder
 from .loader import Augment, BatchLoader
 from .sources import DATASETS
+from .torchset import SplitDataset
 
-__all__ = ["ImageData", "Split", "Augment", "BatchLoader", "list_datasets", "load_dataset", "is_path"]
+__all__ = ["ImageData", "Split", "Augment", "BatchLoader", "SplitDataset", "list_datasets", "load_dataset", "is_path"]
 
 
 def list_datasets() -> list[str]:

@@ -68,6 +68,7 @@ def create_backbone(name: str, *, weights: str = NONE, num_classes: int, image_s
     model = TransferNet(built, num_classes, backbone=name)
     if source is not None:
         model.body.load_state_dict(source)
+        model.source_run = str(weights)  # the whole source model (its head too) lives there
     return model
 
 

@@ -51,6 +51,7 @@ class TransferNet(nn.Module):
         self.num_features = built.num_features
         self.head = self._new_head(num_classes)
         self.classes: list[str] | None = None  # class names, once trained or loaded
+        self.source_run: str | None = None  # the saved run whose body this one started from
         self._groups: dict[str, list[str]] = {}
         unassigned = dict(self.body.named_parameters())
         for gname, prefixes in built.groups:

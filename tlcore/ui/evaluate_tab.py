@@ -46,7 +46,7 @@ def show(session: Session, name: str | None, normalized: str):
     per_class = ev.per_class.round(4)
     summary = (f"### Test accuracy **{ev.accuracy:.2%}** on {len(ev.labels):,} images\n"
                f"macro AUC {ev.macro.auc:.4f} · micro AUC {ev.micro.auc:.4f} · best epoch "
-               f"{rec.result.best_epoch} · {rec.result.device}")
+               f"{rec.result.best_epoch} · {rec.result.device}" + source_task(rec.result))
     # Start the gallery on the most confident mistakes: the most instructive images.
     wrong = ev.most_confident_wrong(GALLERY_MAX)
     archive = session.folder / "downloads" / f"{rec.name}.zip"
@@ -55,6 +55,16 @@ def show(session: Session, name: str | None, normalized: str):
     return (summary, confusion_figure(cm, ev.classes, normalized == "row-normalized"), table, roc_figure(ev),
             per_class, _gallery(rec, wrong), str(archive),
             f"The {len(wrong)} most confident mistakes. Click a cell of the table to see its images.")
+
+
+def source_task(r) -> str:
+    """The source model's own task, before and after this fine-tuning, beside the target's accuracy."""
+    before, after = r.source_accuracy_before, r.source_accuracy_after
+    if before is None or after is None:
+        return ""
+    return (f"\n\n**Source task** ({r.model.weights.removeprefix('run:')}, its replay sample, read by its own "
+            f"head): **{before:.1%}** before fine-tuning → **{after:.1%}** after "
+            f"({100 * (after - before):+.1f} points) · this task: **{r.test.accuracy:.1%}**")
 
 
 def pick_cell(session: Session, name: str | None, evt: gr.SelectData):

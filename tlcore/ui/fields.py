@@ -9,8 +9,10 @@ import gradio as gr
 
 from ..config import RunConfig
 
-# An optional switch (None: let the engine decide), as the app offers it.
-TRISTATE = {"automatic": None, "on": True, "off": False}
+
+def _switch(knob) -> dict:
+    """An optional switch's choices as the app offers them: None is the knob's word for "let the engine decide"."""
+    return {knob.auto: None, "on": True, "off": False}
 
 
 def component(name: str, value=..., **kw) -> gr.components.Component:
@@ -22,7 +24,7 @@ def component(name: str, value=..., **kw) -> gr.components.Component:
     if knob.kind == "choice":
         return gr.Dropdown(list(knob.choices), value=value, **kw)
     if knob.kind == "bool" and knob.optional:
-        return gr.Dropdown(list(TRISTATE), value=next(k for k, v in TRISTATE.items() if v is value), **kw)
+        return gr.Dropdown(list(_switch(knob)), value=next(k for k, v in _switch(knob).items() if v is value), **kw)
     if knob.kind == "bool":
         return gr.Checkbox(value, **kw)
     if knob.slider is not None:
@@ -32,8 +34,9 @@ def component(name: str, value=..., **kw) -> gr.components.Component:
 
 
 def value(name: str, shown):
-    """What a component's value means for the field (a switch's label becomes its value)."""
+    """What a component's value means for the field (a switch's word becomes its value; anything
+    else goes to RunConfig as it is, to be checked there)."""
     knob = RunConfig.knob(name)
-    if knob.kind == "bool" and knob.optional and shown in TRISTATE:
-        return TRISTATE[shown]
+    if knob.kind == "bool" and knob.optional:
+        return _switch(knob).get(shown, shown)
     return shown

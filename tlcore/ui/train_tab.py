@@ -8,6 +8,7 @@ each setting as the CLI does.
 """
 from __future__ import annotations
 
+import inspect
 import time
 from typing import NamedTuple
 
@@ -27,18 +28,23 @@ from . import fields, zerogpu
 from .session import RunRecord, Session
 
 UPDATE_EVERY_S = 1.0
-MORE = ("label_smoothing", "augment", "early_stopping", "seed")
-# The /train endpoint's inputs, in order: the suggested settings, then the rest.
+MORE = ("label_smoothing", "augment", "early_stopping", "seed", "l2sp", "head_l2", "lwf_weight", "lwf_temperature")
+# The /train endpoint's inputs, in order: the suggested settings, then the rest. A setting added
+# here is offered, named in the API and checked, from its RunConfig field alone.
 FIELDS = (*SUGGESTED, *MORE)
 
 
 class TrainTab(NamedTuple):
     device: gr.Markdown
     inputs: dict[str, gr.components.Component]  # by RunConfig field name
-    suggested: list[gr.components.Component]  # the inputs ``suggest`` fills, in SUGGESTED order
     progress: gr.HTML
     status: gr.Markdown
     train_event: object  # the Start click's event, for chaining
+
+    @property
+    def suggested(self) -> list[gr.components.Component]:
+        """The inputs ``suggest`` fills, in SUGGESTED order."""
+        return [self.inputs[k] for k in SUGGESTED]
 
 
 def device_text() -> str:
@@ -70,8 +76,8 @@ def config(session: Session, values: dict) -> RunConfig:
 class LiveView:
     """The run as the tab shows it: progress bar, its sentence, the loss and accuracy charts."""
 
-    def __init__(self, epochs: int):
-        self.epochs, self.steps, self.epoch_ends = epochs, [], []
+    def __init__(self):
+        self.steps, self.epoch_ends = [], []
         self.text, self.fraction, self.last = "Loading…", 0.0, 0.0
 
     def update(self, kind: str, ev) -> bool:
@@ -95,7 +101,7 @@ class LiveView:
     def _step(self, ev: StepEvent) -> None:
         self.steps.append((ev.epoch - 1 + ev.step / ev.steps, ev.loss, ev.accuracy))
         self.fraction = ev.fraction
-        self.text = (f"Epoch {ev.epoch}/{self.epochs}, step {ev.step}/{ev.steps} · loss {ev.loss:.4f} · "
+        self.text = (f"Epoch {ev.epoch}/{ev.epochs}, step {ev.step}/{ev.steps} · loss {ev.loss:.4f} · "
                      f"{ev.images_per_second:,.0f} images/s · about {ev.eta_seconds:,.0f} s left")
 
     def frame(self, text: str | None = None, fraction: float | None = None):
@@ -123,7 +129,7 @@ def start(session: Session, *values):
         yield _progress_html(0, f"Not started: {e}"), gr.skip(), gr.skip(), "", gr.skip()
         return
     name = session.new_run_name(f"{session.dataset.name}-{session.backbone.replace(':', '-')}")
-    folder, data, view = session.folder / name, session.dataset, LiveView(cfg.epochs)
+    folder, data, view = session.folder / name, session.dataset, LiveView()
     # On ZeroGPU the stop request is a file too: it reaches the worker process. Elsewhere the
     # in-process flag is enough, and the loop need not ask the file system at every step.
     stop = session.stop = StopToken(session.folder / f".stop-{name}" if zerogpu.ENABLED else None)
@@ -147,10 +153,19 @@ def _finished(session: Session, name: str, r: RunResult, data, folder, view: Liv
         session.add_run(RunRecord(name, r, data, folder))
     acc = f" · test accuracy **{r.test.accuracy:.2%}**" if r.test else ""
     status = f"**{r.status.capitalize()}.** {r.message}{acc}" + (f" · saved as run `{name}`" if r.history else "")
+    if r.source_accuracy_after is not None:
+        status += f" · source task {r.source_accuracy_before:.1%} → **{r.source_accuracy_after:.1%}**"
+    status += "".join(f"\n\n*Note:* {n}" for n in r.notes)
     if r.status is Status.FAILED:
         gr.Warning(r.message)
     return (*view.frame(r.message, 1.0 if r.status is Status.COMPLETED else None), status,
             gr.update(choices=list(session.runs), value=name if r.history else None))
+
+
+# The API names /train's inputs after their fields (Gradio reads the signature), though start
+# takes them as *values: one list, FIELDS, makes the inputs, their order and their names.
+start.__signature__ = inspect.Signature(
+    [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD) for n in ("session", *FIELDS)])
 
 
 def stop_training(session: Session) -> str:
@@ -162,9 +177,11 @@ def stop_training(session: Session) -> str:
 
 def build(session_state: gr.State, runs_dropdown: gr.Dropdown) -> TrainTab:
     device = gr.Markdown(device_text())
+    # The first values shown: what the app suggests for its default data and model.
+    first = dict(zip(SUGGESTED, suggest(Session())))
     with gr.Row():
         with gr.Column(scale=1, min_width=280):
-            inputs = {k: fields.component(k) for k in SUGGESTED}
+            inputs = {k: fields.component(k, first[k]) for k in SUGGESTED}
             with gr.Accordion("More", open=False):
                 inputs.update({k: fields.component(k) for k in MORE})
             suggest_btn = gr.Button("Suggest settings for this data and model", size="sm")
@@ -184,4 +201,4 @@ def build(session_state: gr.State, runs_dropdown: gr.Dropdown) -> TrainTab:
         [progress, loss_plot, acc_plot, status, runs_dropdown], api_name="train",
         concurrency_limit=2 if torch.cuda.is_available() else 1, concurrency_id="training")
     stop_btn.click(stop_training, session_state, status, api_name="stop", queue=False)
-    return TrainTab(device, inputs, params, progress, status, train_event)
+    return TrainTab(device, inputs, progress, status, train_event)
