@@ -294,3 +294,38 @@ def test_a_bad_upload_warns_and_keeps_the_previous_dataset(app, tmp_path):
     assert "### digits" in summary and "1,295" in summary  # still the digits
     # And the app still answers.
     assert c.predict("lenet5", "none", "", False, api_name="/choose_model")[1].startswith("**61,706")
+
+
+def test_fine_tuning_from_the_bundled_model_shows_what_it_forgot(app, browser, tmp_path):
+    """LwF from the Train tab's More settings; Evaluate shows the source task before and after
+    beside the target accuracy."""
+    page = browser.new_page(viewport={"width": 1400, "height": 1100})
+    page.goto(app.url)
+    page.get_by_text("1,295").first.wait_for(timeout=30_000)
+    page.get_by_role("tab", name="Model").click()
+    page.get_by_text("61,706 of 61,706 parameters train").wait_for(timeout=20_000)
+    page.get_by_label("Pretrained weights").click()
+    page.get_by_role("option", name=re.compile("lenet5-mnist")).click()
+    page.get_by_label("Freezing preset").click()
+    page.get_by_role("option", name="full").click()
+    page.get_by_text("61,706 of 61,706 parameters train").wait_for(timeout=20_000)
+    page.get_by_role("tab", name="Train").click()
+    body_mult = page.get_by_label("Body learning-rate multiplier")
+    for _ in range(20):  # the suggestion for a pretrained body being fine-tuned lands first
+        if body_mult.input_value() == "0.1":
+            break
+        time.sleep(0.5)
+    for label, value in (("Epochs", "3"), ("Learning rate (head)", "0.1"), ("Body learning-rate multiplier", "1")):
+        page.get_by_label(label).fill(value)
+    page.get_by_text("Not forgetting the source").click()
+    page.get_by_label("LwF weight (0 = off)").fill("1")
+    shot(page, "9-train-lwf", tmp_path)
+    page.get_by_role("button", name="Start training").click()
+    page.get_by_text(re.compile(r"Completed 3 epochs")).first.wait_for(timeout=90_000)
+    assert re.search(r"source task \d+\.\d% → \d+\.\d%", page.locator("body").inner_text())
+    page.get_by_role("tab", name="Evaluate").click()
+    source = page.get_by_text(re.compile(r"before fine-tuning"))
+    source.wait_for(timeout=30_000)
+    assert re.search(r"Source task \(lenet5-mnist.*\d+\.\d% before fine-tuning → \d+\.\d% after", source.inner_text())
+    shot(page, "10-evaluate-forgetting", tmp_path)
+    page.close()

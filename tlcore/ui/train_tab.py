@@ -28,10 +28,11 @@ from . import fields, zerogpu
 from .session import RunRecord, Session
 
 UPDATE_EVERY_S = 1.0
-MORE = ("label_smoothing", "augment", "early_stopping", "seed", "l2sp", "head_l2", "lwf_weight", "lwf_temperature")
+MORE = ("label_smoothing", "augment", "early_stopping", "seed")
+KEEP = ("l2sp", "head_l2", "lwf_weight", "lwf_temperature")  # not forgetting the source
 # The /train endpoint's inputs, in order: the suggested settings, then the rest. A setting added
 # here is offered, named in the API and checked, from its RunConfig field alone.
-FIELDS = (*SUGGESTED, *MORE)
+FIELDS = (*SUGGESTED, *MORE, *KEEP)
 
 
 class TrainTab(NamedTuple):
@@ -184,6 +185,8 @@ def build(session_state: gr.State, runs_dropdown: gr.Dropdown) -> TrainTab:
             inputs = {k: fields.component(k, first[k]) for k in SUGGESTED}
             with gr.Accordion("More", open=False):
                 inputs.update({k: fields.component(k) for k in MORE})
+            with gr.Accordion("Not forgetting the source (L2-SP, LwF)", open=False):
+                inputs.update({k: fields.component(k) for k in KEEP})
             suggest_btn = gr.Button("Suggest settings for this data and model", size="sm")
             with gr.Row():
                 start_btn = gr.Button("Start training", variant="primary")
