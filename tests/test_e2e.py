@@ -140,21 +140,27 @@ def wait_for_guess(page):
     page.wait_for_function(f"() => {GUESS} && !{GUESS}.innerText.includes('Draw a digit')", timeout=20_000)
 
 
-def test_changing_the_model_suggests_its_settings(app, browser):
-    """A linear probe from the bundled MNIST model: the Train tab's settings follow the model."""
-    from tlcore.defaults import suggested
-
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})
-    page.goto(app.url)
+def from_the_bundled_model(browser, url: str, preset: str, counts: str):
+    """A page whose Model tab has chosen the bundled MNIST LeNet-5 with ``preset``, on the Train tab."""
+    page = browser.new_page(viewport={"width": 1400, "height": 1100})
+    page.goto(url)
     page.get_by_text("1,295").first.wait_for(timeout=30_000)
     page.get_by_role("tab", name="Model").click()
     page.get_by_text("61,706 of 61,706 parameters train").wait_for(timeout=20_000)
     page.get_by_label("Pretrained weights").click()
     page.get_by_role("option", name=re.compile("lenet5-mnist")).click()
     page.get_by_label("Freezing preset").click()
-    page.get_by_role("option", name="linear-probe").click()
-    page.get_by_text("850 of 61,706 parameters train").wait_for(timeout=20_000)
+    page.get_by_role("option", name=preset).click()
+    page.get_by_text(counts).wait_for(timeout=20_000)
     page.get_by_role("tab", name="Train").click()
+    return page
+
+
+def test_changing_the_model_suggests_its_settings(app, browser):
+    """A linear probe from the bundled MNIST model: the Train tab's settings follow the model."""
+    from tlcore.defaults import suggested
+
+    page = from_the_bundled_model(browser, app.url, "linear-probe", "850 of 61,706 parameters train")
     groups = ["conv1", "conv2", "fc1", "fc2", "head"]
     want = suggested("lenet5", "run", groups[:-1], groups, 1295)
     optimizer = page.get_by_label("Optimizer")
@@ -299,17 +305,7 @@ def test_a_bad_upload_warns_and_keeps_the_previous_dataset(app, tmp_path):
 def test_fine_tuning_from_the_bundled_model_shows_what_it_forgot(app, browser, tmp_path):
     """LwF from the Train tab's More settings; Evaluate shows the source task before and after
     beside the target accuracy."""
-    page = browser.new_page(viewport={"width": 1400, "height": 1100})
-    page.goto(app.url)
-    page.get_by_text("1,295").first.wait_for(timeout=30_000)
-    page.get_by_role("tab", name="Model").click()
-    page.get_by_text("61,706 of 61,706 parameters train").wait_for(timeout=20_000)
-    page.get_by_label("Pretrained weights").click()
-    page.get_by_role("option", name=re.compile("lenet5-mnist")).click()
-    page.get_by_label("Freezing preset").click()
-    page.get_by_role("option", name="full").click()
-    page.get_by_text("61,706 of 61,706 parameters train").wait_for(timeout=20_000)
-    page.get_by_role("tab", name="Train").click()
+    page = from_the_bundled_model(browser, app.url, "full", "61,706 of 61,706 parameters train")
     body_mult = page.get_by_label("Body learning-rate multiplier")
     for _ in range(20):  # the suggestion for a pretrained body being fine-tuned lands first
         if body_mult.input_value() == "0.1":
