@@ -65,3 +65,18 @@ def test_a_switch_label_means_its_value_and_anything_else_is_refused_by_runconfi
     assert [fields.value("augment", v) for v in (auto, "on", "off")] == [None, True, False]
     with pytest.raises(Exception, match="augment must be true, false or None"):
         RunConfig(augment=fields.value("augment", "sometimes")).validate()
+
+
+def test_a_change_that_keeps_the_recipe_keeps_what_the_user_typed():
+    """The page opening (digits, LeNet-5 from scratch) suggests what the tab already shows: nothing is
+    overwritten. A change of recipe (a frozen pretrained body) fills the settings it moves."""
+    from tlcore.data import load_dataset
+    from tlcore.models import create_backbone
+
+    session = Session(dataset=load_dataset("digits"))
+    session.preview = create_backbone("lenet5", num_classes=10)
+    assert all(v == {"__type__": "update"} for v in train_tab.resuggest(session))  # gr.skip(): left as typed
+    session.weights, session.frozen = "run", ["conv1", "conv2", "fc1", "fc2"]
+    changed = train_tab.resuggest(session)
+    assert dict(zip(train_tab.SUGGESTED, changed))["optimizer"] == "adamw"
+    assert train_tab.suggest(session) == list(session.suggested.values())  # the button always fills all

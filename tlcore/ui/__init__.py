@@ -60,9 +60,9 @@ def build_app() -> gr.Blocks:
         # Another model (backbone, weights, freezing) wants other settings: a frozen body's head
         # trains with AdamW, a from-scratch LeNet with SGD at 0.1 (tlcore.defaults).
         for event in model.changed:
-            event.then(train_tab.suggest, session, training.suggested, **private)
+            event.then(train_tab.resuggest, session, training.suggested, **private)
         # A new dataset changes the class count: re-describe the model, re-suggest the settings.
         data.summary.change(model_tab.describe, model.describe_inputs, model.describe_outputs, **private) \
-            .then(train_tab.suggest, session, training.suggested, **private)
+            .then(train_tab.resuggest, session, training.suggested, **private)
     demo.queue(max_size=MAX_QUEUE, default_concurrency_limit=4)
     return demo

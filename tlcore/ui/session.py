@@ -39,6 +39,7 @@ class Session:
     # The model the Model tab describes (rebuilt when backbone, weights or classes change).
     preview: TransferNet | None = None
     preview_key: tuple | None = None
+    suggested: dict | None = None  # the Train tab's settings as last suggested (tlcore.defaults)
     runs: dict[str, RunRecord] = field(default_factory=dict)
     runs_started: int = 0  # numbers run names: unique even after old runs are dropped
     stop: StopToken | None = None

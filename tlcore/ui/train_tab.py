@@ -64,7 +64,15 @@ def suggest(session: Session):
     n = len(session.dataset.train) if session.dataset is not None else 1000
     groups = session.preview.group_names() if session.preview is not None else [HEAD]
     s = suggested(session.backbone, session.weights, session.frozen, groups, n)
+    session.suggested = {k: s[k] for k in SUGGESTED}
     return [s[k] for k in SUGGESTED]
+
+
+def resuggest(session: Session):
+    """After the data or the model changed: the settings the change moves. A value the user typed
+    stays where the suggestion did not move (the page just opened, a change that keeps the recipe)."""
+    before = session.suggested or dict(zip(SUGGESTED, suggest(Session())))
+    return [gr.skip() if before[k] == v else v for k, v in zip(SUGGESTED, suggest(session))]
 
 
 def config(session: Session, values: dict) -> RunConfig:
