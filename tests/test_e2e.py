@@ -326,3 +326,42 @@ def test_fine_tuning_from_the_bundled_model_shows_what_it_forgot(app, browser, t
     assert re.search(r"Source task \(lenet5-mnist.*\d+\.\d% before fine-tuning → \d+\.\d% after", source.inner_text())
     shot(page, "10-evaluate-forgetting", tmp_path)
     page.close()
+
+
+def test_compare_transfer_with_scratch_then_overlay_and_delete_runs(app, browser, tmp_path):
+    """The Compare tab's default: the bundled MNIST model against scratch on digits, both curves in
+    one chart and the answer in words; then the run table, an overlay of two runs, a delete."""
+    page = browser.new_page(viewport={"width": 1400, "height": 1100})
+    page.goto(app.url)
+    page.get_by_text("1,295").first.wait_for(timeout=30_000)
+    page.get_by_role("tab", name="Train").click()
+    page.get_by_role("button", name=re.compile("Does transfer help here")).click()  # the Train tab's link
+    page.locator("#duel-go").click()
+    summary = page.locator("#duel-summary")
+    summary.get_by_text(re.compile("Transfer helps here|does not help|About the same")).wait_for(timeout=120_000)
+    assert re.search(r"from lenet5-mnist: \d+\.\d% on the test split; from scratch: \d+\.\d%", summary.inner_text())
+    assert page.locator("#duel-chart .scatterlayer .trace").count() == 2  # from the source, from scratch
+    shot(page, "11-compare-duel", tmp_path)
+    table = page.locator("#runs-table")
+    page.wait_for_function("() => document.querySelector('#runs-table').innerText.includes('-scratch-digits')",
+                           timeout=20_000)
+    assert re.search(r"\d+-transfer-digits-lenet5\s+digits\s+lenet5\s+run:lenet5-mnist", table.inner_text())
+    overlay = page.locator("#overlay-runs")
+    for label in overlay.get_by_role("checkbox").all()[:2]:
+        label.check()
+    page.get_by_text("2 runs: validation accuracy after each epoch.").wait_for(timeout=20_000)
+    assert page.locator("#overlay-chart .scatterlayer .trace").count() == 2
+    shot(page, "12-compare-overlay", tmp_path)
+    page.get_by_label("Delete a run of this session").click()
+    page.get_by_role("option", name=re.compile(r"\d+-scratch-digits-lenet5")).click()
+    page.locator("#delete-go").click()
+    page.get_by_text(re.compile(r"Deleted run \d+-scratch-digits-lenet5")).wait_for(timeout=20_000)
+    assert "-scratch-digits-lenet5" not in table.inner_text() and "-transfer-digits-lenet5" in table.inner_text()
+    # The data-efficiency curve, small: points stream in, three lines with their spread.
+    page.get_by_label("Samples per class", exact=True).fill("1, 5")
+    page.get_by_label("Seeds", exact=True).fill("2")
+    page.locator("#curve-go").click()
+    page.locator("#curve-status").get_by_text(re.compile("shared one feature pass")).wait_for(timeout=120_000)
+    assert page.locator("#curve-chart .scatterlayer .trace").count() == 9  # per strategy: a line and its band's 2 edges
+    shot(page, "13-compare-curve", tmp_path)
+    page.close()

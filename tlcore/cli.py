@@ -169,6 +169,73 @@ def cmd_train(args) -> int:
     return 0
 
 
+def _shots(text: str) -> list[int | None]:
+    """"1,5,20" or "1,5,all" -> [1, 5, 20] / [1, 5, None]."""
+    out = []
+    for part in (p.strip() for p in text.split(",") if p.strip()):
+        if part == "all":
+            out.append(None)
+        elif part.isdigit() and int(part) > 0:
+            out.append(int(part))
+        else:
+            raise TLCoreError(f"--shots takes whole numbers >= 1 and 'all', comma-separated; got {part!r}.")
+    return out
+
+
+def _comparison_data(args):
+    from .trainer import load_run_data
+
+    return load_run_data(RunConfig(dataset=args.dataset, data_dir=args.data_dir).validate())
+
+
+def cmd_curve(args) -> int:
+    from .compare import check_curve, curve
+    from .plots import curve_figure
+
+    fixed = {k: v for k, v in (("image_size", args.image_size), ("precision", args.precision),
+                               ("device", args.device)) if v is not None}
+    shots, strategies = _shots(args.shots), [s.strip() for s in args.strategies.split(",") if s.strip()]
+    check_curve(shots, args.seeds, strategies, args.weights)  # before any data loads
+    data = _comparison_data(args)
+
+    def report(p):
+        print(f"{p.strategy:12s} {p.shots or 'all'!s:>4} per class, seed {p.seed}: test accuracy {p.accuracy:.4f} "
+              f"({p.epochs} epochs, {p.seconds:.1f} s)", file=sys.stderr, flush=True)
+
+    result = curve(data, backbone=args.backbone, weights=args.weights, shots=shots, seeds=args.seeds,
+                   strategies=strategies, sink=report, **fixed)
+    if args.plot:
+        _write_figure(curve_figure(result.results(), result.n_classes), args.plot)
+    if args.json:
+        print(json.dumps(result.to_dict()))
+    else:
+        for r in result.results():
+            print(f"{r['strategy']:12s} {r['shots'] or 'all'!s:>4} per class: {r['accuracy']:.4f} "
+                  f"± {r['std']:.4f} ({r['seeds']} seeds, {r['seconds']:.1f} s a run)")
+    return 0
+
+
+def cmd_compare(args) -> int:
+    from .compare import transfer_vs_scratch
+
+    r = transfer_vs_scratch(_comparison_data(args), backbone=args.backbone, weights=args.weights,
+                            preset=args.preset, seed=args.seed)
+    print(json.dumps(r.to_dict()) if args.json else r.summary().replace("**", ""))
+    return 0
+
+
+def _write_figure(fig, path: str) -> None:
+    """HTML (plotly's own, works offline) or an image (needs the kaleido package)."""
+    if path.lower().endswith((".html", ".htm")):
+        fig.write_html(path, include_plotlyjs=True)
+        return
+    try:
+        fig.write_image(path)
+    except (ImportError, ValueError, RuntimeError) as e:
+        raise TLCoreError(f"Could not write {path} ({type(e).__name__}): an image needs the kaleido package "
+                          f"(pip install kaleido); or give a .html path.") from None
+
+
 def cmd_evaluate(args) -> int:
     from .checkpoints import load_run
     from .data import load_dataset
@@ -248,6 +315,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--json", action="store_true", help="last stdout line: one JSON summary")
     t.set_defaults(fn=cmd_train)
 
+    _comparison_parsers(sub)
+
     e = sub.add_parser("evaluate", help="evaluate a saved run on its (or another) dataset's test split")
     e.add_argument("--checkpoint", required=True, help="a run folder")
     e.add_argument("--dataset", default=None, help="default: the dataset it was trained on")
@@ -263,6 +332,30 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--json", action="store_true", help="one JSON object per image")
     pr.set_defaults(fn=cmd_predict)
     return p
+
+
+def _comparison_parsers(sub) -> None:
+    from .compare import STRATEGIES
+
+    c = sub.add_parser("curve", help="test accuracy against samples per class: scratch, linear probe, fine-tune")
+    k = sub.add_parser("compare", help="transfer vs scratch: one recipe from the source weights and from random ones")
+    for p in (c, k):
+        p.add_argument("--dataset", default="digits", help="registered name or folder / .zip path")
+        p.add_argument("--data-dir", default=None)
+        p.add_argument("--backbone", default="lenet5")
+        p.add_argument("--weights", required=True, help="the source: imagenet or a saved run folder")
+        p.add_argument("--json", action="store_true", help="print one JSON object")
+    c.add_argument("--shots", default="1,2,5,10,20,50,all", help="samples per class, comma-separated ('all' too)")
+    c.add_argument("--seeds", type=int, default=3)
+    c.add_argument("--strategies", default=",".join(STRATEGIES))
+    c.add_argument("--image-size", type=int, default=None)
+    c.add_argument("--precision", default=None, help="auto, fp32, bf16 or fp16")
+    c.add_argument("--device", default=None)
+    c.add_argument("--plot", default=None, metavar="PATH", help="write the chart: .html, or .png with kaleido")
+    c.set_defaults(fn=cmd_curve)
+    k.add_argument("--preset", default="full", help="the transfer run's freezing: linear-probe, finetune-top-K, full")
+    k.add_argument("--seed", type=int, default=0)
+    k.set_defaults(fn=cmd_compare)
 
 
 def main(argv: list[str] | None = None) -> int:

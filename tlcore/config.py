@@ -135,7 +135,7 @@ class RunConfig:
     label_smoothing: float = _number_field(0.1, "softer targets", 0, 0.5, lo_open=False, label="Label smoothing",
                                            slider=(0, 0.3, 0.05))
     early_stopping: int = _number_field(0, "stop after this many epochs without a better val loss; 0 = off", 0,
-                                        MAX_EPOCHS, lo_open=False, integer=True, metavar="PATIENCE",
+                                        MAX_EPOCHS, lo_open=False, integer=True, metavar="PATIENCE", suggested=True,
                                         label="Early stopping patience (epochs, 0 = off)")
     # -- not forgetting the source (tlcore.regularizers); 0 = off
     l2sp: float = _number_field(0.0, "L2-SP: pulls the pretrained body's weights back towards where they started "

@@ -112,3 +112,49 @@ def probability_figure(probs: dict[str, float]) -> go.Figure:
     fig.update_yaxes(range=[0, 1])
     fig.update_xaxes(type="category")
     return _layout(fig, "All classes", "class", "probability", 260)
+
+
+STRATEGY_COLORS = {"scratch": "#64748b", "linear-probe": "#6366f1", "fine-tune": "#10b981"}
+
+
+def _rgba(hex_color: str, alpha: float) -> str:
+    r, g, b = (int(hex_color[i:i + 2], 16) for i in (1, 3, 5))
+    return f"rgba({r},{g},{b},{alpha})"
+
+
+def curve_figure(results: list[dict], n_classes: int, title: str = "Test accuracy against samples per class") -> go.Figure:
+    """One line per strategy (mean over seeds), the spread (mean ± one standard deviation) shaded;
+    samples per class on a log axis, "all" placed at the whole split's per-class count."""
+    fig = go.Figure()
+    for strategy in dict.fromkeys(r["strategy"] for r in results):
+        rows = sorted((r for r in results if r["strategy"] == strategy),
+                      key=lambda r: r["n_train"])
+        x = [r["shots"] or r["n_train"] / n_classes for r in rows]
+        mean, std = np.array([r["accuracy"] for r in rows]), np.array([r["std"] for r in rows])
+        color = STRATEGY_COLORS.get(strategy, "#f59e0b")
+        fig.add_scatter(x=x, y=mean + std, mode="lines", line=dict(width=0), showlegend=False, hoverinfo="skip")
+        fig.add_scatter(x=x, y=mean - std, mode="lines", line=dict(width=0), fill="tonexty",
+                        fillcolor=_rgba(color, 0.18), showlegend=False, hoverinfo="skip")
+        fig.add_scatter(x=x, y=mean, mode="lines+markers", name=strategy, line=dict(color=color, width=3),
+                        customdata=np.stack([std, [r["seeds"] for r in rows]], 1),
+                        hovertemplate=(f"{strategy}<br>%{{x:.0f}} per class<br>accuracy %{{y:.1%}} "
+                                       "± %{customdata[0]:.1%} (%{customdata[1]} seeds)<extra></extra>"))
+    shots = sorted({r["shots"] or r["n_train"] / n_classes for r in results})
+    fig.update_xaxes(type="log", tickvals=shots,
+                     ticktext=[f"{s:g}" if any(r["shots"] == s for r in results) else "all" for s in shots])
+    fig.update_yaxes(range=[0, 1.02], tickformat=".0%")
+    _layout(fig, title, "training images per class (log scale)", "test accuracy", 380)
+    fig.update_layout(legend_traceorder="normal")
+    return fig
+
+
+def overlay_figure(histories: dict[str, list], metric: str = "val_accuracy",
+                   title: str = "Validation accuracy") -> go.Figure:
+    """Several runs' per-epoch ``metric`` in one chart (EpochEvents or their dicts)."""
+    fig = go.Figure()
+    for name, history in histories.items():
+        rows = [h if isinstance(h, dict) else vars(h) for h in history]
+        fig.add_scatter(x=[h["epoch"] for h in rows], y=[h[metric] for h in rows], mode="lines+markers", name=name)
+    if metric.endswith("accuracy"):
+        fig.update_yaxes(range=[0, 1.02], tickformat=".0%")
+    return _layout(fig, title, "epoch", metric.replace("_", " "), 360)

@@ -48,6 +48,14 @@ def read_tensors(folder: str | Path) -> dict[str, torch.Tensor]:
         raise TLCoreError(f"{path} is not a readable safetensors file ({type(e).__name__}).") from None
 
 
+def saved_run(root: str | Path, name: str) -> Path:
+    """The run folder ``name`` directly inside ``root``, by name: never a path made up by a caller."""
+    folder = Path(root) / name
+    if name != Path(name).name or name.startswith(".") or not folder.is_dir():
+        raise TLCoreError(f"The saved run {name!r} is no longer in {root}.")
+    return folder
+
+
 def list_runs(folder: str | Path) -> list[Path]:
     """The run folders directly inside ``folder`` (newest first); anything else is ignored."""
     folder = Path(folder)
@@ -61,3 +69,33 @@ def list_runs(folder: str | Path) -> list[Path]:
             continue
         out.append(cfg.parent)
     return sorted(out, key=lambda p: p.stat().st_mtime, reverse=True)
+
+
+def read_metrics(folder: str | Path) -> dict:
+    """A run's ``metrics.json`` (summary, history, test), or {} when it has none or it is unreadable."""
+    try:
+        metrics = json.loads((Path(folder) / METRICS_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+    return metrics if isinstance(metrics, dict) else {}
+
+
+def run_row(folder: str | Path, name: str | None = None) -> dict:
+    """One line about a saved run, for a table that sets runs side by side."""
+    meta, metrics = read_run_config(folder), read_metrics(folder)
+    run, summary = meta.get("run") or {}, metrics.get("summary") or {}
+    return {
+        "run": name or Path(folder).name,
+        "dataset": Path(str(run.get("dataset", "?"))).name,
+        "backbone": meta["backbone"],
+        "weights": meta.get("weights", "?"),
+        "frozen": ", ".join(meta.get("frozen") or []) or "none",
+        "epochs": summary.get("epochs"),
+        "batch": run.get("batch_size"),
+        "lr": run.get("lr"),
+        "optimizer": run.get("optimizer"),
+        "best val acc": summary.get("val_accuracy"),
+        "test acc": summary.get("test_accuracy"),
+        "seconds": summary.get("seconds"),
+        "images/s": summary.get("images_per_second"),
+    }

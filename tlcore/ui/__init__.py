@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from . import data_tab, draw_tab, evaluate_tab, model_tab, train_tab
+from . import compare_tab, data_tab, draw_tab, evaluate_tab, model_tab, train_tab
 from .session import Session, delete_session
 
 TITLE = "Transfer Learning Studio"
@@ -29,30 +29,46 @@ def _run_names(session: Session):
     return gr.update(choices=list(session.runs))
 
 
+COMPARE = "compare"
+
+
+def _to_compare():
+    return gr.Tabs(selected=COMPARE)
+
+
 def build_app() -> gr.Blocks:
     private = dict(api_visibility="private")
     with gr.Blocks(title=TITLE, delete_cache=UPLOAD_CACHE) as demo:
         gr.Markdown(f"# {TITLE}\nDoes a pretrained backbone help on your data, and how much? "
-                    "**Data** → **Model** → **Train** → **Evaluate**, or just **Draw** a digit.")
+                    "**Data** → **Model** → **Train** → **Evaluate** → **Compare**, or just **Draw** a digit.")
         session = gr.State(Session(), delete_callback=delete_session)
         runs = gr.Dropdown([], label="Run", render=False, allow_custom_value=False)
-        with gr.Tab("Data"):
-            data = data_tab.build(session)
-        with gr.Tab("Model"):
-            model = model_tab.build(session)
-        with gr.Tab("Train"):
-            training = train_tab.build(session, runs)
-        with gr.Tab("Evaluate"):
-            evaluate_tab.build(session, runs)
-        with gr.Tab("Draw") as draw_tab_item:
-            draw = draw_tab.build(session)
+        with gr.Tabs() as tabs:
+            with gr.Tab("Data"):
+                data = data_tab.build(session)
+            with gr.Tab("Model"):
+                model = model_tab.build(session)
+            with gr.Tab("Train"):
+                training = train_tab.build(session, runs)
+                links = [gr.Button("Does transfer help here? Compare with training from scratch →", size="sm")]
+            with gr.Tab("Evaluate"):
+                evaluate_tab.build(session, runs)
+                links.append(gr.Button("Set this run beside others, or against scratch →", size="sm"))
+            with gr.Tab("Compare", id=COMPARE) as compare_item:
+                compare = compare_tab.build(session)
+            with gr.Tab("Draw") as draw_tab_item:
+                draw = draw_tab.build(session)
+        for link in links:
+            link.click(_to_compare, None, tabs, api_visibility="private")
+        compare_item.select(compare_tab.refresh, session, compare.lists, **private)
         draw_tab_item.select(None, js=draw_tab.SELECT_BRUSH, **private)
         draw_tab_item.select(draw_tab.refresh_models, [session, draw.model], draw.model, **private)
-        training.train_event.then(_after_run, session, draw.model, **private)
-        training.train_event.then(model_tab.refresh_weights, [session, model.backbone], model.weights, **private)
-        # A taught model is a run too: it appears in Evaluate and as a source model.
-        draw.taught.then(_run_names, session, runs, **private) \
-            .then(model_tab.refresh_weights, [session, model.backbone], model.weights, **private)
+        # A finished run (trained, taught, or one of a comparison) appears in Evaluate, Draw and as
+        # a source model on the Model tab.
+        for event in (training.train_event, draw.taught, compare.duel_event):
+            event.then(_run_names, session, runs, **private) \
+                .then(_after_run, session, draw.model, **private) \
+                .then(model_tab.refresh_weights, [session, model.backbone], model.weights, **private)
         # First paint: the offline default dataset and model, so the app is useful at once.
         # (The dataset summary changing then re-describes the model and suggests settings, below.)
         demo.load(data_tab.load, data.inputs, data.outputs, **private) \

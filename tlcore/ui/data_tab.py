@@ -13,6 +13,7 @@ from . import fields
 from .session import Session
 
 UPLOAD = "upload a zip…"
+DEFAULT = "digits"  # offline, loaded at once: the app is useful before anything is chosen
 
 
 class DataTab(NamedTuple):
@@ -72,7 +73,7 @@ def _view(session: Session):
 def build(session_state: gr.State) -> DataTab:
     with gr.Row():
         with gr.Column(scale=1):
-            name = gr.Dropdown([*list_datasets(), UPLOAD], value="digits", label="Dataset",
+            name = gr.Dropdown([*list_datasets(), UPLOAD], value=DEFAULT, label="Dataset",
                                info="digits works offline; torchvision sets need their files or the internet")
             upload = gr.File(label="Your images: a .zip with one folder per class", file_types=[".zip"],
                              type="filepath")

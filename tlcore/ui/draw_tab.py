@@ -14,6 +14,7 @@ from ..errors import TLCoreError
 from ..evaluate import predict_probs
 from ..events import Callback
 from ..paths import runs_dir
+from ..runfiles import saved_run
 from ..plots import probability_figure
 from ..preprocess import prepare
 from ..saliency import overlay, saliency
@@ -66,13 +67,8 @@ def _saved(folder: str, mtime: float):
 
 
 def _saved_folder(choice: str) -> Path:
-    """A folder directly inside the runs folder, by name: never a path made up by a caller.
-    (Called on every stroke, so it looks the one name up rather than listing every run.)"""
-    name = choice[len(SAVED_PREFIX):]
-    folder = runs_dir() / name
-    if name != Path(name).name or name.startswith(".") or not folder.is_dir():
-        raise TLCoreError(f"The saved run {name!r} is no longer in {runs_dir()}.")
-    return folder
+    """Called on every stroke: looks the one name up rather than listing every run."""
+    return saved_run(runs_dir(), choice[len(SAVED_PREFIX):])
 
 
 def _source(session: Session, choice: str):

@@ -64,6 +64,11 @@ class Session:
             old = self.runs.pop(next(iter(self.runs)))
             shutil.rmtree(old.folder, ignore_errors=True)
 
+    def remove_run(self, name: str) -> None:
+        """Forget a run of this session and delete its folder."""
+        record = self.runs.pop(name)
+        shutil.rmtree(record.folder, ignore_errors=True)
+
     def cleanup(self) -> None:
         if self.stop is not None:
             self.stop.stop()  # a run still going for a closed tab stops at its next step

@@ -8,6 +8,7 @@ each setting as the CLI does.
 """
 from __future__ import annotations
 
+import functools
 import inspect
 import time
 from typing import NamedTuple
@@ -16,6 +17,7 @@ import gradio as gr
 import torch
 
 from ..config import RunConfig
+from ..data import load_dataset
 from ..defaults import SUGGESTED, suggested
 from ..device import describe_device, pick_device
 from ..errors import TLCoreError
@@ -24,15 +26,16 @@ from ..models import HEAD
 from ..plots import training_figures
 from ..result import RunResult, Status
 from ..train import train
-from . import fields, zerogpu
+from . import data_tab, fields, zerogpu
 from .session import RunRecord, Session
 
 UPDATE_EVERY_S = 1.0
+MAIN = ("epochs", "batch_size", "lr", "optimizer", "scheduler", "body_lr_mult")
 MORE = ("label_smoothing", "augment", "early_stopping", "seed")
 KEEP = ("l2sp", "head_l2", "lwf_weight", "lwf_temperature")  # not forgetting the source
-# The /train endpoint's inputs, in order: the suggested settings, then the rest. A setting added
-# here is offered, named in the API and checked, from its RunConfig field alone.
-FIELDS = (*SUGGESTED, *MORE, *KEEP)
+# The /train endpoint's inputs, in this order (callers send them by position; new ones go last).
+# A setting added here is offered, named in the API and checked, from its RunConfig field alone.
+FIELDS = (*MAIN, *MORE, *KEEP)
 
 
 class TrainTab(NamedTuple):
@@ -68,10 +71,17 @@ def suggest(session: Session):
     return [s[k] for k in SUGGESTED]
 
 
+@functools.lru_cache(maxsize=1)
+def first_suggestion() -> dict:
+    """What the tab shows when it opens: the suggestion for the app's first data and model (digits,
+    LeNet-5 from scratch), so the page opening overwrites nothing typed meanwhile."""
+    return dict(zip(SUGGESTED, suggest(Session(dataset=load_dataset(data_tab.DEFAULT)))))
+
+
 def resuggest(session: Session):
     """After the data or the model changed: the settings the change moves. A value the user typed
     stays where the suggestion did not move (the page just opened, a change that keeps the recipe)."""
-    before = session.suggested or dict(zip(SUGGESTED, suggest(Session())))
+    before = session.suggested or first_suggestion()
     return [gr.skip() if before[k] == v else v for k, v in zip(SUGGESTED, suggest(session))]
 
 
@@ -187,12 +197,12 @@ def stop_training(session: Session) -> str:
 def build(session_state: gr.State, runs_dropdown: gr.Dropdown) -> TrainTab:
     device = gr.Markdown(device_text())
     # The first values shown: what the app suggests for its default data and model.
-    first = dict(zip(SUGGESTED, suggest(Session())))
+    first = first_suggestion()
     with gr.Row():
         with gr.Column(scale=1, min_width=280):
-            inputs = {k: fields.component(k, first[k]) for k in SUGGESTED}
+            inputs = {k: fields.component(k, first.get(k, ...)) for k in MAIN}
             with gr.Accordion("More", open=False):
-                inputs.update({k: fields.component(k) for k in MORE})
+                inputs.update({k: fields.component(k, first.get(k, ...)) for k in MORE})
             with gr.Accordion("Not forgetting the source (L2-SP, LwF)", open=False):
                 inputs.update({k: fields.component(k) for k in KEEP})
             suggest_btn = gr.Button("Suggest settings for this data and model", size="sm")
@@ -205,8 +215,7 @@ def build(session_state: gr.State, runs_dropdown: gr.Dropdown) -> TrainTab:
             with gr.Row():
                 loss_plot = gr.Plot(label="Loss")
                 acc_plot = gr.Plot(label="Accuracy")
-    params = [inputs[k] for k in SUGGESTED]
-    suggest_btn.click(suggest, session_state, params, api_name="suggest_settings")
+    suggest_btn.click(suggest, session_state, [inputs[k] for k in SUGGESTED], api_name="suggest_settings")
     train_event = start_btn.click(
         start, [session_state, *(inputs[k] for k in FIELDS)],
         [progress, loss_plot, acc_plot, status, runs_dropdown], api_name="train",

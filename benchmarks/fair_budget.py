@@ -1,0 +1,55 @@
+"""Is the budget rule fair? Each strategy at its budget against the same strategy with 5x more.
+
+On ``digits`` with the bundled MNIST LeNet-5 as the source, 5 samples per class, seeds 0-2:
+scratch, linear probe and fine-tune, each with the suggested settings (:func:`tlcore.defaults.budget`)
+and with ``scale=5`` (5x the minimum updates; smaller batches where the epoch cap would bind).
+A fair rule leaves each strategy within 2 points of what 5x its budget reaches.
+
+Run: ``python benchmarks/fair_budget.py [--shots 5] [--seeds 3]``
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tlcore.compare import STRATEGIES, shots_of, strategy_config  # noqa: E402
+from tlcore.data import load_dataset  # noqa: E402
+from tlcore.train import train  # noqa: E402
+
+BUNDLED = str(Path(__file__).resolve().parents[1] / "assets" / "models" / "lenet5-mnist")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--shots", type=int, default=5)
+    ap.add_argument("--seeds", type=int, default=3)
+    args = ap.parse_args()
+    torch.set_num_threads(os.cpu_count() or 1)
+    data = load_dataset("digits")
+    print(f"digits, {args.shots} per class, seeds 0-{args.seeds - 1}; test accuracy mean (runs), epochs run / budget")
+    for strategy in STRATEGIES:
+        line = []
+        for scale in (1, 5):
+            accs, epochs, t = [], [], time.perf_counter()
+            for seed in range(args.seeds):
+                subset = shots_of(data, args.shots, seed)
+                cfg = strategy_config(strategy, dataset="digits", backbone="lenet5", weights=BUNDLED,
+                                      n_train=len(subset.train), seed=seed, scale=scale)
+                r = train(cfg, data=subset)
+                accs.append(r.test.accuracy)
+                epochs.append(f"{len(r.history)}/{cfg.epochs}")
+            line.append(f"x{scale}: {statistics.fmean(accs):.4f} ({', '.join(f'{a:.3f}' for a in accs)}; "
+                        f"batch {cfg.batch_size}, epochs {' '.join(epochs)}; {time.perf_counter() - t:.1f} s)")
+        print(f"{strategy:13s} " + " | ".join(line), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,256 @@
+"""Compare tab: does transfer help on this data, and how much?
+
+Three views on the engine's :mod:`tlcore.compare`: transfer vs scratch (one recipe from the
+source weights and from random ones, both validation curves in one chart and the answer in
+words), the data-efficiency curve (test accuracy against samples per class for scratch, linear
+probe and fine-tune, over seeds), and every run of the session and every saved run side by
+side. The tab draws and wires; the engine trains.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import NamedTuple
+
+import gradio as gr
+import pandas as pd
+
+from ..compare import BUDGET_RULE, STRATEGIES, Curve, Point, curve, source_name, transfer_vs_scratch
+from ..errors import TLCoreError
+from ..events import Recorder, StopToken, stream
+from ..paths import runs_dir
+from ..plots import curve_figure, overlay_figure
+from ..runfiles import list_runs, read_metrics, run_row, saved_run
+from .session import RunRecord, Session
+
+BUNDLED = Path(__file__).resolve().parents[2] / "assets" / "models" / "lenet5-mnist"
+DEFAULT_SHOTS = "1, 2, 5, 10, 20, 50, all"
+SAVED = "saved: "
+
+
+class CompareTab(NamedTuple):
+    duel_event: object  # transfer vs scratch's click: new runs exist when it ends
+    runs: gr.CheckboxGroup  # the runs overlaid
+    table: gr.Dataframe
+    lists: list  # what ``refresh`` fills: the table, the overlay choices, the delete choices
+
+
+def source_of(session: Session) -> tuple[str, str, list[str] | None]:
+    """(backbone, source weights, frozen groups) to compare: the Model tab's choice when it has source
+    weights; else, for LeNet-5, the bundled MNIST model fine-tuned whole (the studio's first story)."""
+    if session.weights != "none":
+        return session.backbone, session.weights, list(session.frozen)
+    if session.backbone == "lenet5":
+        return "lenet5", str(BUNDLED), []
+    raise TLCoreError("Choose source weights on the Model tab (ImageNet or a saved run): scratch needs something "
+                      "to be compared with.")
+
+
+# -- transfer vs scratch --------------------------------------------------------------------------
+def run_duel(session: Session):
+    """Stream (chart, summary, runs to overlay): both runs' validation accuracy as they go, then the answer."""
+    if session.dataset is None:
+        yield gr.skip(), "Load a dataset on the Data tab first.", gr.skip()
+        return
+    try:
+        backbone, weights, frozen = source_of(session)
+    except TLCoreError as e:
+        yield gr.skip(), f"**Not started:** {e}", gr.skip()
+        return
+    stop = session.stop = StopToken()
+    curves: dict[str, list] = {}
+    label = {"transfer": f"from {source_name(weights)}", "scratch": "from scratch"}
+    names = {run: session.new_run_name(f"{run}-{session.dataset.name}-{backbone.replace(':', '-')}")
+             for run in label}
+    data = session.dataset
+
+    def work(sink):
+        return transfer_vs_scratch(data, backbone=backbone, weights=weights, frozen=frozen or None, preset="full",
+                                   stop=stop, out=lambda run: session.folder / names[run],
+                                   callbacks=lambda run: [Recorder(sink=lambda ev: sink((run, *ev)))])
+
+    for item in stream(work):
+        if len(item) == 3 and item[1] == "epoch_end":
+            curves.setdefault(label[item[0]], []).append(item[2])
+            yield overlay_figure(curves, title="Validation accuracy, transfer vs scratch"), "Training…", gr.skip()
+        elif item[0] in ("result", "error"):
+            outcome = item
+    session.stop = None
+    if outcome[0] == "error":
+        yield gr.skip(), f"**Not finished:** {outcome[1]}", gr.skip()
+        return
+    duel = outcome[1]
+    for run, r in (("transfer", duel.transfer), ("scratch", duel.scratch)):
+        if r is not None and r.history:  # both become runs of the session: Evaluate, Draw, the table
+            session.add_run(RunRecord(names[run], r, data, session.folder / names[run]))
+    yield (overlay_figure(curves, title="Validation accuracy, transfer vs scratch"), duel.summary(),
+           gr.update(choices=run_choices(session)))
+
+
+# -- the data-efficiency curve --------------------------------------------------------------------
+def _parse_shots(text: str) -> list[int | None]:
+    out = []
+    for part in (p.strip() for p in str(text).split(",") if p.strip()):
+        if part == "all":
+            out.append(None)
+        elif part.isdigit() and int(part) > 0:
+            out.append(int(part))
+        else:
+            raise TLCoreError(f"Samples per class are whole numbers >= 1 or 'all', comma-separated; got {part!r}.")
+    return out
+
+
+def _results_table(points: list[Point], n_classes: int) -> tuple[object, pd.DataFrame]:
+    c = Curve("", "", "", n_classes, points)
+    rows = c.results()
+    table = pd.DataFrame([{"per class": r["shots"] or "all", "strategy": r["strategy"], "test accuracy": r["accuracy"],
+                           "± (seeds)": r["std"], "seeds": r["seeds"], "s a run": r["seconds"]} for r in rows])
+    return curve_figure(rows, n_classes), table.round(4)
+
+
+def run_curve(session: Session, shots_text: str, seeds, strategies: list[str]):
+    """Stream (chart, table, status) as each point of the curve finishes; Stop keeps what is done."""
+    if session.dataset is None:
+        yield gr.skip(), gr.skip(), "Load a dataset on the Data tab first."
+        return
+    try:
+        backbone, weights, _ = source_of(session)
+        shots = _parse_shots(shots_text)
+        seeds = int(seeds) if float(seeds or 0).is_integer() else seeds
+    except (TLCoreError, ValueError, TypeError) as e:
+        yield gr.skip(), gr.skip(), f"**Not started:** {e}"
+        return
+    stop, data, points = StopToken(), session.dataset, []
+    session.stop = stop
+
+    def work(sink):
+        return curve(data, backbone=backbone, weights=weights, shots=shots, seeds=seeds, strategies=strategies,
+                     sink=sink, stop=stop)
+
+    for item in stream(work):
+        if isinstance(item, Point):
+            points.append(item)
+            yield *_results_table(points, len(data.classes)), f"{len(points)} runs done…"
+        elif item[0] == "error":
+            session.stop = None
+            yield gr.skip(), gr.skip(), f"**Not finished:** {item[1]}"
+            return
+        elif item[0] == "result":
+            result = item[1]
+    session.stop = None
+    said = "Stopped: the points above are the ones that finished. " if result.stopped else ""
+    passes = f" The linear probes shared one feature pass ({result.feature_pass_seconds:.1f} s)." if \
+        result.feature_pass_seconds else ""
+    yield *_results_table(result.points, len(data.classes)), f"{said}{BUDGET_RULE}{passes}"
+
+
+# -- runs side by side ----------------------------------------------------------------------------
+def run_choices(session: Session) -> list[str]:
+    """This session's runs, then the runs saved in the runs folder (newest first)."""
+    return [*session.runs, *(SAVED + f.name for f in list_runs(runs_dir()))]
+
+
+def _folder(session: Session, choice: str) -> Path:
+    if choice in session.runs:
+        return session.runs[choice].folder
+    if choice.startswith(SAVED):
+        return saved_run(runs_dir(), choice[len(SAVED):])
+    raise TLCoreError(f"Unknown run {choice!r}.")
+
+
+def runs_table(session: Session) -> pd.DataFrame:
+    """Every run of the session and every saved run, a line each."""
+    rows = []
+    for choice in run_choices(session):
+        try:
+            rows.append(run_row(_folder(session, choice), name=choice))
+        except TLCoreError:  # deleted or damaged meanwhile: not offered
+            continue
+    columns = ["run", "dataset", "backbone", "weights", "frozen", "epochs", "batch", "lr", "optimizer",
+               "best val acc", "test acc", "seconds", "images/s"]
+    return pd.DataFrame(rows, columns=columns).round(4)
+
+
+def overlay(session: Session, chosen: list[str]):
+    """The chosen runs' validation accuracy per epoch, in one chart."""
+    if len(chosen or []) < 2:
+        return None, "Tick two or more runs to set their curves side by side."
+    histories = {}
+    for choice in chosen:
+        try:
+            histories[choice] = read_metrics(_folder(session, choice)).get("history") or []
+        except TLCoreError as e:
+            return gr.skip(), str(e)
+    return overlay_figure(histories), f"{len(histories)} runs: validation accuracy after each epoch."
+
+
+def delete_run(session: Session, choice: str | None):
+    """Delete a run of this session (saved runs are left to whoever saved them)."""
+    if not choice or choice not in session.runs:
+        msg = ("Only this session's runs can be deleted here; a saved run is a folder under the runs folder."
+               if choice else "Choose a run to delete.")
+        return gr.skip(), gr.skip(), gr.skip(), msg
+    session.remove_run(choice)
+    choices = run_choices(session)
+    return (runs_table(session), gr.update(choices=choices, value=[]),
+            gr.update(choices=list(session.runs), value=None), f"Deleted run `{choice}`.")
+
+
+def refresh(session: Session):
+    """(table, overlay choices, delete choices) as the session and the runs folder are now."""
+    return runs_table(session), gr.update(choices=run_choices(session)), gr.update(choices=list(session.runs))
+
+
+def build(session_state: gr.State) -> CompareTab:
+    from .train_tab import stop_training
+
+    training = dict(concurrency_limit=1, concurrency_id="training")
+    gr.Markdown("Does a pretrained body help on this data, and by how much? Every run here gets the settings "
+                "suggested for it and for this much data, by one budget rule, so no line is an undertrained "
+                "straw man.")
+    with gr.Group():
+        gr.Markdown("### Transfer vs scratch\nThe Model tab's source weights (for LeNet-5 without any: the "
+                    "bundled MNIST model) against the same network from random weights, every layer training.")
+        with gr.Row():
+            duel_btn = gr.Button("Transfer vs scratch", variant="primary", elem_id="duel-go")
+            duel_stop = gr.Button("Stop", variant="stop")
+        duel_plot = gr.Plot(label="Validation accuracy", elem_id="duel-chart")
+        duel_text = gr.Markdown(elem_id="duel-summary")
+    with gr.Group():
+        gr.Markdown("### Data-efficiency curve\nTest accuracy against training images per class: from scratch, "
+                    "as a linear probe and as a full fine-tune, over several seeds (the spread shaded).")
+        with gr.Row():
+            shots = gr.Textbox(DEFAULT_SHOTS, label="Samples per class", elem_id="curve-shots")
+            seeds = gr.Number(3, step=1, label="Seeds", elem_id="curve-seeds")
+            strategies = gr.CheckboxGroup(list(STRATEGIES), value=list(STRATEGIES), label="Strategies")
+        with gr.Row():
+            curve_btn = gr.Button("Run the curve", variant="primary", elem_id="curve-go")
+            curve_stop = gr.Button("Stop (keeps the finished points)", variant="stop")
+        curve_plot = gr.Plot(label="Data efficiency", elem_id="curve-chart")
+        curve_status = gr.Markdown(BUDGET_RULE, elem_id="curve-status")
+        curve_table = gr.Dataframe(headers=["per class", "strategy", "test accuracy", "± (seeds)", "seeds", "s a run"],
+                                   label="Mean over seeds", interactive=False)
+    with gr.Group():
+        gr.Markdown("### Runs side by side\nEvery run of this session and every saved run.")
+        table = gr.Dataframe(headers=["run", "dataset", "backbone", "weights", "frozen", "epochs", "batch", "lr",
+                                      "optimizer", "best val acc", "test acc", "seconds", "images/s"],
+                             label="Runs", interactive=False, elem_id="runs-table")
+        chosen = gr.CheckboxGroup([], label="Overlay their validation curves (tick two or more)", elem_id="overlay-runs")
+        overlay_plot = gr.Plot(label="Overlay", elem_id="overlay-chart")
+        overlay_text = gr.Markdown()
+        with gr.Row():
+            to_delete = gr.Dropdown([], label="Delete a run of this session", elem_id="delete-run")
+            delete_btn = gr.Button("Delete", elem_id="delete-go")
+            refresh_btn = gr.Button("Refresh the list")
+        delete_text = gr.Markdown()
+    lists = [table, chosen, to_delete]
+    duel_event = duel_btn.click(run_duel, session_state, [duel_plot, duel_text, chosen], api_name="transfer_vs_scratch",
+                                **training)
+    duel_event.then(refresh, session_state, lists, api_visibility="private")
+    for btn, out in ((duel_stop, duel_text), (curve_stop, curve_status)):
+        btn.click(stop_training, session_state, out, queue=False, api_visibility="private")
+    curve_btn.click(run_curve, [session_state, shots, seeds, strategies], [curve_plot, curve_table, curve_status],
+                    api_name="curve", **training)
+    chosen.change(overlay, [session_state, chosen], [overlay_plot, overlay_text], api_visibility="private")
+    delete_btn.click(delete_run, [session_state, to_delete], [*lists, delete_text], api_visibility="private")
+    refresh_btn.click(refresh, session_state, lists, api_visibility="private")
+    return CompareTab(duel_event, chosen, table, lists)
