@@ -116,7 +116,7 @@ def test_the_curve_command_prints_its_results(tmp_path):
 
 
 @pytest.mark.parametrize("args,says", [
-    (("--shots", "0,5"), "--shots takes whole numbers >= 1"),
+    (("--shots", "0,5"), "Samples per class are whole numbers >= 1 or 'all'"),
     (("--strategies", "magic"), "Unknown strategy 'magic'"),
     (("--seeds", "0"), "seeds must be a whole number from 1 to 10"),
 ])

@@ -169,19 +169,6 @@ def cmd_train(args) -> int:
     return 0
 
 
-def _shots(text: str) -> list[int | None]:
-    """"1,5,20" or "1,5,all" -> [1, 5, 20] / [1, 5, None]."""
-    out = []
-    for part in (p.strip() for p in text.split(",") if p.strip()):
-        if part == "all":
-            out.append(None)
-        elif part.isdigit() and int(part) > 0:
-            out.append(int(part))
-        else:
-            raise TLCoreError(f"--shots takes whole numbers >= 1 and 'all', comma-separated; got {part!r}.")
-    return out
-
-
 def _comparison_data(args):
     from .trainer import load_run_data
 
@@ -189,12 +176,12 @@ def _comparison_data(args):
 
 
 def cmd_curve(args) -> int:
-    from .compare import check_curve, curve
+    from .compare import check_curve, curve, parse_shots
     from .plots import curve_figure
 
     fixed = {k: v for k, v in (("image_size", args.image_size), ("precision", args.precision),
                                ("device", args.device)) if v is not None}
-    shots, strategies = _shots(args.shots), [s.strip() for s in args.strategies.split(",") if s.strip()]
+    shots, strategies = parse_shots(args.shots), [s.strip() for s in args.strategies.split(",") if s.strip()]
     check_curve(shots, args.seeds, strategies, args.weights)  # before any data loads
     data = _comparison_data(args)
 

@@ -58,6 +58,19 @@ def strategy_config(strategy: str, *, dataset: str, backbone: str, weights: str,
     return dataclasses.replace(cfg, **chosen).validate()
 
 
+def parse_shots(text: str) -> list[int | None]:
+    """"1, 5, 20" or "1,5,all" -> [1, 5, 20] / [1, 5, None] (None: every training image)."""
+    out = []
+    for part in (p.strip() for p in str(text).split(",") if p.strip()):
+        if part == "all":
+            out.append(None)
+        elif part.isdigit() and int(part) > 0:
+            out.append(int(part))
+        else:
+            raise TLCoreError(f"Samples per class are whole numbers >= 1 or 'all', comma-separated; got {part!r}.")
+    return out
+
+
 def shots_of(data: ImageData, shots: int | None, seed: int) -> ImageData:
     """``data`` with ``shots`` training images per class (all with None), chosen with ``seed``.
 

@@ -14,7 +14,7 @@ from typing import NamedTuple
 import gradio as gr
 import pandas as pd
 
-from ..compare import BUDGET_RULE, STRATEGIES, Curve, Point, curve, source_name, transfer_vs_scratch
+from ..compare import BUDGET_RULE, STRATEGIES, Curve, Point, curve, parse_shots, source_name, transfer_vs_scratch
 from ..errors import TLCoreError
 from ..events import Recorder, StopToken, stream
 from ..paths import runs_dir
@@ -87,18 +87,6 @@ def run_duel(session: Session):
 
 
 # -- the data-efficiency curve --------------------------------------------------------------------
-def _parse_shots(text: str) -> list[int | None]:
-    out = []
-    for part in (p.strip() for p in str(text).split(",") if p.strip()):
-        if part == "all":
-            out.append(None)
-        elif part.isdigit() and int(part) > 0:
-            out.append(int(part))
-        else:
-            raise TLCoreError(f"Samples per class are whole numbers >= 1 or 'all', comma-separated; got {part!r}.")
-    return out
-
-
 def _results_table(points: list[Point], n_classes: int) -> tuple[object, pd.DataFrame]:
     c = Curve("", "", "", n_classes, points)
     rows = c.results()
@@ -114,7 +102,7 @@ def run_curve(session: Session, shots_text: str, seeds, strategies: list[str]):
         return
     try:
         backbone, weights, _ = source_of(session)
-        shots = _parse_shots(shots_text)
+        shots = parse_shots(shots_text)
         seeds = int(seeds) if float(seeds or 0).is_integer() else seeds
     except (TLCoreError, ValueError, TypeError) as e:
         yield gr.skip(), gr.skip(), f"**Not started:** {e}"
