@@ -6,6 +6,12 @@ and with ``scale=5`` (5x the minimum updates; smaller batches where the epoch ca
 A fair rule leaves each strategy within 2 points of what 5x its budget reaches.
 
 Run: ``python benchmarks/fair_budget.py [--shots 5] [--seeds 3]``
+
+Last measured (2026-11-30, Intel Xeon VM with AMX, 2 vCPUs, torch 2.14.1), test accuracy means
+over seeds 0-2, the budget then 5x it: scratch 0.9211 (batch 12, lr 0.0375) / 0.9053 (batch 3);
+linear probe 0.9573 / 0.9480; fine-tune 0.9759 / 0.9759. Each within 2 points of 5x its budget,
+and above it where 5x overfits the 50 images. Before the learning rate followed the batch,
+scratch scored 0.8375 at the budget and 0.3955 at 5x (lr 0.1 at batch 3 is noise).
 """
 from __future__ import annotations
 
