@@ -26,7 +26,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tlcore.compare import STRATEGIES, shots_of, strategy_config  # noqa: E402
+from tlcore.compare import shots_of, strategy_config  # noqa: E402
+from tlcore.config import STRATEGIES  # noqa: E402
 from tlcore.data import load_dataset  # noqa: E402
 from tlcore.train import train  # noqa: E402
 

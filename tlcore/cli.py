@@ -12,7 +12,7 @@ import sys
 
 from pathlib import Path
 
-from .config import RunConfig
+from .config import STRATEGIES, RunConfig
 from .errors import TLCoreError
 from .events import Callback
 
@@ -322,8 +322,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _comparison_parsers(sub) -> None:
-    from .compare import STRATEGIES
-
     c = sub.add_parser("curve", help="test accuracy against samples per class: scratch, linear probe, fine-tune")
     k = sub.add_parser("compare", help="transfer vs scratch: one recipe from the source weights and from random ones")
     for p in (c, k):

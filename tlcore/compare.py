@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from .config import RunConfig
+from .config import STRATEGIES, RunConfig
 from .data import ImageData
 from .data.base import few_shot
 from .data.loader import TensorLoader
@@ -41,7 +41,6 @@ from .step import Step
 from .train import train
 from .trainer import Trainer
 
-STRATEGIES = ("scratch", "linear-probe", "fine-tune")
 DEFAULT_SHOTS = (1, 2, 5, 10, 20, 50, None)  # samples per class; None: every training image
 BUDGET_RULE = (f"Every run: the settings suggested for its strategy and data size, at least {MIN_STEPS} updates "
                f"(small data: smaller batches, more epochs), early stopping on validation loss, the best epoch kept.")

@@ -17,6 +17,7 @@ from .errors import TLCoreError, verify_choice
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULERS = ("constant", "step", "cosine", "onecycle")
 DEVICES = ("auto", "cpu", "cuda", "mps")
+STRATEGIES = ("scratch", "linear-probe", "fine-tune")  # ways to use a source model (tlcore.compare)
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 # Caps keep a hosted app responsive and a typo (epochs=1000) from running all week.
 MAX_EPOCHS = 200
@@ -117,9 +118,9 @@ class RunConfig:
                               suggested=True, label="Learning rate (head)")
     optimizer: str = _field("sgd", "sgd (SGD with Nesterov momentum) or adamw", kind="choice", choices=OPTIMIZERS,
                             suggested=True, label="Optimizer")
-    scheduler: str = _field("onecycle", "onecycle, cosine, step (the tutorial's StepLR: x gamma every step_size "
-                            "epochs) or constant", kind="choice", choices=SCHEDULERS, suggested=True,
-                            label="Learning-rate schedule")
+    scheduler: str = _field("onecycle", "onecycle: rises, then falls to almost 0; cosine: falls smoothly; step: "
+                            "x gamma every step_size epochs (x0.1 every 7); constant", kind="choice",
+                            choices=SCHEDULERS, suggested=True, label="Learning-rate schedule")
     body_lr_mult: float = _number_field(1.0, "a pretrained body learns at lr x this: 0.1 lets it learn ten times "
                                         "slower than the new head", 0, 10, lo_open=False, suggested=True,
                                         label="Body learning-rate multiplier")

@@ -17,6 +17,9 @@ MAX_QUEUE = 32
 # Caps on what a visitor can send: uploads (Gradio refuses bigger files before they reach us;
 # zips are then checked member by member) and how long Gradio keeps uploaded files.
 MAX_UPLOAD = "512mb"
+# The footer's links, without Gradio's "Runs" (its own raw run history, easily taken for this
+# app's runs, which live in the Compare tab).
+FOOTER = ["api", "gradio", "settings"]
 UPLOAD_CACHE = (600, 3600)  # every 10 minutes, delete uploads older than an hour
 
 

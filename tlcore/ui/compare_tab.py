@@ -14,7 +14,8 @@ from typing import NamedTuple
 import gradio as gr
 import pandas as pd
 
-from ..compare import BUDGET_RULE, STRATEGIES, Curve, Point, curve, parse_shots, source_name, transfer_vs_scratch
+from ..compare import BUDGET_RULE, Curve, Point, curve, parse_shots, source_name, transfer_vs_scratch
+from ..config import STRATEGIES
 from ..errors import TLCoreError
 from ..events import Recorder, StopToken, stream
 from ..paths import runs_dir
@@ -56,7 +57,7 @@ def run_duel(session: Session):
     except TLCoreError as e:
         yield gr.skip(), f"**Not started:** {e}", gr.skip()
         return
-    stop = session.stop = StopToken()
+    stop = session.begin(StopToken())
     curves: dict[str, list] = {}
     label = {"transfer": f"from {source_name(weights)}", "scratch": "from scratch"}
     names = {run: session.new_run_name(f"{run}-{session.dataset.name}-{backbone.replace(':', '-')}")
@@ -74,7 +75,7 @@ def run_duel(session: Session):
             yield overlay_figure(curves, title="Validation accuracy, transfer vs scratch"), "Training…", gr.skip()
         elif item[0] in ("result", "error"):
             outcome = item
-    session.stop = None
+    session.end()
     if outcome[0] == "error":
         yield gr.skip(), f"**Not finished:** {outcome[1]}", gr.skip()
         return
@@ -107,8 +108,7 @@ def run_curve(session: Session, shots_text: str, seeds, strategies: list[str]):
     except (TLCoreError, ValueError, TypeError) as e:
         yield gr.skip(), gr.skip(), f"**Not started:** {e}"
         return
-    stop, data, points = StopToken(), session.dataset, []
-    session.stop = stop
+    stop, data, points = session.begin(StopToken()), session.dataset, []
 
     def work(sink):
         return curve(data, backbone=backbone, weights=weights, shots=shots, seeds=seeds, strategies=strategies,
@@ -119,12 +119,12 @@ def run_curve(session: Session, shots_text: str, seeds, strategies: list[str]):
             points.append(item)
             yield *_results_table(points, len(data.classes)), f"{len(points)} runs done…"
         elif item[0] == "error":
-            session.stop = None
+            session.end()
             yield gr.skip(), gr.skip(), f"**Not finished:** {item[1]}"
             return
         elif item[0] == "result":
             result = item[1]
-    session.stop = None
+    session.end()
     said = "Stopped: the points above are the ones that finished. " if result.stopped else ""
     passes = f" The linear probes shared one feature pass ({result.feature_pass_seconds:.1f} s)." if \
         result.feature_pass_seconds else ""

@@ -114,6 +114,10 @@ def on_backbone(session: Session, backbone: str, weights: str, preset: str):
     body = [g for g in model.group_names() if g != HEAD]
     if weights != "none" and preset == "full":
         preset = "linear-probe"  # pretrained: start by training only the head
+    elif weights == "none" and preset != "full":  # a frozen random body learns nothing: not a baseline
+        preset = "full"
+        gr.Info("Random weights: every layer trains now (freezing preset: full). A frozen random body "
+                "would only be a random projection, not a fair from-scratch baseline.")
     return (gr.update(choices=choices, value=weights), gr.update(choices=presets, value=preset),
             gr.update(choices=body, value=frozen_for_preset(model, preset)))
 

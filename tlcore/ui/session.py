@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,7 +43,8 @@ class Session:
     suggested: dict | None = None  # the Train tab's settings as last suggested (tlcore.defaults)
     runs: dict[str, RunRecord] = field(default_factory=dict)
     runs_started: int = 0  # numbers run names: unique even after old runs are dropped
-    stop: StopToken | None = None
+    stop: StopToken | None = None  # the running training's, while one runs
+    started: float = 0.0  # when it began (time.monotonic)
     drawings: Drawings = field(default_factory=Drawings)  # the Draw tab's labelled drawings
     _folder: Path | None = None
 
@@ -52,6 +54,18 @@ class Session:
         if self._folder is None:
             self._folder = Path(tempfile.mkdtemp(prefix="tlcore-session-"))
         return self._folder
+
+    def begin(self, stop: StopToken) -> StopToken:
+        """A training of this session begins; Stop reaches it through ``stop``."""
+        self.stop, self.started = stop, time.monotonic()
+        return stop
+
+    def end(self) -> None:
+        self.stop = None
+
+    def busy_for(self) -> float:
+        """Seconds the running training has run (0 when none runs)."""
+        return time.monotonic() - self.started if self.stop is not None else 0.0
 
     def new_run_name(self, label: str) -> str:
         """A name (and folder name) no run of this session has had."""

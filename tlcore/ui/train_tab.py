@@ -30,6 +30,9 @@ from . import data_tab, fields, zerogpu
 from .session import RunRecord, Session
 
 UPDATE_EVERY_S = 1.0
+CHART_NOTE = ("*Training loss above validation loss is expected here: training batches are augmented "
+              "(shifted, rotated, zoomed) and scored with label smoothing; validation images are plain and "
+              "scored without it.*")
 MAIN = ("epochs", "batch_size", "lr", "optimizer", "scheduler", "body_lr_mult")
 MORE = ("label_smoothing", "augment", "early_stopping", "seed")
 KEEP = ("l2sp", "head_l2", "lwf_weight", "lwf_temperature")  # not forgetting the source
@@ -151,13 +154,13 @@ def start(session: Session, *values):
     folder, data, view = session.folder / name, session.dataset, LiveView()
     # On ZeroGPU the stop request is a file too: it reaches the worker process. Elsewhere the
     # in-process flag is enough, and the loop need not ask the file system at every step.
-    stop = session.stop = StopToken(session.folder / f".stop-{name}" if zerogpu.ENABLED else None)
+    stop = session.begin(StopToken(session.folder / f".stop-{name}" if zerogpu.ENABLED else None))
     for kind, payload in stream(lambda sink: _run(cfg, session, stop, folder, sink)):
         if kind in ("result", "error"):
             outcome = kind, payload
         elif view.update(kind, payload):
             yield *view.frame(), "", gr.skip()
-    session.stop = None
+    session.end()
     if stop.path is not None:
         stop.path.unlink(missing_ok=True)
     if outcome[0] == "error":
@@ -185,6 +188,15 @@ def _finished(session: Session, name: str, r: RunResult, data, folder, view: Liv
 # takes them as *values: one list, FIELDS, makes the inputs, their order and their names.
 start.__signature__ = inspect.Signature(
     [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD) for n in ("session", *FIELDS)])
+
+
+def busy(session: Session):
+    """Start pressed while this session trains: say so (that press starts nothing; a second run
+    would wait behind the first). The press that began the run is not answered here."""
+    if session.busy_for() > 1.0:
+        gr.Warning("A training is already running: Stop it, or wait for it to end.")
+        return "**A training is already running.** Stop it, or wait for it to end."
+    return gr.skip()
 
 
 def stop_training(session: Session) -> str:
@@ -215,10 +227,12 @@ def build(session_state: gr.State, runs_dropdown: gr.Dropdown) -> TrainTab:
             with gr.Row():
                 loss_plot = gr.Plot(label="Loss")
                 acc_plot = gr.Plot(label="Accuracy")
+            gr.Markdown(CHART_NOTE, elem_id="chart-note")
     suggest_btn.click(suggest, session_state, [inputs[k] for k in SUGGESTED], api_name="suggest_settings")
     train_event = start_btn.click(
         start, [session_state, *(inputs[k] for k in FIELDS)],
         [progress, loss_plot, acc_plot, status, runs_dropdown], api_name="train",
         concurrency_limit=2 if torch.cuda.is_available() else 1, concurrency_id="training")
     stop_btn.click(stop_training, session_state, status, api_name="stop", queue=False)
+    start_btn.click(busy, session_state, status, queue=False, trigger_mode="multiple", api_visibility="private")
     return TrainTab(device, inputs, progress, status, train_event)
