@@ -74,7 +74,7 @@ def test_flags_not_given_follow_the_suggested_recipe(tmp_path):
     assert s["epochs"] == 30 and s["test_accuracy"] > 0.9
     # Typed flags are validated before any data is loaded, with the usual one line.
     bad = run("train", "--dataset", "digits", "--backbone", "lenet5", "--lr", "-1")
-    assert bad.returncode == 2 and "lr must be a number > 0" in bad.stderr
+    assert bad.returncode == 2 and "Learning rate (lr) must be a number > 0" in bad.stderr
 
 
 def test_the_bundled_model_on_mnist(shared_data, tmp_path):
@@ -106,8 +106,8 @@ def test_transfer_from_the_bundled_model(tmp_path):
 
 
 @pytest.mark.parametrize("args,match", [
-    (("train", "--lr", "-1"), "lr must be a number > 0"),
-    (("train", "--epochs", "0"), "epochs must be a whole number > 0"),
+    (("train", "--lr", "-1"), "Learning rate (lr) must be a number > 0"),
+    (("train", "--epochs", "0"), "Epochs must be a whole number > 0"),
     (("train", "--optimizer", "adam"), "Unknown optimizer 'adam'"),
     (("train", "--backbone", "resnet50"), "Unknown backbone 'resnet50'"),
     (("train", "--backbone", "resnet18", "--weights", "imagenet", "--dataset", "digits"), "could not be downloaded"),

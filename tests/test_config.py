@@ -50,9 +50,9 @@ def test_the_train_endpoint_names_its_inputs_after_the_fields_in_a_stable_order(
 
 
 @pytest.mark.parametrize("args,says", [
-    ((0, 1.5, 0), "val_fraction must be a fraction between 0 and 1 (exclusive), got 1.5."),
+    ((0, 1.5, 0), "Validation fraction (val_fraction) must be a fraction between 0 and 1 (exclusive), got 1.5."),
     ((-2, 0.1, 0), "samples_per_class must be a whole number > 0 and <= 100000, got -2."),
-    ((0, 0.1, 2.5), "seed must be a whole number >= 0"),
+    ((0, 0.1, 2.5), "Seed must be a whole number >= 0"),
 ])
 def test_the_data_tab_checks_with_the_runs_rules(args, says):
     session = Session()
@@ -63,7 +63,7 @@ def test_the_data_tab_checks_with_the_runs_rules(args, says):
 def test_a_switch_label_means_its_value_and_anything_else_is_refused_by_runconfig():
     auto = RunConfig.knob("augment").auto
     assert [fields.value("augment", v) for v in (auto, "on", "off")] == [None, True, False]
-    with pytest.raises(Exception, match="augment must be true, false or None"):
+    with pytest.raises(Exception, match=r"Augmentation \(augment\) must be true, false or None"):
         RunConfig(augment=fields.value("augment", "sometimes")).validate()
 
 

@@ -161,14 +161,15 @@ def test_every_schedule_and_optimizer(scheduler, optimizer):
 
 
 @pytest.mark.parametrize("field,value,match", [
-    ("lr", 0, "lr must be a number > 0"), ("lr", -1, "lr must be"), ("lr", float("nan"), "lr must be"),
-    ("lr", 100, "<= 10"), ("epochs", 0, "epochs must be a whole number > 0"), ("epochs", 1000, "<= 200"),
-    ("epochs", 2.5, "whole number"), ("batch_size", 0, "batch_size"), ("batch_size", 10**6, "<= 4096"),
-    ("momentum", 1.5, "momentum"), ("val_fraction", 1.0, "val_fraction"), ("label_smoothing", 0.9, "label_smoothing"),
+    ("lr", 0, r"Learning rate \(lr\) must be a number > 0"), ("lr", -1, r"Learning rate \(lr\) must be"),
+    ("lr", float("nan"), r"Learning rate \(lr\) must be"),
+    ("lr", 100, "<= 10"), ("epochs", 0, "Epochs must be a whole number > 0"), ("epochs", 1000, "<= 200"),
+    ("epochs", 2.5, "whole number"), ("batch_size", 0, "Batch size"), ("batch_size", 10**6, "<= 4096"),
+    ("momentum", 1.5, "momentum"), ("val_fraction", 1.0, "val_fraction"), ("label_smoothing", 0.9, "Label smoothing"),
     ("optimizer", "adam", "Unknown optimizer 'adam'. Valid optimizers: 'sgd', 'adamw'"),
     ("scheduler", "linear", "Valid schedulers: 'constant', 'step', 'cosine', 'onecycle'"),
     ("device", "tpu", "Unknown device 'tpu'"), ("gamma", 0, "gamma"), ("augment", "yes", "augment"),
-    ("seed", -1, "seed"), ("early_stopping", -1, "early_stopping"), ("image_size", 4, "image_size"),
+    ("seed", -1, "Seed"), ("early_stopping", -1, "early_stopping"), ("image_size", 4, "image_size"),
 ])
 def test_runconfig_names_the_bad_value(field, value, match):
     with pytest.raises(TLCoreError, match=match):

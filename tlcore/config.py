@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from dataclasses import asdict, dataclass, fields
 
 from .errors import TLCoreError, verify_choice
@@ -61,8 +62,15 @@ class Knob:
             return self._check_number(name, value)
         ok = {"bool": lambda v: isinstance(v, bool), "text": lambda v: isinstance(v, str) and bool(v.strip())}
         if self.kind in ok and not ok[self.kind](value):
-            raise TLCoreError(f"{name} must be {self.rule}, got {value!r}.")
+            raise TLCoreError(f"{self.what(name)} must be {self.rule}, got {_shown(value)}.")
         return value
+
+    def what(self, name: str) -> str:
+        """How an error names the field: the app's label with the CLI's name, e.g. "Learning rate (lr)"."""
+        label = re.sub(r"\s*\(.*\)$", "", self.label)
+        if not label or label.lower().replace(" ", "_") == name:
+            return label or name
+        return f"{label} ({name})"
 
     def _check_number(self, name: str, v):
         ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
@@ -70,10 +78,19 @@ class Knob:
         ok = ok and (not self.integer or float(v).is_integer())
         if not ok:
             kind = "a whole number" if self.integer else "a number"
-            rule = self.rule or (f"{kind} {'>' if self.lo_open else '>='} {self.lo:g} and "
-                                 f"{'<' if self.hi_open else '<='} {self.hi:g}")
-            raise TLCoreError(f"{name} must be {rule}, got {v!r}.")
+            rule = self.rule or (f"{kind} {'>' if self.lo_open else '>='} {_num(self.lo)} and "
+                                 f"{'<' if self.hi_open else '<='} {_num(self.hi)}")
+            raise TLCoreError(f"{self.what(name)} must be {rule}, got {_shown(v)}.")
         return int(v) if self.integer else v
+
+
+def _num(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else f"{x:g}"
+
+
+def _shown(value) -> str:
+    """A bad value as an error quotes it: an app's empty or non-numeric box arrives as None."""
+    return "nothing (an empty box, or not a number)" if value is None else repr(value)
 
 
 def _field(default, help: str, **kw) -> dataclasses.Field:

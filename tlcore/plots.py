@@ -1,6 +1,8 @@
 """Figures and pictures from engine results (plotly and numpy only; the UI just shows them)."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import plotly.graph_objects as go
 import torch
@@ -39,10 +41,22 @@ def examples(data: ImageData, per_class: int = 4, split: str = "train") -> list[
     return out
 
 
+# Legends go under the chart: above it they covered the top of the curves, where accuracy lives.
+LEGEND_BELOW = dict(orientation="h", x=0, xanchor="left", y=-0.3, yanchor="top")
+# A loss chart switches to a log axis when its values span more than this factor (a blow-up
+# would otherwise flatten everything else into a line at zero).
+LOG_SPAN = 100.0
+
+
 def _layout(fig: go.Figure, title: str, x: str, y: str, height: int = 300) -> go.Figure:
-    fig.update_layout(title=title, height=height, margin=dict(l=50, r=10, t=40, b=40), xaxis_title=x,
-                      yaxis_title=y, legend=dict(orientation="h", y=1.15, x=1, xanchor="right"))
+    fig.update_layout(title=title, height=height + 40, margin=dict(l=50, r=10, t=40, b=90), xaxis_title=x,
+                      yaxis_title=y, legend=LEGEND_BELOW)
     return fig
+
+
+def _spans_decades(values: list[float]) -> bool:
+    v = [a for a in values if math.isfinite(a) and a > 0]
+    return bool(v) and max(v) / min(v) > LOG_SPAN
 
 
 def training_figures(steps: list[tuple[float, float, float]], epochs: list) -> tuple[go.Figure, go.Figure]:
@@ -66,6 +80,9 @@ def training_figures(steps: list[tuple[float, float, float]], epochs: list) -> t
         acc.add_scatter(x=ex, y=[e.train_accuracy for e in epochs], mode="lines+markers", name="train")
         acc.add_scatter(x=ex, y=[e.val_accuracy for e in epochs], mode="lines+markers", name="validation")
     _layout(loss, "Loss", "epoch", "cross-entropy")
+    ys = [s[1] for s in steps] + [v for e in epochs for v in (e.train_loss, e.val_loss)]
+    if _spans_decades(ys):
+        loss.update_yaxes(type="log", title="cross-entropy (log scale)")
     _layout(acc, "Accuracy", "epoch", "accuracy")
     acc.update_yaxes(range=[0, 1.02])
     return loss, acc
@@ -102,7 +119,11 @@ def roc_figure(ev) -> go.Figure:
     fig.add_scatter(x=[0, 1], y=[0, 1], mode="lines", line=dict(color="#cbd5e1", dash="dot"), showlegend=False,
                     hoverinfo="skip")
     _layout(fig, "ROC curves (one class vs rest)", "false positive rate", "true positive rate", 420)
-    fig.update_layout(legend=dict(orientation="v", x=1.02, y=1, xanchor="left", font=dict(size=10)))
+    # Inside, bottom right: the corner a useful classifier's curves never reach (to the right of
+    # the plot, long class names squeezed the legend to nothing).
+    fig.update_layout(height=460, margin=dict(l=50, r=10, t=40, b=50),
+                      legend=dict(orientation="v", x=0.99, y=0.01, xanchor="right", yanchor="bottom",
+                                  bgcolor="rgba(255,255,255,0.85)", font=dict(size=10)))
     return fig
 
 

@@ -4,8 +4,9 @@
   frozen body's features cached when nothing in it learns), and the :class:`~tlcore.step.Step`
   (optimizer, schedule, loss scaler, objective).
 - ``fit``: epochs of steps, validation after each; the best validation loss keeps its weights
-  and drives early stopping. A stop is honoured within one step; a NaN loss or running out of
-  GPU memory ends the run with a plain message; a time budget pauses it at an epoch boundary.
+  and drives early stopping. A stop is honoured within one step; a NaN or exploding loss
+  (tlcore.health) or running out of GPU memory ends the run with a plain message; a time budget
+  pauses it at an epoch boundary. A run that ends at chance accuracy says so.
 - ``finish``: the kept weights on the CPU, the test split evaluated through the one path that
   ``evaluate`` uses too, the run saved.
 
@@ -27,6 +28,7 @@ from .batches import run_batches
 from .data import ImageData, load_dataset
 from .device import PRECISION_NAMES, autocast, autocast_dtype, describe_device, is_main_process, pick_device
 from .errors import TLCoreError
+from . import health
 from .evaluate import Evaluation, evaluate
 from .events import Callback, EpochEvent, RunEnd, RunInfo, StepEvent, StopRequested, StopToken
 from .models import TransferNet, create_backbone, freeze
@@ -48,10 +50,10 @@ def load_run_data(cfg: RunConfig) -> ImageData:
 
 
 class Diverged(Exception):
-    """The loss became NaN or infinite."""
+    """The loss became NaN or infinite, or exploded (``loss`` then holds its value)."""
 
-    def __init__(self, epoch: int, step: int):
-        self.epoch, self.step = epoch, step
+    def __init__(self, epoch: int, step: int, loss: float = math.nan):
+        self.epoch, self.step, self.loss = epoch, step, loss
 
 
 class Trainer:
@@ -79,6 +81,7 @@ class Trainer:
         self.history: list[EpochEvent] = []
         self.epochs_done = 0
         self.best, self.clock = BestEpoch(cfg.early_stopping), Clock()
+        self.explode_at = math.inf  # the running loss that ends a run as exploded (set with the data)
 
     def fire(self, hook: str, *args) -> None:
         if self.is_main:
@@ -93,6 +96,7 @@ class Trainer:
         # Loading: data, model, freezing. Errors here are the user's (bad names, missing files).
         self.fire("on_phase", "loading")
         self.data = data if data is not None else load_run_data(self.cfg)
+        self.explode_at = health.explode_threshold(len(self.data.classes))
         self.device = pick_device(self.cfg.device)
         self.amp = autocast_dtype(self.device, self.cfg.precision)
         # channels_last: faster convolutions on CUDA and on CPU (oneDNN) alike.
@@ -187,7 +191,9 @@ class Trainer:
                     break
         except Diverged as d:
             self.status = Status.FAILED
-            self.message = (f"The training loss became NaN or infinite at epoch {d.epoch}, step {d.step}. "
+            self.message = (health.exploded_message(d.loss, d.epoch, d.step, len(self.data.classes), cfg.lr)
+                            if math.isfinite(d.loss) else
+                            f"The training loss became NaN or infinite at epoch {d.epoch}, step {d.step}. "
                             f"Try a lower learning rate (it was {cfg.lr:g}).")
         except torch.OutOfMemoryError:
             self.status = Status.FAILED
@@ -215,7 +221,10 @@ class Trainer:
             # Reading the running loss is a CPU-GPU sync: only when an event is due.
             if now - last >= self.step_interval_s or i == steps:
                 last = now
-                self.fire("on_step", self._step_event(epoch, i, steps, now))
+                event = self._step_event(epoch, i, steps, now)
+                self.fire("on_step", event)  # the chart shows the blow-up before the run ends on it
+                if event.loss > self.explode_at:
+                    raise Diverged(epoch, i, event.loss)
         return True
 
     def _step_event(self, epoch: int, step: int, steps: int, now: float) -> StepEvent:
@@ -272,6 +281,7 @@ class Trainer:
             return self._pause(images_per_second)
         self._keep_best()
         test = self._judge() if self._should_test() else None
+        self._check_chance()
         result = self._result(images_per_second, test)
         # metrics.json carries the summary: its status, message and time so far are this run's.
         result.seconds = time.perf_counter() - self.t_start
@@ -294,6 +304,16 @@ class Trainer:
                             f"(best validation loss).")
         elif self.status is Status.STOPPED and self.best.epoch:
             self.message += f" Kept epoch {self.best.epoch}, the best so far."
+
+    def _check_chance(self) -> None:
+        """A run that ended normally but learned nothing says so (in its message and notes)."""
+        if self.status not in (Status.COMPLETED, Status.EARLY_STOPPED) or self.data is None:
+            return
+        kept = next((e.val_accuracy for e in self.history if e.epoch == self.best.epoch), None)
+        note = health.chance_note(kept, self.data.val.labels, self.cfg.lr)
+        if note is not None:
+            self.message += " It is no better than chance."
+            self.notes.append(note)
 
     def _should_test(self) -> bool:
         s = self.status
