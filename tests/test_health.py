@@ -1,0 +1,59 @@
+"""A run that explodes ends with advice; one that learns nothing says so; the chart shows a blow-up."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from tlcore.config import RunConfig
+from tlcore.events import EpochEvent
+from tlcore.health import chance_note, explode_threshold, majority_share
+from tlcore.plots import training_figures
+from tlcore.result import Status
+from tlcore.train import train
+
+DIGITS = dict(dataset="digits", backbone="lenet5", batch_size=32, optimizer="sgd", scheduler="onecycle")
+
+
+def test_a_loss_that_explodes_ends_the_run_with_advice():
+    # lr 5: the running loss reaches ~1e27 in the first epoch, yet stays finite (the old check saw only NaN).
+    r = train(RunConfig(**DIGITS, lr=5, epochs=3))
+    assert r.status is Status.FAILED
+    assert "exploded" in r.message and "learning rate 5 is too high. Try 0.5" in r.message
+    assert r.test is None and not r.history  # nothing worth keeping: no epoch ended before the blow-up
+
+
+def test_a_run_that_stays_at_chance_is_not_reported_as_a_plain_success():
+    # lr 1: nothing explodes past the threshold, but every unit dies and accuracy sits at 10%.
+    r = train(RunConfig(**DIGITS, lr=1, epochs=6))
+    assert r.status is Status.COMPLETED and r.test.accuracy < 0.15
+    assert r.message.endswith("It is no better than chance.")
+    assert any("learned nothing" in n and "it was 1: try 0.1" in n for n in r.notes)
+
+
+def test_a_healthy_run_has_no_warning():
+    r = train(RunConfig(**DIGITS, lr=0.15, epochs=6))  # (two epochs of this are still at chance, and say so)
+    assert r.status is Status.COMPLETED and "chance" not in r.message and not r.notes
+
+
+@pytest.mark.parametrize("val_accuracy,flagged", [(0.105, True), (0.12, True), (0.15, False), (None, False)])
+def test_chance_is_the_commonest_class_share(val_accuracy, flagged):
+    labels = torch.tensor([0] * 10 + [1] * 9 + list(range(2, 10)) * 9)  # commonest class: 10 of 91
+    assert majority_share(labels) == pytest.approx(10 / 91)
+    assert (chance_note(val_accuracy, labels, lr=1.0) is not None) is flagged
+
+
+def test_the_threshold_scales_with_the_class_count():
+    assert explode_threshold(10) == pytest.approx(10 * math.log(10))
+    assert explode_threshold(2) == pytest.approx(10 * math.log(2))
+
+
+def _epoch(i, loss):
+    return EpochEvent(i, 3, loss, 0.1, loss, 0.1, 0.1, 100.0, 1.0, 1.0, False)
+
+
+@pytest.mark.parametrize("losses,axis", [([2.3, 1.0, 0.5], "linear"), ([4e27, 2.4, 2.3], "log")])
+def test_the_loss_chart_goes_logarithmic_over_decades(losses, axis):
+    loss, _ = training_figures([(0.5, losses[0], 0.1)], [_epoch(i + 1, v) for i, v in enumerate(losses)])
+    assert (loss.layout.yaxis.type or "linear") == axis
