@@ -39,6 +39,19 @@ def test_a_lone_val_folder_is_held_out_as_test(tmp_path):
     root = write_folder(tmp_path / "set", {"train/a": 10, "train/b": 10, "val/a": 4, "val/b": 4})
     d = load_dataset(str(root), val_fraction=0.1)
     assert len(d.test) == 8 and len(d.val) == 2 and len(d.train) == 18
+    # ... and the Data tab says so in words (it surprised users as a bare "test 8").
+    assert d.describe()["split_note"].startswith("Your val/ folder is the **test split**")
+    assert "validation (to pick the best epoch) is 10% of train/" in d.split_note
+
+
+@pytest.mark.parametrize("layout,note", [
+    ({"train/a": 6, "train/b": 6, "val/a": 2, "val/b": 2, "test/a": 3, "test/b": 3},
+     "Your val/ folder is the validation split and test/ the test split."),
+    ({"train/a": 6, "train/b": 6, "test/a": 3, "test/b": 3}, "Your test/ folder is the **test split**"),
+    ({"a": 10, "b": 10}, "No val/ or test/ folder: the test split is 20% of the images"),
+])
+def test_the_split_note_says_which_folder_became_which_split(tmp_path, layout, note):
+    assert load_dataset(str(write_folder(tmp_path / "set", layout))).split_note.startswith(note)
 
 
 def test_one_wrapping_folder_inside_a_zip_is_ignored(tmp_path):

@@ -2,36 +2,46 @@
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from tlcore.events import StopToken
-from tlcore.ui.session import MAX_RUNS, RunRecord, Session, delete_session
+from tlcore.config import RunConfig
+from tlcore.train import train
+from tlcore.ui.session import MAX_LOADED, RunRecord, Session, delete_session
 
 
-def test_runs_are_bounded_and_old_folders_removed():
+def test_every_run_stays_listed_and_only_the_weights_are_capped():
+    """Past MAX_LOADED runs nothing vanishes: the oldest let go of their weights, which come back
+    from their folder, the same, when a tab asks for them."""
     s = Session()
-    folders = []
-    for i in range(MAX_RUNS + 3):
-        f = s.folder / f"run{i}"
-        f.mkdir()
-        (f / "model.safetensors").write_bytes(b"x")
-        folders.append(f)
-        s.add_run(RunRecord(f"run{i}", None, None, f))
-    assert list(s.runs) == [f"run{i}" for i in range(3, MAX_RUNS + 3)]
-    assert [f.exists() for f in folders] == [False] * 3 + [True] * MAX_RUNS
+    for i in range(MAX_LOADED + 3):
+        name = s.new_run_name("digits-lenet5")
+        r = train(RunConfig(dataset="digits", epochs=1, seed=i), out=s.folder / name)
+        s.add_run(RunRecord(name, r, None, s.folder / name))
+    assert list(s.runs) == [f"{i + 1}-digits-lenet5" for i in range(MAX_LOADED + 3)]
+    assert [s.runs[n].result.model is None for n in s.runs] == [True] * 3 + [False] * MAX_LOADED
+    first = s.runs["1-digits-lenet5"]
+    assert first.folder.exists() and first.result.test is not None  # its evaluation stays
+    x = torch.rand(4, 1, 28, 28)
+    back = s.model("1-digits-lenet5")
+    assert torch.equal(back(x), train(RunConfig(dataset="digits", epochs=1, seed=0)).model(x))
+    assert s.runs["2-digits-lenet5"].result.model is None  # now the least recently used
+    assert sum(r.result.model is not None for r in s.runs.values()) == MAX_LOADED
     root = s.folder
     delete_session(s)
     assert not root.exists()
 
 
-def test_run_names_stay_unique_after_old_runs_are_dropped():
+def test_run_names_stay_unique_after_a_run_is_deleted():
     """Each new run gets a fresh name (and folder): none overwrites a run still listed."""
     s = Session()
     names = []
-    for _ in range(MAX_RUNS + 3):
+    for _ in range(4):
         names.append(s.new_run_name("digits-lenet5"))
         s.add_run(RunRecord(names[-1], None, None, s.folder / names[-1]))
-    assert len(set(names)) == len(names) and names[0] == "1-digits-lenet5"
-    assert list(s.runs) == names[3:]
+    s.remove_run(names[1])
+    names.append(s.new_run_name("digits-lenet5"))
+    assert len(set(names)) == len(names) and names[0] == "1-digits-lenet5" and names[-1] == "5-digits-lenet5"
     delete_session(s)
 
 

@@ -27,7 +27,7 @@ class Status(str, Enum):
 
 @dataclass
 class RunResult:
-    model: TransferNet  # the best epoch's weights, on the CPU, in eval mode
+    model: TransferNet | None  # the best epoch's weights, on the CPU, in eval mode (None once let go of: see checkpoint)
     config: RunConfig
     classes: list[str]
     status: Status

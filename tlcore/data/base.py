@@ -47,6 +47,7 @@ class ImageData:
     hflip: bool = False
     skipped: dict[str, int] = field(default_factory=dict)
     source: str = ""
+    split_note: str = ""  # how an upload's folders became the splits, in words (tlcore.data.folder)
 
     @property
     def channels(self) -> int:
@@ -74,6 +75,8 @@ class ImageData:
         }
         if self.skipped:
             d["skipped"] = dict(self.skipped)
+        if self.split_note:
+            d["split_note"] = self.split_note
         return d
 
 

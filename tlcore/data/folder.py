@@ -119,8 +119,22 @@ def load_image_folder(
     train, val, test = _splits(decoded, has_splits, test_fraction, seed, path.name, skipped)
     name = path.name[:-4] if path.suffix.lower() == ".zip" else path.name
     return finish(name, classes, train, test, val=val, val_fraction=val_fraction,
-                  samples_per_class=samples_per_class, seed=seed, hflip=True,
-                  skipped=dict(skipped), source=str(path))
+                  samples_per_class=samples_per_class, seed=seed, hflip=True, skipped=dict(skipped),
+                  source=str(path), split_note=split_note(decoded, has_splits, test_fraction, val_fraction))
+
+
+def split_note(decoded: dict, has_splits: bool, test_fraction: float, val_fraction: float) -> str:
+    """Which folder became which split, in words: a lone val/ folder silently scoring the model
+    as its test split surprised users."""
+    have = [s for s in HELD_OUT if len(decoded[s][1])] if has_splits else []
+    carved = f"validation (to pick the best epoch) is {val_fraction:.0%} of train/, set aside"
+    if have == ["val", "test"]:
+        return "Your val/ folder is the validation split and test/ the test split."
+    if have:
+        return (f"Your {have[0]}/ folder is the **test split** (the final score is measured on it); "
+                f"{carved}.")
+    return (f"No val/ or test/ folder: the test split is {test_fraction:.0%} of the images, and {carved} "
+            f"(the same images for the same seed).")
 
 
 def _image_files(path: Path, limits: ZipLimits, skipped: Counter) -> list[tuple[tuple[str, ...], bytes]]:

@@ -76,7 +76,7 @@ def _source(session: Session, choice: str):
     The replay sample is read only when teaching asks for it."""
     if choice in session.runs:
         rec = session.runs[choice]
-        return rec.result.model, lambda: replay_sample(rec.data)
+        return session.model(choice), lambda: replay_sample(rec.data)
     folder = _saved_folder(choice) if choice and choice.startswith(SAVED_PREFIX) else None
     model = _saved(str(folder), folder.stat().st_mtime) if folder else bundled_model()
     return model, lambda: load_replay(folder or BUNDLED, model.classes)

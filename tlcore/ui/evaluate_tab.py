@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 from typing import NamedTuple
 
 import gradio as gr
@@ -62,7 +63,7 @@ def source_task(r) -> str:
     before, after = r.source_accuracy_before, r.source_accuracy_after
     if before is None or after is None:
         return ""
-    return (f"\n\n**Source task** ({r.model.weights.removeprefix('run:')}, its replay sample, read by its own "
+    return (f"\n\n**Source task** ({Path(r.config.weights).name}, its replay sample, read by its own "
             f"head): **{before:.1%}** before fine-tuning → **{after:.1%}** after "
             f"({100 * (after - before):+.1f} points) · this task: **{r.test.accuracy:.1%}**")
 

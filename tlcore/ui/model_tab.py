@@ -73,7 +73,7 @@ def weight_options(session: Session, backbone: str) -> list[tuple[str, str]]:
     out = [(w, w) for w in weights_choices(backbone)]
     out += [(f"bundled run: {name}", path) for name, bb, path in _bundled_runs() if bb == backbone]
     for name, rec in session.runs.items():
-        if rec.result.model.backbone == backbone and rec.result.checkpoint:
+        if rec.result.config.backbone == backbone and rec.result.checkpoint:
             out.append((f"this session's run: {name}", str(rec.result.checkpoint)))
     return out
 

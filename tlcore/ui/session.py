@@ -11,13 +11,16 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..checkpoints import load_run
 from ..data import ImageData
 from ..events import StopToken
 from ..models import TransferNet
 from ..result import RunResult
 from ..teach import Drawings
 
-MAX_RUNS = 6  # runs kept per session; older ones are dropped (memory and disk stay bounded)
+# Every run of a session stays listed (its files are on disk until the session ends); only this
+# many keep their weights in memory, the others reload from their folder when next used.
+MAX_LOADED = 6
 
 
 @dataclass
@@ -42,10 +45,11 @@ class Session:
     preview_key: tuple | None = None
     suggested: dict | None = None  # the Train tab's settings as last suggested (tlcore.defaults)
     runs: dict[str, RunRecord] = field(default_factory=dict)
-    runs_started: int = 0  # numbers run names: unique even after old runs are dropped
+    runs_started: int = 0  # numbers run names: unique even after runs are deleted
     stop: StopToken | None = None  # the running training's, while one runs
     started: float = 0.0  # when it began (time.monotonic)
     drawings: Drawings = field(default_factory=Drawings)  # the Draw tab's labelled drawings
+    _loaded: list[str] = field(default_factory=list)  # runs whose weights are in memory, least recently used first
     _folder: Path | None = None
 
     @property
@@ -74,9 +78,24 @@ class Session:
 
     def add_run(self, record: RunRecord) -> None:
         self.runs[record.name] = record
-        while len(self.runs) > MAX_RUNS:
-            old = self.runs.pop(next(iter(self.runs)))
-            shutil.rmtree(old.folder, ignore_errors=True)
+        self._used(record.name)
+
+    def model(self, name: str) -> TransferNet:
+        """A run's model: in memory, or read back from its folder (then kept, within MAX_LOADED)."""
+        result = self.runs[name].result
+        if result.model is None:
+            result.model, _ = load_run(result.checkpoint)
+        self._used(name)
+        return result.model
+
+    def _used(self, name: str) -> None:
+        """``name`` was just used: past MAX_LOADED, the least recently used saved run lets go of its weights."""
+        self._loaded = [n for n in self._loaded if n != name and n in self.runs] + [name]
+        for old in self._loaded[:-MAX_LOADED]:
+            result = self.runs[old].result
+            if result is not None and result.checkpoint:  # only a saved run can be read back
+                result.model = None
+        self._loaded = self._loaded[-MAX_LOADED:]
 
     def remove_run(self, name: str) -> None:
         """Forget a run of this session and delete its folder."""
