@@ -48,6 +48,7 @@ class Knob:
     rule: str = ""  # how the rule reads in an error, when not "a number > lo and <= hi"
     label: str = ""  # the app's label
     slider: tuple[float, float, float] | None = None  # the app's (min, max, step), inside the valid range
+    step: float | None = None  # the app's arrow-key step for a number box (default: 1 whole, 0.01 not)
     auto: str = "automatic"  # the app's word for None, where None means "let the engine decide"
     suggested: bool = False  # the CLI leaves it to tlcore.defaults unless typed
     metavar: str | None = None
@@ -132,7 +133,7 @@ class RunConfig:
     batch_size: int = _number_field(128, "images per step", 0, MAX_BATCH, integer=True, suggested=True,
                                     label="Batch size")
     lr: float = _number_field(0.1, "the new head's; a pretrained body's is this x the body multiplier", 0, MAX_LR,
-                              suggested=True, label="Learning rate (head)")
+                              suggested=True, label="Learning rate (head)", step=0.001)
     optimizer: str = _field("sgd", "sgd (SGD with Nesterov momentum) or adamw", kind="choice", choices=OPTIMIZERS,
                             suggested=True, label="Optimizer")
     scheduler: str = _field("onecycle", "onecycle: rises, then falls to almost 0; cosine: falls smoothly; step: "
@@ -140,7 +141,7 @@ class RunConfig:
                             choices=SCHEDULERS, suggested=True, label="Learning-rate schedule")
     body_lr_mult: float = _number_field(1.0, "a pretrained body learns at lr x this: 0.1 lets it learn ten times "
                                         "slower than the new head", 0, 10, lo_open=False, suggested=True,
-                                        label="Body learning-rate multiplier")
+                                        label="Body learning-rate multiplier", step=0.1)
     momentum: float = _number_field(0.9, "SGD only; Nesterov", 0, 0.999, lo_open=False)
     weight_decay: float = _number_field(5e-4, "AdamW / SGD weight decay (not on biases and norms)", 0, 1,
                                         lo_open=False)

@@ -27,3 +27,9 @@ def data_dir(explicit: str | os.PathLike | None = None) -> Path:
 def runs_dir() -> Path:
     """Where the CLI saves runs by default and the app looks for saved ones: $TLCORE_RUNS_DIR, else ./runs."""
     return Path(os.environ.get("TLCORE_RUNS_DIR") or "runs").expanduser()
+
+
+# The models shipped with the app (assets/models): the bundled MNIST LeNet-5 is the default
+# source model and the Draw tab's default.
+BUNDLED_RUNS = Path(__file__).resolve().parents[1] / "assets" / "models"
+BUNDLED_MNIST = BUNDLED_RUNS / "lenet5-mnist"

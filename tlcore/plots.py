@@ -69,9 +69,10 @@ def training_figures(steps: list[tuple[float, float, float]], epochs: list) -> t
     loss, acc = go.Figure(), go.Figure()
     if steps:
         x = [s[0] for s in steps]
-        loss.add_scatter(x=x, y=[s[1] for s in steps], mode="lines", name="train (running)",
+        mode = "lines" if len(steps) > 2 else "lines+markers"  # a point or two would not show as a line
+        loss.add_scatter(x=x, y=[s[1] for s in steps], mode=mode, name="train (running)",
                          line=dict(color="#94a3b8", width=1))
-        acc.add_scatter(x=x, y=[s[2] for s in steps], mode="lines", name="train (running)",
+        acc.add_scatter(x=x, y=[s[2] for s in steps], mode=mode, name="train (running)",
                         line=dict(color="#94a3b8", width=1))
     if epochs:
         ex = [e.epoch for e in epochs]

@@ -218,8 +218,9 @@ class Trainer:
             meter.add(loss, logits, y)
             self.clock.seen += len(y)
             now = time.perf_counter()
-            # Reading the running loss is a CPU-GPU sync: only when an event is due.
-            if now - last >= self.step_interval_s or i == steps:
+            # Reading the running loss is a CPU-GPU sync: only when an event is due (and at an
+            # epoch's first step, so a chart starts where the loss started, even a blow-up's).
+            if now - last >= self.step_interval_s or i in (1, steps):
                 last = now
                 event = self._step_event(epoch, i, steps, now)
                 self.fire("on_step", event)  # the chart shows the blow-up before the run ends on it

@@ -35,6 +35,12 @@ def _run_names(session: Session):
 COMPARE = "compare"
 
 
+def _retrain(event, session: gr.State, training: train_tab.TrainTab):
+    private = dict(api_visibility="private")
+    event.then(train_tab.body_mult, session, training.inputs["body_lr_mult"], **private) \
+        .then(train_tab.cleared, session, training.view, **private)
+
+
 def _to_compare():
     return gr.Tabs(selected=COMPARE)
 
@@ -78,10 +84,12 @@ def build_app() -> gr.Blocks:
             .then(model_tab.on_backbone, model.choice_inputs, model.choice_outputs, **private)
         # Another model (backbone, weights, freezing) wants other settings: a frozen body's head
         # trains with AdamW, a from-scratch LeNet with SGD at 0.1 (tlcore.defaults).
+        # Either change also clears the Train tab's charts of a run on other data or another model,
+        # and greys the body's multiplier out when the body is frozen.
         for event in model.changed:
-            event.then(train_tab.resuggest, session, training.suggested, **private)
+            _retrain(event.then(train_tab.resuggest, session, training.suggested, **private), session, training)
         # A new dataset changes the class count: re-describe the model, re-suggest the settings.
-        data.summary.change(model_tab.describe, model.describe_inputs, model.describe_outputs, **private) \
-            .then(train_tab.resuggest, session, training.suggested, **private)
+        _retrain(data.summary.change(model_tab.describe, model.describe_inputs, model.describe_outputs, **private)
+                 .then(train_tab.resuggest, session, training.suggested, **private), session, training)
     demo.queue(max_size=MAX_QUEUE, default_concurrency_limit=4)
     return demo

@@ -22,6 +22,7 @@ from ..paths import runs_dir
 from ..plots import curve_figure, overlay_figure
 from ..runfiles import list_runs, read_metrics, run_row, saved_run
 from .session import RunRecord, Session
+from .text import escape
 
 BUNDLED = Path(__file__).resolve().parents[2] / "assets" / "models" / "lenet5-mnist"
 DEFAULT_SHOTS = "1, 2, 5, 10, 20, 50, all"
@@ -55,7 +56,7 @@ def run_duel(session: Session):
     try:
         backbone, weights, frozen = source_of(session)
     except TLCoreError as e:
-        yield gr.skip(), f"**Not started:** {e}", gr.skip()
+        yield gr.skip(), f"**Not started:** {escape(e)}", gr.skip()
         return
     stop = session.begin(StopToken())
     curves: dict[str, list] = {}
@@ -106,7 +107,7 @@ def run_curve(session: Session, shots_text: str, seeds, strategies: list[str]):
         shots = parse_shots(shots_text)
         seeds = int(seeds) if float(seeds or 0).is_integer() else seeds
     except (TLCoreError, ValueError, TypeError) as e:
-        yield gr.skip(), gr.skip(), f"**Not started:** {e}"
+        yield gr.skip(), gr.skip(), f"**Not started:** {escape(e)}"
         return
     stop, data, points = session.begin(StopToken()), session.dataset, []
 

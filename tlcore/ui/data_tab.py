@@ -10,6 +10,7 @@ from ..data import list_datasets, load_dataset
 from ..errors import TLCoreError, verify_choice
 from ..plots import class_count_figure, examples
 from . import fields
+from .text import escape, warn
 from .session import Session
 
 UPLOAD = "upload a zip…"
@@ -28,13 +29,15 @@ def summary_markdown(session: Session) -> str:
         return "No dataset loaded."
     sp = d.describe()["splits"]
     lines = [
-        f"### {d.name}",
+        f"### {escape(d.name)}",
         f"**{len(d.classes)} classes** · {d.channels} channel{'s' if d.channels > 1 else ''} · "
         f"{d.size}×{d.size} px",
         f"train **{sp['train']:,}** · validation **{sp['val']:,}** · test **{sp['test']:,}**",
     ]
+    if d.split_note:
+        lines.append(d.split_note)  # the engine's own words (its bold marks the test split)
     if d.skipped:
-        lines.append("Skipped: " + ", ".join(f"{n} {why}" for why, n in d.skipped.items()))
+        lines.append("Skipped: " + escape(", ".join(f"{n} {why}" for why, n in d.skipped.items())))
     return "\n\n".join(lines)
 
 
@@ -45,8 +48,8 @@ def load(session: Session, name: str, upload, samples_per_class, val_fraction, s
     refused, so no caller can make the server read folders it was not given.
     """
     def refuse(why: str):
-        gr.Warning(why)
-        return session, f"**Not loaded:** {why}\n\n" + summary_markdown(session), *_view(session)[1:]
+        warn(why)
+        return session, f"**Not loaded:** {escape(why)}\n\n" + summary_markdown(session), *_view(session)[1:]
 
     try:
         verify_choice(name, "dataset", [*list_datasets(), UPLOAD])
@@ -67,7 +70,15 @@ def _view(session: Session):
     d = session.dataset
     if d is None:
         return summary_markdown(session), [], None
-    return summary_markdown(session), examples(d), class_count_figure(d)
+    return summary_markdown(session), _examples(d), class_count_figure(d)
+
+
+def _examples(d) -> gr.Gallery:
+    """A few images per class, every class in view without scrolling: fewer per class as classes grow."""
+    per_class = max(1, min(4, 20 // len(d.classes)))
+    images = examples(d, per_class=per_class)
+    columns = max(4, min(10, len(images), per_class * max(1, 10 // per_class)))
+    return gr.Gallery(images, columns=columns, height="auto" if len(images) <= 3 * columns else 480)
 
 
 def build(session_state: gr.State) -> DataTab:
@@ -84,9 +95,12 @@ def build(session_state: gr.State) -> DataTab:
             load_btn = gr.Button("Load dataset", variant="primary")
         with gr.Column(scale=2):
             summary = gr.Markdown()
-            gallery = gr.Gallery(label="Examples per class", columns=8, height=320, object_fit="contain")
+            gallery = gr.Gallery(label="Examples per class", columns=10, height="auto", object_fit="contain",
+                                 elem_id="data-examples")
             counts = gr.Plot(label="Class counts")
-    upload.upload(lambda: gr.update(value=UPLOAD), outputs=name, api_visibility="private")
     inputs, outputs = [session_state, name, upload, spc, val, seed], [session_state, summary, gallery, counts]
     load_btn.click(load, inputs, outputs, api_name="load_dataset")
+    # An upload loads at once (it used to wait for "Load dataset" while the old data stayed on screen).
+    upload.upload(lambda: gr.update(value=UPLOAD), outputs=name, api_visibility="private") \
+        .then(load, inputs, outputs, api_visibility="private")
     return DataTab(inputs, outputs, summary)

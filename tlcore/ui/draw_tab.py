@@ -14,7 +14,8 @@ from ..errors import TLCoreError
 from ..evaluate import predict_probs
 from ..events import Callback
 from ..paths import runs_dir
-from ..runfiles import saved_run
+from ..paths import BUNDLED_MNIST
+from ..runfiles import read_run_config, saved_run
 from ..plots import probability_figure
 from ..preprocess import prepare
 from ..saliency import overlay, saliency
@@ -22,8 +23,9 @@ from ..sketch import EmptySketch, sketch_batch
 from ..teach import teach
 from . import zerogpu
 from .session import RunRecord, Session
+from .text import error, escape, info, warn
 
-BUNDLED = Path(__file__).resolve().parents[2] / "assets" / "models" / "lenet5-mnist"
+BUNDLED = BUNDLED_MNIST
 BUNDLED_LABEL = "bundled: lenet5-mnist"
 GALLERY_MAX = 40
 SAVED_PREFIX = "saved: "
@@ -86,21 +88,37 @@ def _model(session: Session, choice: str):
     return _source(session, choice)[0]
 
 
+EMPTY = (None, None, None, None)  # no guess, no bars, nothing seen, no map: an empty canvas claims nothing
+
+
 def predict(session: Session, choice: str, sketch):
-    """(label confidences, bar chart, the 28x28 the model saw)."""
+    """(label confidences, bar chart, the 28x28 the model saw, no SmoothGrad map: the map shown
+    was of an earlier drawing)."""
     try:
         model = _model(session, choice)
         x = sketch_batch([sketch], model.spec)
     except EmptySketch:
-        return {"Draw a digit": 1.0}, None, None
+        return EMPTY
     except TLCoreError as e:
-        gr.Warning(str(e))
-        return {"Draw a digit": 1.0}, None, None
+        warn(e)
+        return EMPTY
     probs = predict_probs(model, x)[0].tolist()
     classes = model.classes or [str(i) for i in range(len(probs))]
     conf = dict(zip(classes, probs))
     seen = np.kron(x[0, 0].numpy(), np.ones((8, 8), np.uint8))
-    return conf, probability_figure(conf), seen
+    return conf, probability_figure(conf), seen, None
+
+
+def knows(session: Session, choice: str) -> str:
+    """What the chosen model knows, in one line: its classes and the input it reads."""
+    try:
+        model = _model(session, choice)
+    except TLCoreError as e:
+        return f"**Not loaded:** {escape(e)}"
+    s = model.spec
+    classes = ", ".join(model.classes or [])
+    return escape(f"This model knows {len(model.classes or [])} classes: {classes} · it reads "
+                  f"{s.size}×{s.size} grayscale images.")
 
 
 def explain(session: Session, choice: str, sketch):
@@ -109,10 +127,10 @@ def explain(session: Session, choice: str, sketch):
         model = _model(session, choice)
         x = sketch_batch([sketch], model.spec)
     except EmptySketch:
-        gr.Info("Draw a digit first.")
+        info("Draw a digit first.")
         return None
     except TLCoreError as e:
-        gr.Warning(str(e))
+        warn(e)
         return None
     heat = saliency(model, x)[0]
     seen = x[0, 0].numpy()
@@ -131,7 +149,7 @@ def predict_digit(sketch) -> dict[str, float]:
     except EmptySketch:
         return {}
     except TLCoreError as e:
-        raise gr.Error(str(e), title="Not a drawing", print_exception=False) from None
+        raise error(e, "Not a drawing") from None
     probs = predict_probs(bundled_model(), x)[0].tolist()
     return {c: p for c, p in zip(bundled_model().classes, probs)}
 
@@ -167,16 +185,16 @@ def _drawings_view(session: Session):
 def add_drawing(session: Session, choice: str, sketch, label: str | None):
     """Keep the drawing under its label. A refusal raises gr.Error, so the canvas is kept then."""
     if not label:
-        raise gr.Error("Pick the label of your drawing first.", title="Not added", print_exception=False)
+        raise error("Pick the label of your drawing first.", "Not added")
     try:
         session.drawings.add(sketch, label, _model(session, choice).classes)
     except EmptySketch:
-        raise gr.Error("Draw a digit first.", title="Not added", print_exception=False) from None
+        raise error("Draw a digit first.", "Not added") from None
     except TLCoreError as e:
-        raise gr.Error(str(e), title="Not added", print_exception=False) from None
+        raise error(e, "Not added") from None
     # The canvas is cleared next (in the browser); the guess is reset here, not left to that
     # clearing's change event, which a prediction still in flight could overtake.
-    return *_drawings_view(session), {"Draw a digit": 1.0}, None, None
+    return *_drawings_view(session), *EMPTY
 
 
 def clear_drawings(session: Session):
@@ -205,8 +223,8 @@ def teach_it(session: Session, choice: str, progress=gr.Progress()):
         taught = teach(model, session.drawings, replay(), out=folder, device="cpu" if zerogpu.ENABLED else "auto",
                        callbacks=[_Steps(lambda f: progress(f, desc="Teaching"))])
     except TLCoreError as e:
-        gr.Warning(str(e))
-        return f"**Not taught:** {e}", gr.skip()
+        warn(e)
+        return f"**Not taught:** {escape(e)}", gr.skip()
     session.add_run(RunRecord(name, taught.result, taught.data, folder))
     return taught.message() + f" Saved as run `{name}`.", gr.update(choices=model_choices(session), value=name)
 
@@ -226,17 +244,20 @@ def build(session_state: gr.State) -> DrawTab:
     with gr.Row():
         with gr.Column(scale=1):
             model = gr.Dropdown(model_choices(Session()), value=BUNDLED_LABEL, label="Model",
-                                info="the bundled MNIST LeNet-5, a run of this session, or a saved run",
+                                info="the bundled MNIST LeNet-5, or a run (of this session or saved) on "
+                                     "grayscale images, such as digits",
                                 elem_id="draw-model")
+            known = gr.Markdown(knows(Session(), BUNDLED_LABEL), elem_id="draw-knows")
             pad = gr.Sketchpad(label="Draw a digit", type="numpy", image_mode="RGBA", canvas_size=(420, 420),
                                elem_id="draw-pad",
                                brush=gr.Brush(default_size=18, colors=["#000000"], color_mode="fixed"))
         with gr.Column(scale=1):
-            label = gr.Label(num_top_classes=3, label="Prediction", elem_id="draw-label")
+            label = gr.Label(num_top_classes=3, label="Prediction: draw a digit on the left", elem_id="draw-label")
             bars = gr.Plot(label="All classes")
             with gr.Row():
-                seen = gr.Image(label="What the model sees (28×28)", height=224, width=224, interactive=False)
-                heat = gr.Image(label="Where it looked (SmoothGrad)", height=224, width=224, interactive=False)
+                # No fixed height: a fixed one cut the bottom rows of the picture under its label.
+                seen = gr.Image(label="What the model sees (28×28)", interactive=False, elem_id="draw-seen")
+                heat = gr.Image(label="Where it looked (SmoothGrad)", interactive=False, elem_id="draw-heat")
             explain_btn = gr.Button("Show where it looked", size="sm")
     with gr.Accordion("Teach it your handwriting", open=True):
         gr.Markdown("Wrong guess? Pick the right label and add the drawing. Add a few per digit, then "
@@ -254,12 +275,13 @@ def build(session_state: gr.State) -> DrawTab:
             download = gr.DownloadButton("Download my drawings (ImageFolder zip)", interactive=False, size="sm")
             clear_btn = gr.Button("Clear my drawings", size="sm")
         taught = gr.Markdown(elem_id="teach-status")
-    outs = [label, bars, seen]
+    outs = [label, bars, seen, heat]
     explain_btn.click(explain, [session_state, model, pad], heat, api_visibility="private")
     # trigger_mode="always_last": while drawing, only the latest stroke state is computed.
     pad.change(predict, [session_state, model, pad], outs, trigger_mode="always_last", api_visibility="private",
                show_progress="hidden")
     model.change(predict, [session_state, model, pad], outs, api_visibility="private") \
+        .then(knows, [session_state, model], known, api_visibility="private") \
         .then(label_choices, [session_state, model, truth], truth, api_visibility="private")
     # Once added, the canvas is cleared for the next drawing (by its own Clear button, which keeps the brush).
     add_btn.click(add_drawing, [session_state, model, pad, truth], [count, gallery, download, *outs],
@@ -283,5 +305,15 @@ def refresh_models(session: Session, choice: str):
 
 
 def model_choices(session: Session) -> list[str]:
-    """The bundled model, this session's runs, then runs saved in the runs folder (newest first)."""
-    return [BUNDLED_LABEL, *session.runs, *(SAVED_PREFIX + f.name for f in list_runs(runs_dir()))]
+    """The bundled model, this session's runs, then runs saved in the runs folder (newest first):
+    only models that read grayscale images. A photo model (ants and bees) read a drawn 0 as "ants 84%"."""
+    mine = [name for name, rec in session.runs.items() if rec.data is not None and rec.data.channels == 1]
+    saved = [SAVED_PREFIX + f.name for f in list_runs(runs_dir()) if _grayscale(f)]
+    return [BUNDLED_LABEL, *mine, *saved]
+
+
+def _grayscale(folder: Path) -> bool:
+    try:
+        return read_run_config(folder)["input"]["channels"] == 1
+    except TLCoreError:
+        return False

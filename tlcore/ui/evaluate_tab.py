@@ -9,10 +9,38 @@ import gradio as gr
 import numpy as np
 import pandas as pd
 
+from ..evaluate import evaluate
 from ..plots import confusion_figure, roc_figure, to_display
 from .session import Session
+from .text import escape
 
 GALLERY_MAX = 48
+# Plotly's click on a heatmap cell (row, column) clicks that cell of the table below, so the chart
+# and the table run the same handler. Bound once per drawn chart (each redraw is a new element).
+HEATMAP_CLICKS = """() => {
+  let tries = 0;
+  const bind = () => {
+    const plot = document.querySelector('#cm-chart .js-plotly-plot');
+    if (!plot || !plot.on) { if (++tries < 50) setTimeout(bind, 100); return; }
+    if (plot.dataset.cellClicks) return;
+    plot.dataset.cellClicks = '1';
+    plot.on('plotly_click', (e) => {
+      const p = e.points && e.points[0];
+      if (!p || !Array.isArray(p.pointIndex)) return;
+      const [row, col] = p.pointIndex;  // aria indices: row 1 is the header, column 1 the class names
+      const cell = document.querySelector(
+        `#cm-table [role=row][aria-rowindex="${row + 2}"] [aria-colindex="${col + 2}"]`);
+      if (!cell) return;
+      cell.scrollIntoView({block: 'nearest'});
+      // The table selects on the pointer's press, not on a bare click(): send what a mouse sends.
+      for (const type of ['pointerdown', 'mousedown', 'pointerup', 'mouseup', 'click']) {
+        const Kind = type.startsWith('pointer') ? PointerEvent : MouseEvent;
+        cell.dispatchEvent(new Kind(type, {bubbles: true, cancelable: true, view: window, button: 0}));
+      }
+    });
+  };
+  bind();
+}"""
 
 
 class EvaluateTab(NamedTuple):
@@ -26,36 +54,62 @@ def _record(session: Session, name: str | None):
     return session.runs[name]
 
 
+def caption(ev, i: int) -> str:
+    """Short enough for a thumbnail, the confidence first: "ants 84% · true bees", or "3 97%"."""
+    pred, true = ev.classes[ev.preds[i]], ev.classes[ev.labels[i]]
+    return f"{pred} {ev.probs[i, ev.preds[i]]:.0%}" + ("" if pred == true else f" · true {true}")
+
+
 def _gallery(rec, idx: np.ndarray) -> list:
     ev = rec.result.test
     idx = idx[:GALLERY_MAX]
-    imgs = to_display(rec.data.test.images[idx])
-    return [(img, f"true {ev.classes[ev.labels[i]]} · predicted {ev.classes[ev.preds[i]]} "
-                  f"({ev.probs[i, ev.preds[i]]:.0%})") for img, i in zip(imgs, idx)]
+    imgs = to_display(rec.data.test.images[idx], min_side=96)
+    return [(img, caption(ev, i)) for img, i in zip(imgs, idx)]
+
+
+def _evaluated(session: Session, rec):
+    """The run's test evaluation; a stopped run's kept epoch is evaluated now, the first time it is shown."""
+    if rec.result.test is None and rec.result.history:
+        d = rec.data
+        rec.result.test = evaluate(session.model(rec.name), d.test.images, d.test.labels, list(rec.result.classes))
+    return rec.result.test
+
+
+NO_RUN = "Train a model on the Train tab; its evaluation on the test split appears here."
+PICK = "Click a cell of the confusion matrix (the chart or the table) to see its images."
 
 
 def show(session: Session, name: str | None, normalized: str):
     """Everything for one run (empty when there is none yet)."""
     rec = _record(session, name)
-    if rec is None or rec.result.test is None:
-        msg = "Train a model on the Train tab; its evaluation on the test split appears here."
-        return msg, None, None, None, None, [], None, "Click a cell of the table to see its images."
+    if rec is None or _evaluated(session, rec) is None:
+        return NO_RUN, None, None, None, None, [], None, PICK
     ev = rec.result.test
     cm = ev.confusion
     table = pd.DataFrame(cm, columns=ev.classes)
     table.insert(0, "true \\ predicted", ev.classes)
     per_class = ev.per_class.round(4)
+    kept = f"kept epoch {rec.result.best_epoch}" + (
+        f" of a run that {rec.result.status.value}" if rec.result.status not in ("completed", "early-stopped") else "")
     summary = (f"### Test accuracy **{ev.accuracy:.2%}** on {len(ev.labels):,} images\n"
-               f"macro AUC {ev.macro.auc:.4f} · micro AUC {ev.micro.auc:.4f} · best epoch "
-               f"{rec.result.best_epoch} · {rec.result.device}" + source_task(rec.result))
+               f"macro AUC {ev.macro.auc:.4f} · micro AUC {ev.micro.auc:.4f} · {kept} · {rec.result.device}"
+               + source_task(rec.result))
     # Start the gallery on the most confident mistakes: the most instructive images.
     wrong = ev.most_confident_wrong(GALLERY_MAX)
     archive = session.folder / "downloads" / f"{rec.name}.zip"
     if not archive.exists():  # once per run, not on every redraw
         shutil.make_archive(str(archive.with_suffix("")), "zip", rec.folder)
     return (summary, confusion_figure(cm, ev.classes, normalized == "row-normalized"), table, roc_figure(ev),
-            per_class, _gallery(rec, wrong), str(archive),
-            f"The {len(wrong)} most confident mistakes. Click a cell of the table to see its images.")
+            per_class, _gallery(rec, wrong), str(archive), f"The {len(wrong)} most confident mistakes. {PICK}")
+
+
+def heatmap(session: Session, name: str | None, normalized: str):
+    """Only the chart: switching counts / row shares leaves the images and their caption as they are."""
+    rec = _record(session, name)
+    if rec is None or rec.result.test is None:
+        return None
+    ev = rec.result.test
+    return confusion_figure(ev.confusion, ev.classes, normalized == "row-normalized")
 
 
 def source_task(r) -> str:
@@ -78,7 +132,8 @@ def pick_cell(session: Session, name: str | None, evt: gr.SelectData):
         return gr.skip(), "Click a count in the table."
     idx = ev.cell(row, col)
     what = "correct" if row == col else "mistaken"
-    return _gallery(rec, idx), (f"{len(idx)} {what}: true **{ev.classes[row]}**, predicted **{ev.classes[col]}**"
+    true, pred = escape(ev.classes[row]), escape(ev.classes[col])
+    return _gallery(rec, idx), (f"{len(idx)} {what}: true **{true}**, predicted **{pred}**"
                                 + (f" (showing {GALLERY_MAX})" if len(idx) > GALLERY_MAX else ""))
 
 
@@ -89,14 +144,17 @@ def build(session_state: gr.State, runs: gr.Dropdown) -> EvaluateTab:
         download = gr.File(label="Download the run (weights, config, metrics)", interactive=False)
     summary = gr.Markdown()
     with gr.Row():
-        heat = gr.Plot(label="Confusion matrix")
+        heat = gr.Plot(label="Confusion matrix: click a cell to see its images", elem_id="cm-chart")
         roc = gr.Plot(label="ROC")
-    table = gr.Dataframe(label="Confusion matrix: click a count to see those images", interactive=False)
+    table = gr.Dataframe(label="Confusion matrix: click a count to see those images", interactive=False,
+                         elem_id="cm-table")
     caption = gr.Markdown()
-    gallery = gr.Gallery(label="Images", columns=8, height=340, object_fit="contain")
+    gallery = gr.Gallery(label="Images", columns=6, height="auto", object_fit="contain", elem_id="eval-gallery")
     per_class = gr.Dataframe(label="Per-class metrics", interactive=False)
     outs = [summary, heat, table, roc, per_class, gallery, download, caption]
     runs.change(show, [session_state, runs, normalized], outs, api_name="evaluate")
-    normalized.change(show, [session_state, runs, normalized], outs, api_visibility="private")
+    normalized.change(heatmap, [session_state, runs, normalized], heat, api_visibility="private")
     table.select(pick_cell, [session_state, runs], [gallery, caption], api_visibility="private")
+    # The chart is the control too: its click presses the table's cell, the keyboard's way in.
+    heat.change(None, js=HEATMAP_CLICKS, api_visibility="private")
     return EvaluateTab(runs, outs)

@@ -30,7 +30,8 @@ def component(name: str, value=..., **kw) -> gr.components.Component:
     if knob.slider is not None:
         lo, hi, step = knob.slider
         return gr.Slider(lo, hi, value=value, step=step, **kw)
-    return gr.Number(value, **({"step": 1} if knob.integer else {}), **kw)
+    # The arrow keys' step: 1 on the learning rate made ArrowUp turn 0.01 into 1.01.
+    return gr.Number(value, step=knob.step or (1 if knob.integer else 0.01), **kw)
 
 
 def value(name: str, shown):

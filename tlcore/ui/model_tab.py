@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import functools
-from pathlib import Path
 from typing import NamedTuple
 
 import gradio as gr
@@ -11,7 +10,9 @@ import pandas as pd
 from ..errors import TLCoreError
 from ..models import HEAD, create_backbone, freeze, frozen_for_preset, list_backbones, preset_names, weights_choices
 from ..runfiles import list_runs, read_run_config
-from .session import Session
+from ..paths import BUNDLED_RUNS
+from .session import DEFAULT_BACKBONE, DEFAULT_FROZEN, DEFAULT_PRESET, DEFAULT_WEIGHTS, Session
+from .text import escape, info, warn
 
 
 class ModelTab(NamedTuple):
@@ -47,8 +48,8 @@ def describe(session: Session, backbone: str, weights: str, frozen: list[str], t
         model = _model(session, backbone, weights, _num_classes(session))
         freeze(model, frozen=list(frozen), train_bn=train_bn)  # "head" included: the engine says why not
     except TLCoreError as e:
-        gr.Warning(str(e))
-        return session, gr.update(), f"**Not changed:** {e}"
+        warn(e)
+        return session, gr.update(), f"**Not changed:** {escape(e)}"
     session.backbone, session.weights, session.frozen, session.train_bn = backbone, weights, list(frozen), train_bn
     rows = [{"group": g.name, "parameters": g.params, "trainable": g.trainable, "frozen": g.trainable == 0}
             for g in model.layer_groups()]
@@ -57,9 +58,6 @@ def describe(session: Session, backbone: str, weights: str, frozen: list[str], t
     text = (f"**{trainable:,} of {total:,} parameters train** ({100 * trainable / total:.2f}%) · input "
             f"{s.channels}×{s.size}×{s.size} · weights: {model.weights} · {_num_classes(session)} classes")
     return session, pd.DataFrame(rows), text
-
-
-BUNDLED_RUNS = Path(__file__).resolve().parents[2] / "assets" / "models"
 
 
 @functools.lru_cache(maxsize=1)  # the shipped assets do not change while the app runs
@@ -107,7 +105,7 @@ def on_backbone(session: Session, backbone: str, weights: str, preset: str):
     try:
         model = _model(session, backbone, weights, _num_classes(session))
     except TLCoreError as e:
-        gr.Warning(str(e))
+        warn(e)
         return gr.update(), gr.update(), gr.update()
     presets = preset_names(model)
     preset = preset if preset in presets else "linear-probe"
@@ -116,7 +114,7 @@ def on_backbone(session: Session, backbone: str, weights: str, preset: str):
         preset = "linear-probe"  # pretrained: start by training only the head
     elif weights == "none" and preset != "full":  # a frozen random body learns nothing: not a baseline
         preset = "full"
-        gr.Info("Random weights: every layer trains now (freezing preset: full). A frozen random body "
+        info("Random weights: every layer trains now (freezing preset: full). A frozen random body "
                 "would only be a random projection, not a fair from-scratch baseline.")
     return (gr.update(choices=choices, value=weights), gr.update(choices=presets, value=preset),
             gr.update(choices=body, value=frozen_for_preset(model, preset)))
@@ -126,20 +124,22 @@ def on_preset(session: Session, backbone: str, weights: str, preset: str):
     try:
         return frozen_for_preset(_model(session, backbone, weights, _num_classes(session)), preset)
     except TLCoreError as e:
-        gr.Warning(str(e))
+        warn(e)
         return gr.update()
 
 
 def build(session_state: gr.State) -> ModelTab:
     with gr.Row():
         with gr.Column(scale=1):
-            backbone = gr.Dropdown(list_backbones(), value="lenet5", label="Backbone", allow_custom_value=True,
+            backbone = gr.Dropdown(list_backbones(), value=DEFAULT_BACKBONE, label="Backbone", allow_custom_value=True,
                                    info="or type timm:<name> for any timm model")
-            weights = gr.Dropdown(weights_choices("lenet5"), value="none", label="Pretrained weights",
+            weights = gr.Dropdown(weight_options(Session(), DEFAULT_BACKBONE), value=DEFAULT_WEIGHTS,
+                                  label="Pretrained weights",
                                   info="ImageNet, a saved run as the source model, or none (random)")
-            preset = gr.Dropdown(["linear-probe", "full"], value="full", label="Freezing preset",
+            preset = gr.Dropdown(["linear-probe", "full"], value=DEFAULT_PRESET, label="Freezing preset",
                                  info="linear probe: only the new head trains")
-            frozen = gr.CheckboxGroup([], label="Frozen layer groups (input → output)")
+            frozen = gr.CheckboxGroup(list(DEFAULT_FROZEN), value=list(DEFAULT_FROZEN),
+                                      label="Frozen layer groups (input → output)")
             train_bn = gr.Checkbox(False, label="Let BatchNorm in frozen groups keep training")
         with gr.Column(scale=2):
             counts = gr.Markdown()

@@ -15,12 +15,17 @@ from ..checkpoints import load_run
 from ..data import ImageData
 from ..events import StopToken
 from ..models import TransferNet
+from ..paths import BUNDLED_MNIST
 from ..result import RunResult
 from ..teach import Drawings
 
 # Every run of a session stays listed (its files are on disk until the session ends); only this
 # many keep their weights in memory, the others reload from their folder when next used.
 MAX_LOADED = 6
+# What a new session starts with, as the README says: a transfer. The bundled MNIST LeNet-5 is the
+# source, its body (these groups) frozen, a new head for the data: the tutorial's recipe.
+DEFAULT_BACKBONE, DEFAULT_WEIGHTS, DEFAULT_PRESET = "lenet5", str(BUNDLED_MNIST), "linear-probe"
+DEFAULT_FROZEN = ("conv1", "conv2", "fc1", "fc2")  # LeNet-5's body (a test holds it to the preset)
 
 
 @dataclass
@@ -36,14 +41,15 @@ class Session:
     dataset: ImageData | None = None
     dataset_label: str = ""
     # Settings chosen on the Model tab, applied when a model is built for training.
-    backbone: str = "lenet5"
-    weights: str = "none"
-    frozen: list[str] = field(default_factory=list)
+    backbone: str = DEFAULT_BACKBONE
+    weights: str = DEFAULT_WEIGHTS
+    frozen: list[str] = field(default_factory=lambda: list(DEFAULT_FROZEN))
     train_bn: bool = False
     # The model the Model tab describes (rebuilt when backbone, weights or classes change).
     preview: TransferNet | None = None
     preview_key: tuple | None = None
     suggested: dict | None = None  # the Train tab's settings as last suggested (tlcore.defaults)
+    charts_for: tuple | None = None  # the data and model the Train tab's charts show a run of
     runs: dict[str, RunRecord] = field(default_factory=dict)
     runs_started: int = 0  # numbers run names: unique even after runs are deleted
     stop: StopToken | None = None  # the running training's, while one runs

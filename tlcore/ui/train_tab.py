@@ -18,7 +18,7 @@ import torch
 
 from ..config import RunConfig
 from ..data import load_dataset
-from ..defaults import SUGGESTED, suggested
+from ..defaults import SUGGESTED, suggested, suggested_for
 from ..device import describe_device, pick_device
 from ..errors import TLCoreError
 from ..events import Recorder, StepEvent, StopToken, stream
@@ -27,12 +27,13 @@ from ..plots import training_figures
 from ..result import RunResult, Status
 from ..train import train
 from . import data_tab, fields, zerogpu
-from .session import RunRecord, Session
+from .session import DEFAULT_FROZEN, RunRecord, Session
+from .text import escape, warn
 
 UPDATE_EVERY_S = 1.0
-CHART_NOTE = ("*Training loss above validation loss is expected here: training batches are augmented "
-              "(shifted, rotated, zoomed) and scored with label smoothing; validation images are plain and "
-              "scored without it.*")
+CHART_NOTE = ("*Training loss sits above validation loss here: training is scored with label smoothing (softer "
+              "targets) and, when the body learns, on augmented images (shifted, rotated, zoomed); validation "
+              "images are plain and scored without either.*")
 MAIN = ("epochs", "batch_size", "lr", "optimizer", "scheduler", "body_lr_mult")
 MORE = ("label_smoothing", "augment", "early_stopping", "seed")
 KEEP = ("l2sp", "head_l2", "lwf_weight", "lwf_temperature")  # not forgetting the source
@@ -47,6 +48,7 @@ class TrainTab(NamedTuple):
     progress: gr.HTML
     status: gr.Markdown
     train_event: object  # the Start click's event, for chaining
+    view: list  # progress, loss chart, accuracy chart, status: what ``cleared`` resets
 
     @property
     def suggested(self) -> list[gr.components.Component]:
@@ -77,8 +79,46 @@ def suggest(session: Session):
 @functools.lru_cache(maxsize=1)
 def first_suggestion() -> dict:
     """What the tab shows when it opens: the suggestion for the app's first data and model (digits,
-    LeNet-5 from scratch), so the page opening overwrites nothing typed meanwhile."""
-    return dict(zip(SUGGESTED, suggest(Session(dataset=load_dataset(data_tab.DEFAULT)))))
+    a linear probe on the bundled MNIST LeNet-5), so the page opening overwrites nothing typed meanwhile."""
+    s = Session()
+    cfg = RunConfig(dataset=data_tab.DEFAULT, backbone=s.backbone, weights=s.weights, preset=None, frozen=s.frozen)
+    return {k: v for k, v in suggested_for(cfg, len(load_dataset(data_tab.DEFAULT).train)).items() if k in SUGGESTED}
+
+
+def body_frozen(session: Session) -> bool:
+    """Every group of the body is frozen: only the head learns."""
+    groups = session.preview.group_names() if session.preview is not None else [*DEFAULT_FROZEN, HEAD]
+    body = [g for g in groups if g != HEAD]
+    return bool(body) and set(body) <= set(session.frozen)
+
+
+FROZEN_BODY = dict(interactive=False, info="the body is frozen: only the new head learns")
+
+
+def body_mult(session: Session):
+    """The body's learning-rate multiplier means nothing for a frozen body: greyed out, and says why."""
+    if body_frozen(session):
+        return gr.update(**FROZEN_BODY)
+    return gr.update(interactive=True, info=RunConfig.knob("body_lr_mult").help)
+
+
+def _first_state(name: str) -> dict:
+    """How an input starts, beyond its value (the first model's body is frozen)."""
+    return FROZEN_BODY if name == "body_lr_mult" and body_frozen(Session()) else {}
+
+
+def _setup_key(session: Session) -> tuple:
+    return id(session.dataset), session.backbone, session.weights, tuple(session.frozen), session.train_bn
+
+
+def cleared(session: Session):
+    """(progress, loss chart, accuracy chart, status) of a tab with no run, once the data or the
+    model changed: the last run's charts would describe something else. An event that changed
+    nothing (a list of choices refreshed) leaves them."""
+    if session.charts_for in (None, _setup_key(session)) or session.stop is not None:
+        return gr.skip(), gr.skip(), gr.skip(), gr.skip()
+    session.charts_for = None
+    return _progress_html(0, "Ready."), None, None, ""
 
 
 def resuggest(session: Session):
@@ -141,16 +181,17 @@ def _run(cfg: RunConfig, session: Session, stop: StopToken, folder, sink) -> Run
 def start(session: Session, *values):
     """Stream a training run: (progress, loss chart, accuracy chart, status, run list)."""
     if session.dataset is None:
-        gr.Warning("Load a dataset on the Data tab first.")
+        warn("Load a dataset on the Data tab first.")
         yield _progress_html(0, "No dataset."), gr.skip(), gr.skip(), "", gr.skip()
         return
     try:
         cfg = config(session, dict(zip(FIELDS, values)))
     except (TLCoreError, TypeError, ValueError) as e:
-        gr.Warning(str(e))
-        yield _progress_html(0, f"Not started: {e}"), gr.skip(), gr.skip(), "", gr.skip()
+        warn(e)
+        yield _progress_html(0, "Not started."), None, None, f"**Not started:** {escape(e)}", gr.skip()
         return
     name = session.new_run_name(f"{session.dataset.name}-{session.backbone.replace(':', '-')}")
+    session.charts_for = _setup_key(session)
     folder, data, view = session.folder / name, session.dataset, LiveView()
     # On ZeroGPU the stop request is a file too: it reaches the worker process. Elsewhere the
     # in-process flag is enough, and the loop need not ask the file system at every step.
@@ -164,8 +205,8 @@ def start(session: Session, *values):
     if stop.path is not None:
         stop.path.unlink(missing_ok=True)
     if outcome[0] == "error":
-        gr.Warning(outcome[1])
-        yield *view.frame(outcome[1]), f"**Not finished:** {outcome[1]}", gr.skip()
+        warn(outcome[1])
+        yield *view.frame("Not finished."), f"**Not finished:** {escape(outcome[1])}", gr.skip()
         return
     yield _finished(session, name, outcome[1], data, folder, view)
 
@@ -174,13 +215,15 @@ def _finished(session: Session, name: str, r: RunResult, data, folder, view: Liv
     if r.history:
         session.add_run(RunRecord(name, r, data, folder))
     acc = f" · test accuracy **{r.test.accuracy:.2%}**" if r.test else ""
-    status = f"**{r.status.capitalize()}.** {r.message}{acc}" + (f" · saved as run `{name}`" if r.history else "")
+    status = f"**{r.status.capitalize()}.** {escape(r.message)}{acc}" + (f" · saved as run `{name}`" if r.history else "")
     if r.source_accuracy_after is not None:
         status += f" · source task {r.source_accuracy_before:.1%} → **{r.source_accuracy_after:.1%}**"
-    status += "".join(f"\n\n*Note:* {n}" for n in r.notes)
+    status += "".join(f"\n\n*Note:* {escape(n)}" for n in r.notes)
     if r.status is Status.FAILED:
-        gr.Warning(r.message)
-    return (*view.frame(r.message, 1.0 if r.status is Status.COMPLETED else None), status,
+        warn(r.message)
+    # The sentence is said once, under the bar; the bar's own line says only how it ended.
+    done = f"{r.status.capitalize()} after {r.seconds:.0f} s."
+    return (*view.frame(done, 1.0 if r.status is Status.COMPLETED else None), status,
             gr.update(choices=list(session.runs), value=name if r.history else None))
 
 
@@ -194,7 +237,7 @@ def busy(session: Session):
     """Start pressed while this session trains: say so (that press starts nothing; a second run
     would wait behind the first). The press that began the run is not answered here."""
     if session.busy_for() > 1.0:
-        gr.Warning("A training is already running: Stop it, or wait for it to end.")
+        warn("A training is already running: Stop it, or wait for it to end.")
         return "**A training is already running.** Stop it, or wait for it to end."
     return gr.skip()
 
@@ -212,7 +255,7 @@ def build(session_state: gr.State, runs_dropdown: gr.Dropdown) -> TrainTab:
     first = first_suggestion()
     with gr.Row():
         with gr.Column(scale=1, min_width=280):
-            inputs = {k: fields.component(k, first.get(k, ...)) for k in MAIN}
+            inputs = {k: fields.component(k, first.get(k, ...), **_first_state(k)) for k in MAIN}
             with gr.Accordion("More", open=False):
                 inputs.update({k: fields.component(k, first.get(k, ...)) for k in MORE})
             with gr.Accordion("Not forgetting the source (L2-SP, LwF)", open=False):
@@ -235,4 +278,4 @@ def build(session_state: gr.State, runs_dropdown: gr.Dropdown) -> TrainTab:
         concurrency_limit=2 if torch.cuda.is_available() else 1, concurrency_id="training")
     stop_btn.click(stop_training, session_state, status, api_name="stop", queue=False)
     start_btn.click(busy, session_state, status, queue=False, trigger_mode="multiple", api_visibility="private")
-    return TrainTab(device, inputs, progress, status, train_event)
+    return TrainTab(device, inputs, progress, status, train_event, [progress, loss_plot, acc_plot, status])
