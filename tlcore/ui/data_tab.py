@@ -14,6 +14,7 @@ from .text import escape, warn
 from .session import Session
 
 UPLOAD = "upload a zip…"
+EXAMPLES_MAX_HEIGHT = 600  # beyond it (many classes) the examples scroll
 DEFAULT = "digits"  # offline, loaded at once: the app is useful before anything is chosen
 
 
@@ -74,11 +75,14 @@ def _view(session: Session):
 
 
 def _examples(d) -> gr.Gallery:
-    """A few images per class, every class in view without scrolling: fewer per class as classes grow."""
-    per_class = max(1, min(4, 20 // len(d.classes)))
+    """Examples with every class in view: one row per class while there are few classes, one image
+    per class once there are many. At most five columns: Gradio keeps a thumbnail 100 px wide, so
+    eight or ten columns ran off the side of the tab."""
+    n = len(d.classes)
+    per_class, columns = (5, 5) if n <= 3 else (2, 4) if n <= 7 else (1, 5)
     images = examples(d, per_class=per_class)
-    columns = max(4, min(10, len(images), per_class * max(1, 10 // per_class)))
-    return gr.Gallery(images, columns=columns, height="auto" if len(images) <= 3 * columns else 480)
+    rows = -(-len(images) // columns)
+    return gr.Gallery(images, columns=columns, height=min(EXAMPLES_MAX_HEIGHT, 60 + 130 * rows))
 
 
 def build(session_state: gr.State) -> DataTab:
@@ -95,7 +99,7 @@ def build(session_state: gr.State) -> DataTab:
             load_btn = gr.Button("Load dataset", variant="primary")
         with gr.Column(scale=2):
             summary = gr.Markdown()
-            gallery = gr.Gallery(label="Examples per class", columns=10, height="auto", object_fit="contain",
+            gallery = gr.Gallery(label="Examples per class", columns=5, height=320, object_fit="contain",
                                  elem_id="data-examples")
             counts = gr.Plot(label="Class counts")
     inputs, outputs = [session_state, name, upload, spc, val, seed], [session_state, summary, gallery, counts]
