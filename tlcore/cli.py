@@ -143,6 +143,8 @@ def cmd_train(args) -> int:
     from .train import train
     from .trainer import load_run_data
 
+    if args.resume:
+        return _continue(args)
     # Flags not given: RunConfig's defaults stand in while everything typed is validated, then
     # the suggestions for this model and this much data replace them.
     missing = [k for k in SUGGESTED if getattr(args, k) is None]
@@ -154,7 +156,21 @@ def cmd_train(args) -> int:
         cfg = dataclasses.replace(cfg, **{k: suggestion[k] for k in missing}).validate()
 
     out = Path(args.out) if args.out else runs_dir() / f"{Path(cfg.dataset).stem}-{cfg.backbone.replace(':', '-')}-{time.strftime('%Y%m%d-%H%M%S')}"
-    result = train(cfg, data=data, callbacks=[ProgressBar()], out=out)
+    return _report(train(cfg, data=data, callbacks=[ProgressBar()], out=out), args)
+
+
+def _continue(args) -> int:
+    """``train --resume RUN --epochs N``: that run trained on to N epochs, saved as a new run."""
+    from .paths import runs_dir
+    from .resume import continue_run
+
+    if args.epochs is None:
+        raise TLCoreError("--resume needs --epochs: how many epochs the run should have in all.")
+    out = Path(args.out) if args.out else runs_dir() / f"{Path(args.resume).name}-to{args.epochs}"
+    return _report(continue_run(args.resume, args.epochs, callbacks=[ProgressBar()], out=out), args)
+
+
+def _report(result, args) -> int:
     if result.status == "failed":
         raise TLCoreError(result.message)
     s = result.summary()
@@ -299,6 +315,8 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="fine-tune a backbone on a dataset and save the run")
     add_config_flags(t)
     t.add_argument("--out", default=None, help="run folder (default $TLCORE_RUNS_DIR or runs/, then <dataset>-<backbone>-<time>)")
+    t.add_argument("--resume", default=None, metavar="RUN",
+                   help="continue this saved run to --epochs in all (its own settings; saved as a new run)")
     t.add_argument("--json", action="store_true", help="last stdout line: one JSON summary")
     t.set_defaults(fn=cmd_train)
 

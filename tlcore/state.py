@@ -106,3 +106,43 @@ class LoopState:
         except Exception as e:  # missing, truncated, foreign or hand-edited files
             raise TLCoreError(f"{folder} holds no readable paused-run state ({FORMAT}): {type(e).__name__}.") from None
         return cls(tree)
+
+
+# A finished run keeps its last epoch's state beside its files, so it can be continued later
+# (tlcore.resume). The files it belongs to are fingerprinted: a run folder whose weights or
+# config were changed or swapped since does not continue from a state that is not its own.
+END_STATE_DIR = "resume"
+SOURCE_FILE = "source.json"
+FINGERPRINTED = ("config.json", "model.safetensors")
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def save_end_state(run_folder: str | Path, state: LoopState) -> Path:
+    folder = state.save(Path(run_folder) / END_STATE_DIR)
+    prints = {name: _sha256(Path(run_folder) / name) for name in (*FINGERPRINTED,)}
+    prints[TENSORS_FILE] = _sha256(folder / TENSORS_FILE)
+    (folder / SOURCE_FILE).write_text(json.dumps(prints, indent=1))
+    return folder
+
+
+def load_end_state(run_folder: str | Path) -> LoopState:
+    """A saved run's last state, if it has one and its files are the ones it was saved with."""
+    run_folder = Path(run_folder)
+    folder = run_folder / END_STATE_DIR
+    if not (folder / SOURCE_FILE).is_file():
+        raise TLCoreError(f"{run_folder.name} cannot be continued: it holds no training state (only runs that "
+                          f"finished their epochs keep one; a stopped or failed run does not).")
+    try:
+        prints = json.loads((folder / SOURCE_FILE).read_text())
+        changed = [n for n, h in prints.items() if _sha256((folder if n == TENSORS_FILE else run_folder) / n) != h]
+    except (OSError, ValueError, AttributeError) as e:
+        raise TLCoreError(f"{run_folder.name} cannot be continued: its files are unreadable ({type(e).__name__}).") from None
+    if changed:
+        raise TLCoreError(f"{run_folder.name} cannot be continued: {', '.join(changed)} changed since the run was "
+                          f"saved, so its training state is not this run's. Nothing was started.")
+    return LoopState.load(folder)

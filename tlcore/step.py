@@ -54,8 +54,14 @@ class Step:
                 "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
                 "scaler": self.scaler.state_dict() if self.scaler is not None else None}
 
-    def load_state_dict(self, state: dict) -> None:
+    def load_state_dict(self, state: dict, *, schedule: bool = True) -> None:
+        """``schedule=False``: the moments are loaded but this step's own schedule stays as built
+        (a resumed run's new schedule): its learning rates and cycle settings are kept."""
+        fresh = [{k: v for k, v in g.items() if k != "params"} for g in self.optimizer.param_groups]
         self.optimizer.load_state_dict(state["optimizer"])
+        if not schedule:
+            for group, own in zip(self.optimizer.param_groups, fresh):
+                group.update(own)
         # Copies, laid out as their parameters: torch keeps the given tensors (training would then
         # change the state it resumed from), and a state read from disk is contiguous, while a
         # channels_last parameter's momentum must match it or a fused update pairs wrong elements.
@@ -64,7 +70,7 @@ class Step:
                 if isinstance(v, torch.Tensor):
                     like = torch.empty_like(p, dtype=v.dtype) if v.shape == p.shape else torch.empty_like(v)
                     slots[k] = like.copy_(v)
-        if self.scheduler is not None:
+        if self.scheduler is not None and schedule:
             self.scheduler.load_state_dict(state["scheduler"])
         if self.scaler is not None and state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])

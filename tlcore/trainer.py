@@ -16,12 +16,14 @@ Everything a paused run needs is in :meth:`Trainer.state_dict`.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 import time
 
 import torch
 import torch.nn.functional as F
 
+from .card import write_card
 from .checkpoints import save_replay, save_run
 from .config import RunConfig
 from .batches import run_batches
@@ -36,11 +38,13 @@ from .objective import Objective
 from .optim import build_optimizer
 from .result import RunResult, Status
 from .source import SourceTask, objective_for
-from .state import LoopState
+from .state import LoopState, save_end_state
 from .step import Step
 from .tracking import BestEpoch, Clock, EpochMeter
 
 STEP_INTERVAL_S = Callback.step_interval_s
+# Runs that ended at an epoch boundary: their last state is saved, so they can be continued.
+CONTINUABLE = (Status.COMPLETED, Status.EARLY_STOPPED)
 
 
 def load_run_data(cfg: RunConfig) -> ImageData:
@@ -82,6 +86,10 @@ class Trainer:
         self.epochs_done = 0
         self.best, self.clock = BestEpoch(cfg.early_stopping), Clock()
         self.explode_at = math.inf  # the running loss that ends a run as exploded (set with the data)
+        # A resumed run whose schedule depends on its length (onecycle, cosine) runs a new one over
+        # this many epochs instead of loading the old one (tlcore.resume); None: the run's own.
+        self.schedule_epochs: int | None = None
+        self.end_state: LoopState | None = None  # the last epoch's state, saved with the run to continue it
 
     def fire(self, hook: str, *args) -> None:
         if self.is_main:
@@ -90,8 +98,9 @@ class Trainer:
 
     # -- set up ---------------------------------------------------------------------------------
     def setup(self, data: ImageData | None = None, *, start: TransferNet | None = None,
-              resume: LoopState | None = None) -> bool:
-        """Data, model, loaders, step; the paused state if resuming. False if a stop came first."""
+              resume: LoopState | None = None, announce: bool | None = None) -> bool:
+        """Data, model, loaders, step; the paused state if resuming. False if a stop came first.
+        ``announce``: fire ``on_run_start`` (default: unless resuming a paused run, which is not new)."""
         torch.manual_seed(self.cfg.seed)
         # Loading: data, model, freezing. Errors here are the user's (bad names, missing files).
         self.fire("on_phase", "loading")
@@ -109,13 +118,15 @@ class Trainer:
         if not self._make_loaders(resuming=resume is not None):
             return self._stopped("Stopped while caching features.")
         if self.objective is None:  # built on the placed model: L2-SP starts from these weights
-            self.objective, self.notes = objective_for(self.cfg, self.model, self.source, self.device)
-        opt, sched = build_optimizer(self.model, self.cfg, len(self.loader))
+            self.objective, notes = objective_for(self.cfg, self.model, self.source, self.device)
+            self.notes += notes
+        plan = self.cfg if self.schedule_epochs is None else dataclasses.replace(self.cfg, epochs=self.schedule_epochs)
+        opt, sched = build_optimizer(self.model, plan, len(self.loader))
         self.step = Step(self.net, opt, sched, self.objective, amp=self.amp, device=self.device)
-        if resume is None:
-            self.fire("on_run_start", self._run_info())
-        else:  # the paused run's exact state: same weights, momentum, schedule position and random streams
+        if resume is not None:  # the paused run's exact state: same weights, momentum, schedule position and random streams
             self.load_state_dict(resume.state_dict())
+        if resume is None if announce is None else announce:
+            self.fire("on_run_start", self._run_info())
         return True
 
     def _build(self, start: TransferNet | None) -> TransferNet:
@@ -280,6 +291,8 @@ class Trainer:
         images_per_second = self.clock.rate()
         if self.status is Status.PAUSED:
             return self._pause(images_per_second)
+        if out is not None and self.history and self.is_main and self.status in CONTINUABLE:
+            self.end_state = LoopState(self.state_dict())  # before the best epoch's weights replace the last
         self._keep_best()
         test = self._judge() if self._should_test() else None
         self._check_chance()
@@ -356,6 +369,9 @@ class Trainer:
         config = {**self.cfg.to_dict(), "augment": self.augment, "precision_used": PRECISION_NAMES[self.amp]}
         folder = save_run(out, self.model, self.data.classes, config=config, metrics=result.metrics(self.data.describe()))
         save_replay(out, self.data)
+        if self.end_state is not None:
+            save_end_state(folder, self.end_state)
+        write_card(folder)
         return folder
 
     def _result(self, images_per_second: float, test: Evaluation | None = None) -> RunResult:
@@ -385,7 +401,7 @@ class Trainer:
 
     def load_state_dict(self, state: dict) -> None:
         self.model.load_state_dict(state["model"])
-        self.step.load_state_dict(state["step"])
+        self.step.load_state_dict(state["step"], schedule=self.schedule_epochs is None)
         self.loader.load_state_dict(state["loader"])
         torch.set_rng_state(state["rng"]["torch"])
         if state["rng"]["cuda"] is not None and self.device.type == "cuda":

@@ -1,0 +1,50 @@
+"""Continue a saved run to more epochs, from the state it saved at its last epoch.
+
+The weights, the optimizer's moments, the schedule, the data order and the random streams go
+on exactly where they were: a run of 2 epochs continued to 4 ends bitwise equal to a run of 4
+when its schedule does not depend on the run's length (constant, step). A onecycle or cosine
+schedule was planned for the first length and has ended; the added epochs run a new one over
+themselves (a warm restart, as SGDR does), and the run says so.
+"""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from .config import RunConfig
+from .data import ImageData
+from .errors import TLCoreError
+from .events import Callback, StopToken
+from .result import RunResult
+from .runfiles import read_run_config
+from .state import load_end_state
+from .trainer import Trainer
+
+PLANNED = ("onecycle", "cosine")  # schedules shaped by the run's length
+
+
+def continue_run(folder: str | Path, epochs: int, *, data: ImageData | None = None,
+                 callbacks: list[Callback] = (), stop: StopToken | None = None,
+                 out: str | Path | None = None) -> RunResult:
+    """Train the run saved in ``folder`` on to ``epochs`` in all; save it into ``out`` (a new
+    folder: the original stays as it was). Refuses (TLCoreError) before any training when the
+    run has no state, its files changed, or ``data`` is not its data."""
+    meta = read_run_config(folder)
+    state = load_end_state(folder)
+    done = state.epochs_done
+    cfg = RunConfig.from_saved(meta["run"])
+    cfg = dataclasses.replace(cfg, epochs=RunConfig.check(epochs=epochs)["epochs"]).validate()
+    if epochs <= done:
+        raise TLCoreError(f"{Path(folder).name} has trained {done} epochs already: ask for more than {done}.")
+    if data is not None and list(data.classes) != list(meta["classes"]):
+        raise TLCoreError(f"These data have classes {data.classes}; the run was trained on {meta['classes']}.")
+    trainer = Trainer(cfg, callbacks=callbacks, stop=stop)
+    if cfg.scheduler in PLANNED:
+        trainer.schedule_epochs = epochs - done
+        trainer.notes.append(f"The {cfg.scheduler} schedule was planned for {done} epochs and had ended; epochs "
+                             f"{done + 1}-{epochs} run a new one (a warm restart).")
+    if trainer.setup(data, resume=state, announce=True):
+        if list(trainer.data.classes) != list(meta["classes"]):
+            raise TLCoreError(f"The run's dataset now has classes {trainer.data.classes}, not {meta['classes']}.")
+        trainer.fit()
+    return trainer.finish(out)
