@@ -269,6 +269,17 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def cmd_export(args) -> int:
+    from .export import export_run
+
+    out = export_run(args.checkpoint, args.format, args.out)
+    card = out.with_name(out.stem + ".MODEL_CARD.md")
+    print(f"exported {args.checkpoint} as {args.format}: {out} (model card: {card})", file=sys.stderr)
+    if args.json:
+        print(json.dumps({"export": str(out), "card": str(card), "format": args.format}))
+    return 0
+
+
 def cmd_predict(args) -> int:
     from .checkpoints import load_run
     from .predict import load_image_files, predict_files
@@ -328,6 +339,13 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--data-dir", default=None)
     e.add_argument("--json", action="store_true")
     e.set_defaults(fn=cmd_evaluate)
+
+    x = sub.add_parser("export", help="export a saved run as ONNX or TorchScript, with its model card")
+    x.add_argument("--checkpoint", required=True, help="a run folder")
+    x.add_argument("--format", required=True, choices=["onnx", "torchscript"])
+    x.add_argument("--out", default=None, help="the file to write (default: model.onnx / model.pt in the run folder)")
+    x.add_argument("--json", action="store_true")
+    x.set_defaults(fn=cmd_export)
 
     pr = sub.add_parser("predict", help="label image files with a saved run")
     pr.add_argument("--checkpoint", required=True, help="a run folder")
