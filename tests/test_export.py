@@ -94,3 +94,23 @@ def test_the_cli_exports_with_a_card(runs, tmp_path):
 def test_an_unknown_format_names_the_valid_ones(runs):
     with pytest.raises(TLCoreError, match="Valid formats: 'onnx', 'torchscript'"):
         export_run(runs["lenet5"][0], "tflite")
+
+
+def test_evaluate_on_a_test_only_zip_counts_every_image(runs, tmp_path):
+    from conftest import zip_folder
+
+    for prefix in ("test/", ""):  # only a test/ folder, or no split folders at all
+        layout = {f"{prefix}{c}": 2 + c for c in range(10)}  # 65 images
+        folder = write_folder(tmp_path / f"set-{prefix[:-1] or 'flat'}", layout, size=8, rgb=False)
+        out = run("evaluate", "--checkpoint", str(runs["lenet5"][0]), "--dataset",
+                  str(zip_folder(folder, tmp_path / f"{folder.name}.zip")), "--json")
+        assert out.returncode == 0, out.stderr
+        assert json.loads(out.stdout.strip().splitlines()[-1])["size"] == 65  # every image, none held back
+
+
+def test_evaluate_refuses_other_classes(runs, tmp_path):
+    from tlcore.data import load_labelled
+
+    folder = write_folder(tmp_path / "pets", {"test/cat": 3, "test/dog": 3}, size=8)
+    with pytest.raises(TLCoreError, match=r"do not match the run's: missing 0, 1.*not known to the run: cat, dog"):
+        load_labelled(folder, [str(i) for i in range(10)])

@@ -241,7 +241,7 @@ def _write_figure(fig, path: str) -> None:
 
 def cmd_evaluate(args) -> int:
     from .checkpoints import load_run
-    from .data import load_dataset
+    from .data import is_path, load_dataset, load_labelled
     from .evaluate import evaluate
     from .device import pick_device, run_autocast_dtype
 
@@ -250,8 +250,11 @@ def cmd_evaluate(args) -> int:
     name = args.dataset or run.get("dataset")
     if not name:
         raise TLCoreError("This run does not record its dataset; pass --dataset.")
-    data = load_dataset(name, data_dir=args.data_dir or run.get("data_dir"), seed=run.get("seed", 0),
-                        val_fraction=run.get("val_fraction", 0.1))
+    if args.dataset and is_path(args.dataset):  # any labelled set: all of it, unless it holds a held-out folder
+        data = load_labelled(args.dataset, list(meta["classes"]), image_size=max(8, model.spec.size))
+    else:  # the run's own dataset (or a registered one): its test split, cut as the run's was
+        data = load_dataset(name, data_dir=args.data_dir or run.get("data_dir"), seed=run.get("seed", 0),
+                            val_fraction=run.get("val_fraction", 0.1))
     if list(data.classes) != list(meta["classes"]):
         raise TLCoreError(f"Dataset {name!r} has classes {data.classes[:5]}..., the run was trained on "
                           f"{meta['classes'][:5]}...: evaluate it on data with the same classes.")
@@ -333,9 +336,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     _comparison_parsers(sub)
 
-    e = sub.add_parser("evaluate", help="evaluate a saved run on its (or another) dataset's test split")
+    e = sub.add_parser("evaluate", help="evaluate a saved run on its dataset's test split, or on any labelled folder or zip")
     e.add_argument("--checkpoint", required=True, help="a run folder")
-    e.add_argument("--dataset", default=None, help="default: the dataset it was trained on")
+    e.add_argument("--dataset", default=None, help="default: the dataset it was trained on (its test split); a folder "
+                   "or zip with only test/ or no split folders is used whole")
     e.add_argument("--data-dir", default=None)
     e.add_argument("--json", action="store_true")
     e.set_defaults(fn=cmd_evaluate)

@@ -6,12 +6,13 @@ from pathlib import Path
 
 from ..errors import TLCoreError
 from .base import ImageData, Split
-from .folder import load_image_folder
+from .folder import load_image_folder, load_labelled
 from .loader import Augment, BatchLoader
 from .sources import DATASETS
 from .torchset import SplitDataset
 
-__all__ = ["ImageData", "Split", "Augment", "BatchLoader", "SplitDataset", "list_datasets", "load_dataset", "is_path"]
+__all__ = ["ImageData", "Split", "Augment", "BatchLoader", "SplitDataset", "list_datasets", "load_dataset", "load_labelled",
+           "is_path"]
 
 
 def list_datasets() -> list[str]:

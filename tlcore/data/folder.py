@@ -253,3 +253,38 @@ def _decode_all(items: list[tuple[str, bytes]], size: int, index: dict[str, int]
 
 def _skipped_text(skipped: Counter | dict) -> str:
     return ", ".join(f"{n} {reason}" for reason, n in skipped.items()) or "nothing usable"
+
+
+def load_labelled(path: str | os.PathLike, classes: list[str], *, image_size: int | None = None,
+                  limits: ZipLimits = ZipLimits()) -> ImageData:
+    """A labelled set to evaluate a run on, as an ImageData whose test split holds it.
+
+    A folder or zip with only ``test/`` (or ``val/``), or with no split folders at all, is used
+    whole: every image counts. One with ``train/`` and a held-out folder gives its held-out
+    images (its training images are not a fair test). Its class folders must be the run's
+    ``classes``; labels are the run's indices.
+    """
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise TLCoreError(f"No such folder or zip: {str(path)!r}.")
+    skipped: Counter[str] = Counter()
+    groups, has_splits = _group(_image_files(path, limits, skipped), skipped)
+    held = [s for s in ("test", "val") if groups[s]]
+    items = groups[held[0]] if has_splits and held else [i for s in groups.values() for i in s]
+    found = sorted({c for c, _ in items})
+    if found != sorted(classes):
+        missing, extra = sorted(set(classes) - set(found)), sorted(set(found) - set(classes))
+        raise TLCoreError(f"The classes of {path.name} do not match the run's: "
+                          + "; ".join(part for part in (f"missing {', '.join(missing)}" if missing else "",
+                                                        f"not known to the run: {', '.join(extra)}" if extra else "")
+                                      if part) + f". The run knows {', '.join(classes)}.")
+    size = image_size or _auto_size([d for _, d in items])
+    x, y, gray = _decode_all(items, size, {c: i for i, c in enumerate(classes)}, skipped)
+    if len(y) == 0:
+        raise TLCoreError(f"No readable images in {path.name} ({_skipped_text(skipped)}).")
+    test = Split(x[:, :1] if gray else x, y)
+    none = test.subset(torch.zeros(0, dtype=torch.long))
+    name = path.name[:-4] if path.suffix.lower() == ".zip" else path.name
+    what = f"its {held[0]}/ folder" if has_splits and held else "all of its images"
+    return ImageData(name, list(classes), none, none, test, hflip=True, skipped=dict(skipped), source=str(path),
+                     split_note=f"Evaluated on {what} ({len(y):,}).")
