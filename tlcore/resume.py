@@ -17,10 +17,20 @@ from .errors import TLCoreError
 from .events import Callback, StopToken
 from .result import RunResult
 from .runfiles import read_run_config
-from .state import load_end_state
+from .state import LoopState, load_end_state
 from .trainer import Trainer
 
 PLANNED = ("onecycle", "cosine")  # schedules shaped by the run's length
+
+
+def continuable(folder: str | Path, epochs) -> LoopState:
+    """The run's saved state, if it can be continued to ``epochs`` in all; else TLCoreError saying why."""
+    epochs = RunConfig.check(epochs=epochs)["epochs"]
+    state = load_end_state(folder)
+    if epochs <= state.epochs_done:
+        raise TLCoreError(f"{Path(folder).name} has trained {state.epochs_done} epochs already: ask for more "
+                          f"than {state.epochs_done}.")
+    return state
 
 
 def continue_run(folder: str | Path, epochs: int, *, data: ImageData | None = None,
@@ -30,12 +40,9 @@ def continue_run(folder: str | Path, epochs: int, *, data: ImageData | None = No
     folder: the original stays as it was). Refuses (TLCoreError) before any training when the
     run has no state, its files changed, or ``data`` is not its data."""
     meta = read_run_config(folder)
-    state = load_end_state(folder)
+    state = continuable(folder, epochs)
     done = state.epochs_done
-    cfg = RunConfig.from_saved(meta["run"])
-    cfg = dataclasses.replace(cfg, epochs=RunConfig.check(epochs=epochs)["epochs"]).validate()
-    if epochs <= done:
-        raise TLCoreError(f"{Path(folder).name} has trained {done} epochs already: ask for more than {done}.")
+    cfg = dataclasses.replace(RunConfig.from_saved(meta["run"]), epochs=epochs).validate()
     if data is not None and list(data.classes) != list(meta["classes"]):
         raise TLCoreError(f"These data have classes {data.classes}; the run was trained on {meta['classes']}.")
     trainer = Trainer(cfg, callbacks=callbacks, stop=stop)

@@ -32,7 +32,7 @@ def _run_names(session: Session):
     return gr.update(choices=list(session.runs))
 
 
-COMPARE = "compare"
+COMPARE, TRAIN = "compare", "train"
 
 
 def _retrain(event, session: gr.State, training: train_tab.TrainTab):
@@ -57,11 +57,11 @@ def build_app() -> gr.Blocks:
                 data = data_tab.build(session)
             with gr.Tab("Model"):
                 model = model_tab.build(session)
-            with gr.Tab("Train"):
+            with gr.Tab("Train", id=TRAIN):
                 training = train_tab.build(session, runs)
                 links = [gr.Button("Does transfer help here? Compare with training from scratch →", size="sm")]
             with gr.Tab("Evaluate"):
-                evaluate_tab.build(session, runs)
+                evaluation = evaluate_tab.build(session, runs)
                 links.append(gr.Button("Set this run beside others, or against scratch →", size="sm"))
             with gr.Tab("Compare", id=COMPARE) as compare_item:
                 compare = compare_tab.build(session)
@@ -74,7 +74,11 @@ def build_app() -> gr.Blocks:
         draw_tab_item.select(draw_tab.refresh_models, [session, draw.model], draw.model, **private)
         # A finished run (trained, taught, or one of a comparison) appears in Evaluate, Draw and as
         # a source model on the Model tab.
-        for event in (training.train_event, draw.taught, compare.duel_event):
+        # Continue a run (Evaluate tab): it trains on the Train tab, with its live charts.
+        continued = evaluation.continue_button.click(lambda: gr.Tabs(selected=TRAIN), None, tabs, **private) \
+            .then(train_tab.continue_training, [session, runs, evaluation.more_epochs], [*training.view, runs],
+                  api_name="continue_training", concurrency_limit=train_tab.SLOTS, concurrency_id="training")
+        for event in (training.train_event, continued, draw.taught, compare.duel_event):
             event.then(_run_names, session, runs, **private) \
                 .then(_after_run, session, draw.model, **private) \
                 .then(model_tab.refresh_weights, [session, model.backbone], model.weights, **private)

@@ -1,6 +1,8 @@
 """Evaluate tab: test accuracy, confusion matrix (click a cell to see its images), ROC, per-class metrics."""
 from __future__ import annotations
 
+import dataclasses
+import functools
 import shutil
 from pathlib import Path
 from typing import NamedTuple
@@ -9,10 +11,13 @@ import gradio as gr
 import numpy as np
 import pandas as pd
 
+from ..data import load_labelled
+from ..errors import TLCoreError
 from ..evaluate import evaluate
+from ..export import FORMATS, export_run
 from ..plots import confusion_figure, roc_figure, to_display
 from .session import Session
-from .text import escape
+from .text import error, escape
 
 GALLERY_MAX = 48
 # Plotly's click on a heatmap cell (row, column) clicks that cell of the table below, so the chart
@@ -46,12 +51,15 @@ HEATMAP_CLICKS = """() => {
 class EvaluateTab(NamedTuple):
     runs: gr.Dropdown  # the run shown
     outputs: list  # summary, confusion chart, table, ROC, per-class table, gallery, download, caption
+    more_epochs: gr.Number  # "continue training to" this many epochs in all
+    continue_button: gr.Button  # wired by the app to the Train tab's streaming (train_tab.continue_training)
 
 
 def _record(session: Session, name: str | None):
+    """The run as shown: on its own test split, or on a labelled set uploaded for it."""
     if not name or name not in session.runs:
         return None
-    return session.runs[name]
+    return session.evaluated_on.get(name) or session.runs[name]
 
 
 def caption(ev, i: int) -> str:
@@ -80,10 +88,34 @@ PICK = "Click a cell of the confusion matrix (the chart or the table) to see its
 
 
 def show(session: Session, name: str | None, normalized: str):
-    """Everything for one run (empty when there is none yet)."""
+    """Everything for one run on its own test split (empty when there is none yet)."""
+    session.evaluated_on.pop(name or "", None)
     rec = _record(session, name)
     if rec is None or _evaluated(session, rec) is None:
         return NO_RUN, None, None, None, None, [], None, PICK
+    return _shown(session, rec, normalized)
+
+
+def show_other(session: Session, name: str | None, upload, normalized: str):
+    """The run on an uploaded labelled set (all of it, or its held-out folder), in place of its test split."""
+    rec = session.runs.get(name or "")
+    if rec is None or not upload:
+        raise error("Pick a run, then upload a .zip of labelled images (class folders).", "Not evaluated")
+    try:
+        model = session.model(rec.name)
+        data = load_labelled(str(upload), list(rec.result.classes), image_size=max(8, model.spec.size))
+        ev = evaluate(model, data.test.images, data.test.labels, list(rec.result.classes))
+    except TLCoreError as e:
+        raise error(e, "Not evaluated") from None
+    session.evaluated_on[rec.name] = view = dataclasses.replace(
+        rec, data=data, result=dataclasses.replace(rec.result, test=ev))
+    out = list(_shown(session, view, normalized))
+    out[0] = out[0].replace("### Test accuracy", f"### On {escape(data.name)}: accuracy", 1) + \
+        f"\n\n{data.split_note} Pick the run again to see its own test split."
+    return tuple(out)
+
+
+def _shown(session: Session, rec, normalized: str):
     ev = rec.result.test
     cm = ev.confusion
     table = pd.DataFrame(cm, columns=ev.classes)
@@ -101,6 +133,18 @@ def show(session: Session, name: str | None, normalized: str):
         shutil.make_archive(str(archive.with_suffix("")), "zip", rec.folder)
     return (summary, confusion_figure(cm, ev.classes, normalized == "row-normalized"), table, roc_figure(ev),
             per_class, _gallery(rec, wrong), str(archive), f"The {len(wrong)} most confident mistakes. {PICK}")
+
+
+def export(session: Session, name: str | None, fmt: str) -> list[str]:
+    """The run exported as ``fmt`` with its model card, for download."""
+    rec = _record(session, name)
+    if rec is None or rec.result.checkpoint is None:
+        raise error("Pick a saved run first.", "Not exported")
+    try:
+        out = export_run(rec.result.checkpoint, fmt, session.folder / "downloads" / f"{rec.name}{FORMATS[fmt][0]}")
+    except TLCoreError as e:
+        raise error(e, "Not exported") from None
+    return [str(out), str(out.with_name(out.stem + ".MODEL_CARD.md"))]
 
 
 def heatmap(session: Session, name: str | None, normalized: str):
@@ -151,10 +195,31 @@ def build(session_state: gr.State, runs: gr.Dropdown) -> EvaluateTab:
     caption = gr.Markdown()
     gallery = gr.Gallery(label="Images", columns=6, height="auto", object_fit="contain", elem_id="eval-gallery")
     per_class = gr.Dataframe(label="Per-class metrics", interactive=False)
+    with gr.Row(equal_height=True):
+        with gr.Column():
+            gr.Markdown("**Take it home**: the model with its classes, input size and normalization inside, "
+                        "and its model card.")
+            with gr.Row():
+                buttons = {fmt: gr.Button(f"Export {label}", size="sm", elem_id=f"export-{fmt}")
+                           for fmt, label in (("onnx", "ONNX"), ("torchscript", "TorchScript"))}
+            exported = gr.File(label="Export and model card", file_count="multiple", interactive=False,
+                               elem_id="export-files")
+        with gr.Column():
+            gr.Markdown("**Continue training** this run from its last epoch (weights, optimizer, schedule and data "
+                        "order as they were), as a new run.")
+            more = gr.Number(10, label="Epochs in all", step=1, elem_id="continue-epochs")
+            go_on = gr.Button("Continue training →", elem_id="continue-run")
+    for fmt, button in buttons.items():
+        button.click(functools.partial(export, fmt=fmt), [session_state, runs], exported,
+                     api_name=f"export_{fmt}")
+    other = gr.File(label="Evaluate it on other labelled images: a .zip of class folders (only test/, or no "
+                            "split folders: every image counts)", file_types=[".zip"], type="filepath",
+                    elem_id="evaluate-other")
     outs = [summary, heat, table, roc, per_class, gallery, download, caption]
     runs.change(show, [session_state, runs, normalized], outs, api_name="evaluate")
+    other.upload(show_other, [session_state, runs, other, normalized], outs, api_name="evaluate_on")
     normalized.change(heatmap, [session_state, runs, normalized], heat, api_visibility="private")
     table.select(pick_cell, [session_state, runs], [gallery, caption], api_visibility="private")
     # The chart is the control too: its click presses the table's cell, the keyboard's way in.
     heat.change(None, js=HEATMAP_CLICKS, api_visibility="private")
-    return EvaluateTab(runs, outs)
+    return EvaluateTab(runs, outs, more, go_on)

@@ -50,6 +50,7 @@ class Session:
     preview_key: tuple | None = None
     suggested: dict | None = None  # the Train tab's settings as last suggested (tlcore.defaults)
     charts_for: tuple | None = None  # the data and model the Train tab's charts show a run of
+    evaluated_on: dict[str, RunRecord] = field(default_factory=dict)  # a run shown on an uploaded set instead
     runs: dict[str, RunRecord] = field(default_factory=dict)
     runs_started: int = 0  # numbers run names: unique even after runs are deleted
     stop: StopToken | None = None  # the running training's, while one runs
@@ -106,6 +107,7 @@ class Session:
     def remove_run(self, name: str) -> None:
         """Forget a run of this session and delete its folder."""
         record = self.runs.pop(name)
+        self.evaluated_on.pop(name, None)
         shutil.rmtree(record.folder, ignore_errors=True)
 
     def cleanup(self) -> None:
@@ -114,6 +116,7 @@ class Session:
         if self._folder is not None:
             shutil.rmtree(self._folder, ignore_errors=True)
         self.runs.clear()
+        self.evaluated_on.clear()
         self.drawings.clear()
         self.dataset = self.preview = None
 

@@ -25,12 +25,14 @@ from ..events import Recorder, StepEvent, StopToken, stream
 from ..models import HEAD
 from ..plots import training_figures
 from ..result import RunResult, Status
+from ..resume import continuable, continue_run
 from ..train import train
 from . import data_tab, fields, zerogpu
 from .session import DEFAULT_FROZEN, RunRecord, Session
 from .text import escape, warn
 
 UPDATE_EVERY_S = 1.0
+SLOTS = 2 if torch.cuda.is_available() else 1  # trainings at once (the "training" concurrency group)
 CHART_NOTE = ("*Training loss sits above validation loss here: training is scored with label smoothing (softer "
               "targets) and, when the body learns, on augmented images (shifted, rotated, zoomed); validation "
               "images are plain and scored without either.*")
@@ -138,8 +140,9 @@ def config(session: Session, values: dict) -> RunConfig:
 class LiveView:
     """The run as the tab shows it: progress bar, its sentence, the loss and accuracy charts."""
 
-    def __init__(self):
-        self.steps, self.epoch_ends = [], []
+    def __init__(self, history: list | None = None):
+        """``history``: the epochs a continued run already has (its chart is one curve)."""
+        self.steps, self.epoch_ends = [], list(history or [])
         self.text, self.fraction, self.last = "Loading…", 0.0, 0.0
 
     def update(self, kind: str, ev) -> bool:
@@ -192,11 +195,17 @@ def start(session: Session, *values):
         return
     name = session.new_run_name(f"{session.dataset.name}-{session.backbone.replace(':', '-')}")
     session.charts_for = _setup_key(session)
-    folder, data, view = session.folder / name, session.dataset, LiveView()
+    yield from _stream(session, name, session.dataset,
+                       lambda stop, folder, sink: _run(cfg, session, stop, folder, sink))
+
+
+def _stream(session: Session, name: str, data, work, history: list | None = None):
+    """Run ``work(stop, folder, sink)`` as run ``name``, streaming the tab's outputs as it goes."""
+    folder, view = session.folder / name, LiveView(history)
     # On ZeroGPU the stop request is a file too: it reaches the worker process. Elsewhere the
     # in-process flag is enough, and the loop need not ask the file system at every step.
     stop = session.begin(StopToken(session.folder / f".stop-{name}" if zerogpu.ENABLED else None))
-    for kind, payload in stream(lambda sink: _run(cfg, session, stop, folder, sink)):
+    for kind, payload in stream(lambda sink: work(stop, folder, sink)):
         if kind in ("result", "error"):
             outcome = kind, payload
         elif view.update(kind, payload):
@@ -209,6 +218,26 @@ def start(session: Session, *values):
         yield *view.frame("Not finished."), f"**Not finished:** {escape(outcome[1])}", gr.skip()
         return
     yield _finished(session, name, outcome[1], data, folder, view)
+
+
+def continue_training(session: Session, run: str | None, epochs):
+    """Stream run ``run`` trained on to ``epochs`` in all, as a new run (tlcore.resume)."""
+    rec = session.runs.get(run or "")
+    try:
+        if rec is None:
+            raise TLCoreError("Pick a run of this session to continue (Evaluate tab, Run).")
+        if session.stop is not None:
+            raise TLCoreError("A training is already running: Stop it, or wait for it to end.")
+        continuable(rec.folder, epochs)  # refuse now, before anything starts, if it cannot continue
+        epochs = int(epochs)
+    except TLCoreError as e:
+        warn(e)
+        yield _progress_html(0, "Not started."), gr.skip(), gr.skip(), f"**Not started:** {escape(e)}", gr.skip()
+        return
+    name = session.new_run_name(f"{run.split('-', 1)[-1]}-to{epochs}")
+    yield from _stream(session, name, rec.data, lambda stop, folder, sink: continue_run(
+        rec.folder, epochs, data=rec.data, callbacks=[Recorder(sink=sink)], stop=stop, out=folder),
+        history=rec.result.history)
 
 
 def _finished(session: Session, name: str, r: RunResult, data, folder, view: LiveView):
@@ -275,7 +304,7 @@ def build(session_state: gr.State, runs_dropdown: gr.Dropdown) -> TrainTab:
     train_event = start_btn.click(
         start, [session_state, *(inputs[k] for k in FIELDS)],
         [progress, loss_plot, acc_plot, status, runs_dropdown], api_name="train",
-        concurrency_limit=2 if torch.cuda.is_available() else 1, concurrency_id="training")
+        concurrency_limit=SLOTS, concurrency_id="training")
     stop_btn.click(stop_training, session_state, status, api_name="stop", queue=False)
     start_btn.click(busy, session_state, status, queue=False, trigger_mode="multiple", api_visibility="private")
     return TrainTab(device, inputs, progress, status, train_event, [progress, loss_plot, acc_plot, status])
