@@ -111,6 +111,16 @@ def test_the_whole_flow_in_a_browser(app, browser, tmp_path):
     assert time.monotonic() - t0 < 120, "the whole flow must take under 2 minutes on a CPU"
 
 
+def train_and_open_evaluate(page, epochs: int, test: str = r"Test accuracy"):
+    """Train the page's data and model for ``epochs``, then open its evaluation (``test``: its summary)."""
+    page.get_by_role("tab", name="Train").click()
+    page.get_by_label("Epochs").fill(str(epochs))
+    page.get_by_role("button", name="Start training").click()
+    page.get_by_text(re.compile(rf"Completed {epochs} epochs")).first.wait_for(timeout=90_000)
+    page.get_by_role("tab", name="Evaluate").click()
+    page.get_by_text(re.compile(test)).wait_for(timeout=30_000)
+
+
 def draw_stroke(page, points):
     """Drag the mouse through ``points`` given as fractions of the canvas."""
     box = page.locator("#draw-pad canvas").first.bounding_box()

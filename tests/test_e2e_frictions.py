@@ -10,7 +10,7 @@ import zipfile
 import pytest
 
 from conftest import write_folder, zip_folder
-from test_e2e import app, browser, draw_stroke, shot  # noqa: F401  (fixtures)
+from test_e2e import app, browser, draw_stroke, shot, train_and_open_evaluate  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.slow
 
@@ -182,12 +182,7 @@ def test_evaluate_two_classes(app, browser, tmp_path):
     page = _page(browser, app.url, height=1400)
     _upload(page, _digit_zip(tmp_path))
     page.get_by_text(re.compile(r"2 classes")).first.wait_for(timeout=30_000)
-    page.get_by_role("tab", name="Train").click()
-    page.get_by_label("Epochs").fill("5")
-    page.get_by_role("button", name="Start training").click()
-    page.get_by_text(re.compile(r"Completed 5 epochs")).first.wait_for(timeout=90_000)
-    page.get_by_role("tab", name="Evaluate").click()
-    page.get_by_text(re.compile(r"Test accuracy .* on 40 images")).wait_for(timeout=30_000)
+    train_and_open_evaluate(page, 5, r"Test accuracy .* on 40 images")
     legend = page.locator("text.legendtext").filter(has_text="digit-0 (AUC")
     assert legend.count() >= 1 and legend.first.bounding_box()["width"] > 40
     shot(page, "f6-evaluate-2-classes", tmp_path)

@@ -9,7 +9,7 @@ import pytest
 import torch
 from safetensors.torch import load
 
-from test_e2e import app, browser, shot  # noqa: F401  (fixtures)
+from test_e2e import app, browser, shot, train_and_open_evaluate  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.slow
 CURVE = ("epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr", "best")
@@ -49,12 +49,7 @@ def test_export_and_continue_in_a_browser(app, browser, tmp_path):
     page = browser.new_page(viewport={"width": 1400, "height": 1300})
     page.goto(app.url)
     page.get_by_text("1,295").first.wait_for(timeout=30_000)
-    page.get_by_role("tab", name="Train").click()
-    page.get_by_label("Epochs").fill("3")
-    page.get_by_role("button", name="Start training").click()
-    page.get_by_text(re.compile(r"Completed 3 epochs")).first.wait_for(timeout=60_000)
-    page.get_by_role("tab", name="Evaluate").click()
-    page.get_by_text(re.compile(r"Test accuracy")).wait_for(timeout=30_000)
+    train_and_open_evaluate(page, 3)
     for fmt, suffix in (("onnx", ".onnx"), ("torchscript", ".pt")):
         page.locator(f"#export-{fmt}").click()
         page.locator("#export-files").get_by_text(re.compile(re.escape(suffix) + "$")).first.wait_for(timeout=60_000)

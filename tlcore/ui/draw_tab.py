@@ -94,6 +94,7 @@ EMPTY = (None, None, None, None)  # no guess, no bars, nothing seen, no map: an 
 def predict(session: Session, choice: str, sketch):
     """(label confidences, bar chart, the 28x28 the model saw, no SmoothGrad map: the map shown
     was of an earlier drawing)."""
+    canvas = session.canvas
     try:
         model = _model(session, choice)
         x = sketch_batch([sketch], model.spec)
@@ -103,6 +104,8 @@ def predict(session: Session, choice: str, sketch):
         warn(e)
         return EMPTY
     probs = predict_probs(model, x)[0].tolist()
+    if session.canvas != canvas:  # the drawing was added (and the canvas cleared) meanwhile: this guess is stale
+        return (gr.skip(),) * len(EMPTY)
     classes = model.classes or [str(i) for i in range(len(probs))]
     conf = dict(zip(classes, probs))
     seen = np.kron(x[0, 0].numpy(), np.ones((8, 8), np.uint8))
@@ -193,7 +196,8 @@ def add_drawing(session: Session, choice: str, sketch, label: str | None):
     except TLCoreError as e:
         raise error(e, "Not added") from None
     # The canvas is cleared next (in the browser); the guess is reset here, not left to that
-    # clearing's change event, which a prediction still in flight could overtake.
+    # clearing's change event, and a prediction still in flight for the old drawing is dropped.
+    session.canvas += 1
     return *_drawings_view(session), *EMPTY
 
 

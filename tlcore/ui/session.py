@@ -56,6 +56,7 @@ class Session:
     stop: StopToken | None = None  # the running training's, while one runs
     started: float = 0.0  # when it began (time.monotonic)
     drawings: Drawings = field(default_factory=Drawings)  # the Draw tab's labelled drawings
+    canvas: int = 0  # counts the Draw tab's canvases: one more each time a drawing is added and cleared
     _loaded: list[str] = field(default_factory=list)  # runs whose weights are in memory, least recently used first
     _folder: Path | None = None
 
