@@ -136,6 +136,17 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
 
 
 def cmd_train(args) -> int:
+    from . import distributed
+
+    if distributed.init_from_env():  # under torchrun: one process per rank, one run
+        try:
+            return _train(args)
+        finally:
+            distributed.finish()
+    return _train(args)
+
+
+def _train(args) -> int:
     import time
 
     from .defaults import SUGGESTED, suggested_for
@@ -171,6 +182,10 @@ def _continue(args) -> int:
 
 
 def _report(result, args) -> int:
+    from .device import is_main_process
+
+    if not is_main_process():  # one run, one summary: rank 0's
+        return 0
     if result.status == "failed":
         raise TLCoreError(result.message)
     s = result.summary()

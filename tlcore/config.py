@@ -26,7 +26,7 @@ MAX_BATCH = 4096
 MAX_LR = 10.0
 MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 16, 512  # a model's input side (LeNet-5 pools twice; VGG at 512 px is 2 GB a batch)
 # Saved beside a run's config, not settings: how it actually ran (tlcore.trainer.Trainer.save).
-RECORDED = ("precision_used",)
+RECORDED = ("precision_used", "world_size", "effective_batch_size", "lr_scaling")
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ from .batches import run_batches
 from .data import ImageData, load_dataset
 from .device import PRECISION_NAMES, autocast, autocast_dtype, describe_device, is_main_process, pick_device
 from .errors import TLCoreError
-from . import health
+from . import distributed, health
 from .evaluate import Evaluation, evaluate
 from .events import Callback, EpochEvent, RunEnd, RunInfo, StepEvent, StopRequested, StopToken
 from .models import TransferNet, create_backbone, freeze
@@ -117,6 +117,9 @@ class Trainer:
             return self._stopped("Stopped while loading, before training began.")
         if not self._make_loaders(resuming=resume is not None):
             return self._stopped("Stopped while caching features.")
+        if distributed.world() > 1:  # each rank its shard of every epoch; DDP averages the gradients
+            self.loader.shard(distributed.rank(), distributed.world())
+            self.net = distributed.wrap(self.net, self.device)
         if self.objective is None:  # built on the placed model: L2-SP starts from these weights
             self.objective, notes = objective_for(self.cfg, self.model, self.source, self.device)
             self.notes += notes
@@ -220,6 +223,7 @@ class Trainer:
         """One pass over the training batches; False if a stop came (before a step)."""
         self.model.train()
         self.meter = meter = EpochMeter(self.device)
+        single = distributed.world() == 1
         steps, last = len(self.loader), time.perf_counter()
         for i, (x, y) in enumerate(self.loader, 1):
             if self.stop.requested:
@@ -227,7 +231,7 @@ class Trainer:
                 return False
             loss, logits = self.step(x, y)
             meter.add(loss, logits, y)
-            self.clock.seen += len(y)
+            self.clock.seen += len(y) * distributed.world()  # every rank trains on as many (within one)
             now = time.perf_counter()
             # Reading the running loss is a CPU-GPU sync: only when an event is due (and at an
             # epoch's first step, so a chart starts where the loss started, even a blow-up's).
@@ -235,7 +239,7 @@ class Trainer:
                 last = now
                 event = self._step_event(epoch, i, steps, now)
                 self.fire("on_step", event)  # the chart shows the blow-up before the run ends on it
-                if event.loss > self.explode_at:
+                if single and event.loss > self.explode_at:  # (a rank alone cannot end a distributed run)
                     raise Diverged(epoch, i, event.loss)
         return True
 
@@ -259,13 +263,21 @@ class Trainer:
                 raise Diverged(epoch, len(self.loader))
             best = self.best.update(epoch, val_loss, self.model)
         now = time.perf_counter()
-        seconds, (loss, accuracy) = now - self.clock.start, self.meter.read()
+        seconds, (loss, accuracy) = now - self.clock.start, self._epoch_metrics()
         e = EpochEvent(epoch, self.cfg.epochs, loss, accuracy, val_loss, val_acc, self.step.lr, self.clock.rate(now),
                        seconds, seconds / epoch * (self.cfg.epochs - epoch), best)
         self.history.append(e)
         self.epochs_done = epoch
         self.fire("on_epoch_end", e)
         return e
+
+    def _epoch_metrics(self) -> tuple[float, float]:
+        """The epoch's training loss and accuracy, over every rank's images."""
+        if distributed.world() == 1:
+            return self.meter.read()
+        m = self.meter
+        loss, correct, n = distributed.sum_across(m.loss, m.correct, torch.tensor(float(m.n), device=self.device))
+        return loss.item() / max(n.item(), 1), correct.item() / max(n.item(), 1)
 
     @torch.no_grad()
     def validate(self) -> tuple[float, float]:
@@ -366,7 +378,10 @@ class Trainer:
 
     def save(self, out, result: RunResult):
         # What actually ran, not "automatic": evaluation on another machine then reproduces it.
-        config = {**self.cfg.to_dict(), "augment": self.augment, "precision_used": PRECISION_NAMES[self.amp]}
+        world = distributed.world()
+        config = {**self.cfg.to_dict(), "augment": self.augment, "precision_used": PRECISION_NAMES[self.amp],
+                  "world_size": world, "effective_batch_size": self.batch_size * world,
+                  "lr_scaling": "none: lr applies to the effective batch as given"}
         folder = save_run(out, self.model, self.data.classes, config=config, metrics=result.metrics(self.data.describe()))
         save_replay(out, self.data)
         if self.end_state is not None:

@@ -78,9 +78,32 @@ class BatchLoader:
         self.augment, self.drop_last, self.channels_last = augment, drop_last, channels_last
         self.generator = torch.Generator().manual_seed(seed)
 
+    # Distributed training (tlcore.distributed): this process takes every world-th image of each
+    # epoch's order, from its rank on. The order is drawn alike on every rank (same seed).
+    rank, world = 0, 1
+    last_order: torch.Tensor | None = None  # the indices of the images of the last epoch begun, this rank's
+
+    def shard(self, rank: int, world: int) -> "BatchLoader":
+        self.rank, self.world = rank, world
+        return self
+
     def __len__(self) -> int:
-        n = len(self.labels)
-        return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
+        n, bs = len(self.labels), self.batch_size
+        if self.world == 1:
+            return n // bs if self.drop_last else math.ceil(n / bs)
+        # Every rank takes the same number of steps (DDP averages gradients at each): shards differ
+        # by one image at most, so count by the smaller for full batches, by the larger otherwise.
+        return (n // self.world) // bs if self.drop_last else math.ceil(math.ceil(n / self.world) / bs)
+
+    def _slices(self, count: int) -> list:
+        """Positions of each batch in this rank's part of the order."""
+        bs, steps = self.batch_size, len(self)
+        if self.world == 1 or self.drop_last:
+            return [slice(i * bs, (i + 1) * bs) for i in range(steps)]
+        # The same number of batches on every rank, each at most ``bs``: a shard one image short
+        # would otherwise end a batch early and leave the ranks' steps unpaired.
+        bounds = [round(i * count / steps) for i in range(steps + 1)]
+        return [slice(a, b) for a, b in zip(bounds, bounds[1:])]
 
     def state_dict(self) -> dict:
         """The random stream (order and augmentation): what the next epoch will draw."""
@@ -112,8 +135,11 @@ class BatchLoader:
         else:
             order = torch.arange(n, device=self.device)
         rand = torch.rand(n, 5, generator=self.generator).to(self.device) if self.augment is not None else None
-        for i in range(len(self)):
-            sl = slice(i * self.batch_size, (i + 1) * self.batch_size)
+        if self.world > 1:
+            order = order[self.rank::self.world]
+            rand = rand[self.rank::self.world] if rand is not None else None
+        self.last_order = order
+        for sl in self._slices(len(order)):
             idx = order[sl]
             if rand is None:
                 yield self.transform(self.images[idx]), self.labels[idx]

@@ -1,0 +1,54 @@
+"""One run on two CPU processes with Gloo (torchrun's launcher): the same weights on both, every
+image trained on once per epoch, one saved run, accuracy as one process gets."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tlcore.checkpoints import load_run
+from tlcore.config import RunConfig
+from tlcore.resume import continue_run
+from tlcore.train import train
+
+pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def torchrun(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'tests'}", "OMP_NUM_THREADS": "1"}
+    # --standalone: a rendezvous on a free local port (tests may run beside another launch).
+    return subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                           *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_both_ranks_keep_the_same_weights_and_share_every_epoch(tmp_path):
+    done = torchrun(str(ROOT / "tests" / "ddp_worker.py"), str(tmp_path), "3", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    r0, r1 = (json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1))
+    assert len(r0["sums"]) == len(r1["sums"]) > 0 and r0["sums"] == r1["sums"]  # after every step
+    for a, b in zip(r0["orders"], r1["orders"]):  # each epoch: disjoint shards covering the training split
+        assert not set(a) & set(b) and sorted(a + b) == list(range(r0["n"]))
+    assert r0["orders"][0] != r0["orders"][1]  # a new order every epoch
+    assert r0["history"] == r1["history"]  # the epoch's metrics, summed across ranks, agree
+
+
+def test_torchrun_train_saves_one_run_with_one_summary(tmp_path):
+    args = ["-m", "tlcore", "train", "--dataset", "digits", "--weights", "none", "--epochs", "20",
+            "--batch-size", "32", "--lr", "0.1", "--optimizer", "sgd", "--scheduler", "onecycle", "--json"]
+    done = torchrun(*args, "--out", str(tmp_path / "run"), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    summaries = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    assert len(summaries) == 1  # one run, one summary: rank 0's
+    ddp = json.loads(summaries[0])
+    model, meta = load_run(tmp_path / "run")  # the saved run loads in one process
+    assert meta["run"]["world_size"] == 2 and meta["run"]["effective_batch_size"] == 64
+    one = train(RunConfig(dataset="digits", epochs=20, batch_size=64, lr=0.1, optimizer="sgd", scheduler="onecycle"))
+    assert abs(ddp["test_accuracy"] - one.test.accuracy) <= 0.01, (ddp["test_accuracy"], one.test.accuracy)
+    # ... and it goes on in one process, from the state rank 0 saved.
+    back = continue_run(tmp_path / "run", 22, out=tmp_path / "back")
+    assert back.status == "completed" and len(back.history) == 22

@@ -1,0 +1,66 @@
+"""Several processes, one run: torchrun's environment, DistributedDataParallel, and sums across ranks.
+
+``torchrun --nproc_per_node N -m tlcore train ...`` starts N copies; each calls
+:func:`init_from_env` (Gloo on CPUs, NCCL on GPUs, one GPU per process). Every rank holds the
+data and trains on its own shard of each epoch's order (:class:`tlcore.data.BatchLoader`);
+DDP averages the gradients, so all ranks keep identical weights; the trainer sums the epoch's
+metrics across ranks; only rank 0 calls back, prints and saves. Every rank takes the same
+number of steps (a shard one image short spreads its images over as many batches), so the
+shards stay disjoint and complete and no rank waits at a gradient average the others skip.
+"""
+from __future__ import annotations
+
+import os
+
+import torch
+import torch.distributed as dist
+
+
+def active() -> bool:
+    return dist.is_available() and dist.is_initialized()
+
+
+def rank() -> int:
+    return dist.get_rank() if active() else 0
+
+
+def world() -> int:
+    return dist.get_world_size() if active() else 1
+
+
+def init_from_env() -> bool:
+    """Join the process group torchrun describes (WORLD_SIZE > 1); True when distributed."""
+    if active():
+        return True
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return False
+    cuda = torch.cuda.is_available()
+    if cuda:
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    dist.init_process_group("nccl" if cuda else "gloo")
+    return True
+
+
+def finish() -> None:
+    if active():
+        dist.destroy_process_group()
+
+
+def wrap(net: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """``net`` as DDP when distributed (gradients averaged across ranks), else as it is."""
+    if not active():
+        return net
+    ids = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else None
+    return torch.nn.parallel.DistributedDataParallel(net, device_ids=ids)
+
+
+def sum_across(*values: torch.Tensor) -> list[torch.Tensor]:
+    """Each tensor summed over all ranks (every rank must call this at the same point)."""
+    if not active():
+        return list(values)
+    out = []
+    for v in values:
+        v = v.detach().clone().to(torch.float64)
+        dist.all_reduce(v)
+        out.append(v)
+    return out
