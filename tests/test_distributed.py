@@ -52,3 +52,18 @@ def test_torchrun_train_saves_one_run_with_one_summary(tmp_path):
     # ... and it goes on in one process, from the state rank 0 saved.
     back = continue_run(tmp_path / "run", 22, out=tmp_path / "back")
     assert back.status == "completed" and len(back.history) == 22
+
+
+def test_the_feature_cache_and_the_test_split_are_shared_across_ranks(tmp_path):
+    """A linear probe from the bundled model: each rank computes half the features and predicts half
+    the test images; gathered back in order, the result is one process's (within a point)."""
+    probe = ["--weights", str(ROOT / "assets" / "models" / "lenet5-mnist"), "--preset", "linear-probe"]
+    done = torchrun("-m", "tlcore", "train", "--dataset", "digits", *probe, "--batch-size", "16", "--json",
+                    "--out", str(tmp_path / "run"), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    ddp = json.loads([line for line in done.stdout.splitlines() if line.startswith("{")][-1])
+    test = json.loads((tmp_path / "run" / "metrics.json").read_text())["test"]
+    assert test["size"] == 359  # every test image, once
+    one = train(RunConfig(dataset="digits", weights=str(ROOT / "assets" / "models" / "lenet5-mnist"),
+                          preset="linear-probe", batch_size=32, epochs=ddp["epochs"], lr=0.001, optimizer="adamw"))
+    assert abs(ddp["test_accuracy"] - one.test.accuracy) <= 0.01, (ddp["test_accuracy"], one.test.accuracy)

@@ -15,7 +15,7 @@ from .config import RunConfig
 from .data import Augment, BatchLoader, ImageData
 from .data.loader import TensorLoader
 from .events import StopToken
-from .features import compute_features
+from .features import shared_features
 from .models import TransferNet
 
 
@@ -43,8 +43,8 @@ def run_batches(cfg: RunConfig, data: ImageData, model: TransferNet, device: tor
             progress(0.0)
         feats = []
         for split in (data.train, data.val):
-            f = compute_features(model, split.images, device, batch_size=max(bs, 256), amp=amp, stop=stop,
-                                 progress=progress)
+            f = shared_features(model, split.images, device, batch_size=max(bs, 256), amp=amp, stop=stop,
+                                progress=progress)
             if f is None:
                 return None
             feats.append(f)

@@ -64,3 +64,27 @@ def sum_across(*values: torch.Tensor) -> list[torch.Tensor]:
         dist.all_reduce(v)
         out.append(v)
     return out
+
+
+def gather_rows(local: torch.Tensor, total: int) -> torch.Tensor:
+    """Rows each rank computed for its indices ``rank::world`` of ``total``, put back in order on
+    every rank (how the feature cache and the test evaluation split their work)."""
+    if not active():
+        return local
+    w = world()
+    per = -(-total // w)
+    nccl = dist.get_backend() == "nccl"
+    dev = torch.device("cuda", torch.cuda.current_device()) if nccl else torch.device("cpu")
+    pad = torch.zeros((per, *local.shape[1:]), dtype=local.dtype, device=dev)
+    pad[:len(local)] = local.to(dev)
+    parts = [torch.empty_like(pad) for _ in range(w)]
+    dist.all_gather(parts, pad)
+    out = torch.empty((total, *local.shape[1:]), dtype=local.dtype, device=dev)
+    for r, part in enumerate(parts):
+        out[r::w] = part[:len(range(r, total, w))]
+    return out.to(local.device)
+
+
+def my_rows(x: torch.Tensor) -> torch.Tensor:
+    """This rank's share of ``x``'s rows (every world-th, from its rank on)."""
+    return x[rank()::world()] if active() else x

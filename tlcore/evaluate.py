@@ -13,6 +13,7 @@ import pandas as pd
 import torch
 from sklearn.metrics import auc, confusion_matrix, precision_recall_fscore_support, roc_curve
 
+from . import distributed
 from .preprocess import prepare
 
 
@@ -122,9 +123,14 @@ def predict_probs(model, images: torch.Tensor, *, batch_size: int = 512, device:
     return torch.cat(out) if out else torch.zeros(0, model.num_classes)
 
 
-def evaluate(model, images: torch.Tensor, labels: torch.Tensor, classes: list[str], **kw) -> Evaluation:
-    """Run ``model`` over a split and compute every metric."""
+def evaluate(model, images: torch.Tensor, labels: torch.Tensor, classes: list[str], *, shared: bool = False,
+             **kw) -> Evaluation:
+    """Run ``model`` over a split and compute every metric. ``shared``: in a distributed run, each
+    rank predicts its share of the images and every rank gets all the probabilities."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        probs = predict_probs(model, images, **kw)
+        if shared and distributed.world() > 1:
+            probs = distributed.gather_rows(predict_probs(model, distributed.my_rows(images), **kw), len(images))
+        else:
+            probs = predict_probs(model, images, **kw)
     return evaluate_probs(labels.cpu().numpy(), probs.numpy(), classes)

@@ -362,7 +362,7 @@ class Trainer:
         d = self.data
         try:
             return evaluate(self.model.to(self.device), d.test.images, d.test.labels, d.classes, device=self.device,
-                            autocast_dtype=self.amp, stop=self.stop)
+                            autocast_dtype=self.amp, stop=self.stop, shared=True)
         except StopRequested:
             return None
         finally:
