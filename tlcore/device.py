@@ -10,6 +10,7 @@ import contextlib
 
 import torch
 
+from . import distributed
 from .errors import TLCoreError
 
 PRECISION_NAMES = {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}
@@ -85,5 +86,4 @@ def to_cpu(tree):
 
 def is_main_process() -> bool:
     """Rank 0 of a distributed run, or the only process: the one that prints, calls back and saves."""
-    dist = torch.distributed
-    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
+    return distributed.rank() == 0

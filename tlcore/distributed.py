@@ -55,15 +55,12 @@ def wrap(net: torch.nn.Module, device: torch.device) -> torch.nn.Module:
 
 
 def sum_across(*values: torch.Tensor) -> list[torch.Tensor]:
-    """Each tensor summed over all ranks (every rank must call this at the same point)."""
+    """Each scalar tensor summed over all ranks, in one exchange (every rank calls this at the same point)."""
     if not active():
         return list(values)
-    out = []
-    for v in values:
-        v = v.detach().clone().to(torch.float64)
-        dist.all_reduce(v)
-        out.append(v)
-    return out
+    both = torch.stack([v.detach().to(torch.float64).reshape(()) for v in values])
+    dist.all_reduce(both)
+    return list(both.unbind())
 
 
 def gather_rows(local: torch.Tensor, total: int) -> torch.Tensor:
@@ -88,3 +85,12 @@ def gather_rows(local: torch.Tensor, total: int) -> torch.Tensor:
 def my_rows(x: torch.Tensor) -> torch.Tensor:
     """This rank's share of ``x``'s rows (every world-th, from its rank on)."""
     return x[rank()::world()] if active() else x
+
+
+def split_rows(fn, x: torch.Tensor):
+    """``fn(x)`` computed as each rank ``fn`` of its share, every rank getting all the rows back in
+    order (None if ``fn`` gave None); plainly ``fn(x)`` in one process."""
+    if not active():
+        return fn(x)
+    mine = fn(my_rows(x))
+    return None if mine is None else gather_rows(mine, len(x))

@@ -129,8 +129,8 @@ def evaluate(model, images: torch.Tensor, labels: torch.Tensor, classes: list[st
     rank predicts its share of the images and every rank gets all the probabilities."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        if shared and distributed.world() > 1:
-            probs = distributed.gather_rows(predict_probs(model, distributed.my_rows(images), **kw), len(images))
+        if shared:
+            probs = distributed.split_rows(lambda x: predict_probs(model, x, **kw), images)
         else:
             probs = predict_probs(model, images, **kw)
     return evaluate_probs(labels.cpu().numpy(), probs.numpy(), classes)

@@ -17,10 +17,7 @@ from .preprocess import prepare
 
 def shared_features(model: TransferNet, images: torch.Tensor, device: torch.device, **kw) -> torch.Tensor | None:
     """:func:`compute_features`, each rank of a distributed run computing its share; all get all."""
-    if distributed.world() == 1:
-        return compute_features(model, images, device, **kw)
-    mine = compute_features(model, distributed.my_rows(images), device, **kw)
-    return None if mine is None else distributed.gather_rows(mine, len(images))
+    return distributed.split_rows(lambda x: compute_features(model, x, device, **kw), images)
 
 
 @torch.no_grad()

@@ -18,7 +18,7 @@ from .events import Callback, StopToken
 from .result import RunResult
 from .runfiles import read_run_config
 from .state import LoopState, load_end_state
-from .trainer import Trainer
+from .trainer import Trainer, load_run_data
 
 PLANNED = ("onecycle", "cosine")  # schedules shaped by the run's length
 
@@ -35,15 +35,18 @@ def continuable(folder: str | Path, epochs) -> LoopState:
 
 def continue_run(folder: str | Path, epochs: int, *, data: ImageData | None = None,
                  callbacks: list[Callback] = (), stop: StopToken | None = None,
-                 out: str | Path | None = None) -> RunResult:
+                 out: str | Path | None = None, state: LoopState | None = None) -> RunResult:
     """Train the run saved in ``folder`` on to ``epochs`` in all; save it into ``out`` (a new
     folder: the original stays as it was). Refuses (TLCoreError) before any training when the
-    run has no state, its files changed, or ``data`` is not its data."""
+    run has no state, its files changed, or ``data`` is not its data. ``state``: what
+    :func:`continuable` gave for it (not read twice)."""
     meta = read_run_config(folder)
-    state = continuable(folder, epochs)
+    state = state or continuable(folder, epochs)
     done = state.epochs_done
     cfg = dataclasses.replace(RunConfig.from_saved(meta["run"]), epochs=epochs).validate()
-    if data is not None and list(data.classes) != list(meta["classes"]):
+    # The data before the model: a mismatch is refused before any backbone is built or feature cached.
+    data = data if data is not None else load_run_data(cfg)
+    if list(data.classes) != list(meta["classes"]):
         raise TLCoreError(f"These data have classes {data.classes}; the run was trained on {meta['classes']}.")
     trainer = Trainer(cfg, callbacks=callbacks, stop=stop)
     if cfg.scheduler in PLANNED:
@@ -51,7 +54,5 @@ def continue_run(folder: str | Path, epochs: int, *, data: ImageData | None = No
         trainer.notes.append(f"The {cfg.scheduler} schedule was planned for {done} epochs and had ended; epochs "
                              f"{done + 1}-{epochs} run a new one (a warm restart).")
     if trainer.setup(data, resume=state, announce=True):
-        if list(trainer.data.classes) != list(meta["classes"]):
-            raise TLCoreError(f"The run's dataset now has classes {trainer.data.classes}, not {meta['classes']}.")
         trainer.fit()
     return trainer.finish(out)

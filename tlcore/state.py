@@ -119,12 +119,13 @@ FINGERPRINTED = ("config.json", "model.safetensors")
 def _sha256(path: Path) -> str:
     import hashlib
 
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    with open(path, "rb") as f:  # in chunks: a big model's weights need not sit in memory twice
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def save_end_state(run_folder: str | Path, state: LoopState) -> Path:
     folder = state.save(Path(run_folder) / END_STATE_DIR)
-    prints = {name: _sha256(Path(run_folder) / name) for name in (*FINGERPRINTED,)}
+    prints = {name: _sha256(Path(run_folder) / name) for name in FINGERPRINTED}
     prints[TENSORS_FILE] = _sha256(folder / TENSORS_FILE)
     (folder / SOURCE_FILE).write_text(json.dumps(prints, indent=1))
     return folder

@@ -57,9 +57,9 @@ class Step:
     def load_state_dict(self, state: dict, *, schedule: bool = True) -> None:
         """``schedule=False``: the moments are loaded but this step's own schedule stays as built
         (a resumed run's new schedule): its learning rates and cycle settings are kept."""
-        fresh = [{k: v for k, v in g.items() if k != "params"} for g in self.optimizer.param_groups]
+        fresh = None if schedule else [{k: v for k, v in g.items() if k != "params"} for g in self.optimizer.param_groups]
         self.optimizer.load_state_dict(state["optimizer"])
-        if not schedule:
+        if fresh is not None:
             for group, own in zip(self.optimizer.param_groups, fresh):
                 group.update(own)
         # Copies, laid out as their parameters: torch keeps the given tensors (training would then

@@ -223,7 +223,7 @@ class Trainer:
         """One pass over the training batches; False if a stop came (before a step)."""
         self.model.train()
         self.meter = meter = EpochMeter(self.device)
-        single = distributed.world() == 1
+        world = distributed.world()
         steps, last = len(self.loader), time.perf_counter()
         for i, (x, y) in enumerate(self.loader, 1):
             if self.stop.requested:
@@ -231,7 +231,7 @@ class Trainer:
                 return False
             loss, logits = self.step(x, y)
             meter.add(loss, logits, y)
-            self.clock.seen += len(y) * distributed.world()  # every rank trains on as many (within one)
+            self.clock.seen += len(y) * world  # every rank trains on as many (within one)
             now = time.perf_counter()
             # Reading the running loss is a CPU-GPU sync: only when an event is due (and at an
             # epoch's first step, so a chart starts where the loss started, even a blow-up's).
@@ -239,7 +239,7 @@ class Trainer:
                 last = now
                 event = self._step_event(epoch, i, steps, now)
                 self.fire("on_step", event)  # the chart shows the blow-up before the run ends on it
-                if single and event.loss > self.explode_at:  # (a rank alone cannot end a distributed run)
+                if world == 1 and event.loss > self.explode_at:  # (a rank alone cannot end a distributed run)
                     raise Diverged(epoch, i, event.loss)
         return True
 
@@ -333,7 +333,7 @@ class Trainer:
 
     def _check_chance(self) -> None:
         """A run that ended normally but learned nothing says so (in its message and notes)."""
-        if self.status not in (Status.COMPLETED, Status.EARLY_STOPPED) or self.data is None:
+        if self.status not in CONTINUABLE:
             return
         kept = next((e.val_accuracy for e in self.history if e.epoch == self.best.epoch), None)
         note = health.chance_note(kept, self.data.val.labels, self.cfg.lr)
@@ -343,7 +343,7 @@ class Trainer:
 
     def _should_test(self) -> bool:
         s = self.status
-        return s in (Status.COMPLETED, Status.EARLY_STOPPED) or (s is not Status.STOPPED and self.best.epoch > 0)
+        return s in CONTINUABLE or (s is not Status.STOPPED and self.best.epoch > 0)
 
     def _judge(self) -> Evaluation | None:
         """Evaluating: the test split, never seen while choosing weights, then the source task."""

@@ -228,7 +228,7 @@ def continue_training(session: Session, run: str | None, epochs):
             raise TLCoreError("Pick a run of this session to continue (Evaluate tab, Run).")
         if session.stop is not None:
             raise TLCoreError("A training is already running: Stop it, or wait for it to end.")
-        continuable(rec.folder, epochs)  # refuse now, before anything starts, if it cannot continue
+        state = continuable(rec.folder, epochs)  # refuse now, before anything starts, if it cannot continue
         epochs = int(epochs)
     except TLCoreError as e:
         warn(e)
@@ -236,7 +236,7 @@ def continue_training(session: Session, run: str | None, epochs):
         return
     name = session.new_run_name(f"{run.split('-', 1)[-1]}-to{epochs}")
     yield from _stream(session, name, rec.data, lambda stop, folder, sink: continue_run(
-        rec.folder, epochs, data=rec.data, callbacks=[Recorder(sink=sink)], stop=stop, out=folder),
+        rec.folder, epochs, data=rec.data, callbacks=[Recorder(sink=sink)], stop=stop, out=folder, state=state),
         history=rec.result.history)
 
 
