@@ -62,6 +62,12 @@ def _num(v) -> str:
     return f"{v:.4f}" if isinstance(v, (int, float)) else "not measured"
 
 
+def card_beside(export: str | Path) -> Path:
+    """Where an export's card goes: ``<name>.MODEL_CARD.md`` beside it."""
+    export = Path(export)
+    return export.with_name(f"{export.stem}.{CARD_FILE}")
+
+
 def write_card(folder: str | Path) -> Path:
     path = Path(folder) / CARD_FILE
     path.write_text(model_card(folder))

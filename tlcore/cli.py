@@ -266,7 +266,7 @@ def cmd_evaluate(args) -> int:
     if not name:
         raise TLCoreError("This run does not record its dataset; pass --dataset.")
     if args.dataset and is_path(args.dataset):  # any labelled set: all of it, unless it holds a held-out folder
-        data = load_labelled(args.dataset, list(meta["classes"]), image_size=max(8, model.spec.size))
+        data = load_labelled(args.dataset, list(meta["classes"]), image_size=model.spec.size)
     else:  # the run's own dataset (or a registered one): its test split, cut as the run's was
         data = load_dataset(name, data_dir=args.data_dir or run.get("data_dir"), seed=run.get("seed", 0),
                             val_fraction=run.get("val_fraction", 0.1))
@@ -288,10 +288,11 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_export(args) -> int:
+    from .card import card_beside
     from .export import export_run
 
     out = export_run(args.checkpoint, args.format, args.out)
-    card = out.with_name(out.stem + ".MODEL_CARD.md")
+    card = card_beside(out)
     print(f"exported {args.checkpoint} as {args.format}: {out} (model card: {card})", file=sys.stderr)
     if args.json:
         print(json.dumps({"export": str(out), "card": str(card), "format": args.format}))

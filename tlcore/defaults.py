@@ -30,11 +30,16 @@ MIN_STEPS = 400  # updates every run gets, whatever the data's size (measured: b
 MIN_BATCH = 4
 
 
+def body_frozen(frozen: list[str], group_names: list[str]) -> bool:
+    """Every group but the head is in ``frozen``: only the head learns."""
+    body = [g for g in group_names if g != HEAD]
+    return bool(body) and set(body) <= set(frozen)
+
+
 def suggested(backbone: str, weights: str, frozen: list[str], group_names: list[str], n_train: int,
               *, scale: float = 1.0) -> dict:
     """RunConfig overrides (the SUGGESTED fields): a recipe for this model, under :func:`budget`."""
-    body = [g for g in group_names if g != HEAD]
-    all_frozen = bool(body) and set(body) <= set(frozen)
+    all_frozen = body_frozen(frozen, group_names)
     return budget(_recipe(backbone, weights != "none", all_frozen, n_train < SMALL), n_train,
                   frozen_body=all_frozen, scale=scale)
 

@@ -18,7 +18,7 @@ from typing import Callable
 
 import torch
 
-from .card import model_card
+from .card import card_beside, model_card
 from .checkpoints import load_run
 from .errors import TLCoreError, verify_choice
 
@@ -100,5 +100,5 @@ def export_run(folder: str | Path, fmt: str, out: str | Path | None = None) -> P
     with torch.no_grad(), contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         write(model, out)
-    out.with_name(out.stem + ".MODEL_CARD.md").write_text(model_card(folder))
+    card_beside(out).write_text(model_card(folder))
     return out

@@ -278,7 +278,7 @@ def load_labelled(path: str | os.PathLike, classes: list[str], *, image_size: in
                           + "; ".join(part for part in (f"missing {', '.join(missing)}" if missing else "",
                                                         f"not known to the run: {', '.join(extra)}" if extra else "")
                                       if part) + f". The run knows {', '.join(classes)}.")
-    size = image_size or _auto_size([d for _, d in items])
+    size = max(MIN_SIZE, image_size) if image_size else _auto_size([d for _, d in items])
     x, y, gray = _decode_all(items, size, {c: i for i, c in enumerate(classes)}, skipped)
     if len(y) == 0:
         raise TLCoreError(f"No readable images in {path.name} ({_skipped_text(skipped)}).")

@@ -78,9 +78,11 @@ def build_app() -> gr.Blocks:
         continued = evaluation.continue_button.click(lambda: gr.Tabs(selected=TRAIN), None, tabs, **private) \
             .then(train_tab.continue_training, [session, runs, evaluation.more_epochs], [*training.view, runs],
                   api_name="continue_training", concurrency_limit=train_tab.SLOTS, concurrency_id="training")
-        for event in (training.train_event, continued, draw.taught, compare.duel_event):
-            event.then(_run_names, session, runs, **private) \
-                .then(_after_run, session, draw.model, **private) \
+        # (Training and continuing set the run list themselves; teaching and a duel do not.)
+        named = [draw.taught.then(_run_names, session, runs, **private),
+                 compare.duel_event.then(_run_names, session, runs, **private)]
+        for event in (training.train_event, continued, *named):
+            event.then(_after_run, session, draw.model, **private) \
                 .then(model_tab.refresh_weights, [session, model.backbone], model.weights, **private)
         # First paint: the offline default dataset and model, so the app is useful at once.
         # (The dataset summary changing then re-describes the model and suggests settings, below.)

@@ -18,15 +18,13 @@ from ..compare import BUDGET_RULE, Curve, Point, curve, parse_shots, source_name
 from ..config import STRATEGIES
 from ..errors import TLCoreError
 from ..events import Recorder, StopToken, stream
-from ..paths import runs_dir
+from ..paths import BUNDLED_MNIST, runs_dir
 from ..plots import curve_figure, overlay_figure
 from ..runfiles import list_runs, read_metrics, run_row, saved_run
-from .session import RunRecord, Session
+from .session import SAVED, RunRecord, Session
 from .text import escape
 
-BUNDLED = Path(__file__).resolve().parents[2] / "assets" / "models" / "lenet5-mnist"
 DEFAULT_SHOTS = "1, 2, 5, 10, 20, 50, all"
-SAVED = "saved: "
 
 
 class CompareTab(NamedTuple):
@@ -42,7 +40,7 @@ def source_of(session: Session) -> tuple[str, str, list[str] | None]:
     if session.weights != "none":
         return session.backbone, session.weights, list(session.frozen)
     if session.backbone == "lenet5":
-        return "lenet5", str(BUNDLED), []
+        return "lenet5", str(BUNDLED_MNIST), []
     raise TLCoreError("Choose source weights on the Model tab (ImageNet or a saved run): scratch needs something "
                       "to be compared with.")
 
@@ -190,9 +188,9 @@ def refresh(session: Session):
 
 
 def build(session_state: gr.State) -> CompareTab:
-    from .train_tab import stop_training
+    from .train_tab import SLOTS, stop_training
 
-    training = dict(concurrency_limit=1, concurrency_id="training")
+    training = dict(concurrency_limit=SLOTS, concurrency_id="training")
     gr.Markdown("Does a pretrained body help on this data, and by how much? Every run here gets the settings "
                 "suggested for it and for this much data, by one budget rule, so no line is an undertrained "
                 "straw man.")

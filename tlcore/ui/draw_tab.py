@@ -22,13 +22,13 @@ from ..saliency import overlay, saliency
 from ..sketch import EmptySketch, sketch_batch
 from ..teach import teach
 from . import zerogpu
+from .session import SAVED as SAVED_PREFIX
 from .session import RunRecord, Session
 from .text import error, escape, info, warn
 
 BUNDLED = BUNDLED_MNIST
 BUNDLED_LABEL = "bundled: lenet5-mnist"
 GALLERY_MAX = 40
-SAVED_PREFIX = "saved: "
 _bundled = None  # read-only after loading: the weights never change, so one copy serves all sessions
 
 

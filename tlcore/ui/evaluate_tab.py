@@ -11,6 +11,7 @@ import gradio as gr
 import numpy as np
 import pandas as pd
 
+from ..card import card_beside
 from ..data import load_labelled
 from ..errors import TLCoreError
 from ..evaluate import evaluate
@@ -103,19 +104,17 @@ def show_other(session: Session, name: str | None, upload, normalized: str):
         raise error("Pick a run, then upload a .zip of labelled images (class folders).", "Not evaluated")
     try:
         model = session.model(rec.name)
-        data = load_labelled(str(upload), list(rec.result.classes), image_size=max(8, model.spec.size))
+        data = load_labelled(str(upload), list(rec.result.classes), image_size=model.spec.size)
         ev = evaluate(model, data.test.images, data.test.labels, list(rec.result.classes))
     except TLCoreError as e:
         raise error(e, "Not evaluated") from None
     session.evaluated_on[rec.name] = view = dataclasses.replace(
         rec, data=data, result=dataclasses.replace(rec.result, test=ev))
-    out = list(_shown(session, view, normalized))
-    out[0] = out[0].replace("### Test accuracy", f"### On {escape(data.name)}: accuracy", 1) + \
-        f"\n\n{data.split_note} Pick the run again to see its own test split."
-    return tuple(out)
+    return _shown(session, view, normalized, heading=f"On {escape(data.name)}: accuracy",
+                  after=f"\n\n{data.split_note} Pick the run again to see its own test split.")
 
 
-def _shown(session: Session, rec, normalized: str):
+def _shown(session: Session, rec, normalized: str, heading: str = "Test accuracy", after: str = ""):
     ev = rec.result.test
     cm = ev.confusion
     table = pd.DataFrame(cm, columns=ev.classes)
@@ -123,15 +122,15 @@ def _shown(session: Session, rec, normalized: str):
     per_class = ev.per_class.round(4)
     kept = f"kept epoch {rec.result.best_epoch}" + (
         f" of a run that {rec.result.status.value}" if rec.result.status not in ("completed", "early-stopped") else "")
-    summary = (f"### Test accuracy **{ev.accuracy:.2%}** on {len(ev.labels):,} images\n"
+    summary = (f"### {heading} **{ev.accuracy:.2%}** on {len(ev.labels):,} images\n"
                f"macro AUC {ev.macro.auc:.4f} · micro AUC {ev.micro.auc:.4f} · {kept} · {rec.result.device}"
-               + source_task(rec.result))
+               + source_task(rec.result) + after)
     # Start the gallery on the most confident mistakes: the most instructive images.
     wrong = ev.most_confident_wrong(GALLERY_MAX)
     archive = session.folder / "downloads" / f"{rec.name}.zip"
     if not archive.exists():  # once per run, not on every redraw
         shutil.make_archive(str(archive.with_suffix("")), "zip", rec.folder)
-    return (summary, confusion_figure(cm, ev.classes, normalized == "row-normalized"), table, roc_figure(ev),
+    return (summary, _heatmap(ev, normalized), table, roc_figure(ev),
             per_class, _gallery(rec, wrong), str(archive), f"The {len(wrong)} most confident mistakes. {PICK}")
 
 
@@ -144,7 +143,7 @@ def export(session: Session, name: str | None, fmt: str) -> list[str]:
         out = export_run(rec.result.checkpoint, fmt, session.folder / "downloads" / f"{rec.name}{FORMATS[fmt][0]}")
     except TLCoreError as e:
         raise error(e, "Not exported") from None
-    return [str(out), str(out.with_name(out.stem + ".MODEL_CARD.md"))]
+    return [str(out), str(card_beside(out))]
 
 
 def heatmap(session: Session, name: str | None, normalized: str):
@@ -152,7 +151,10 @@ def heatmap(session: Session, name: str | None, normalized: str):
     rec = _record(session, name)
     if rec is None or rec.result.test is None:
         return None
-    ev = rec.result.test
+    return _heatmap(rec.result.test, normalized)
+
+
+def _heatmap(ev, normalized: str):
     return confusion_figure(ev.confusion, ev.classes, normalized == "row-normalized")
 
 

@@ -25,7 +25,8 @@ MAX_LOADED = 6
 # What a new session starts with, as the README says: a transfer. The bundled MNIST LeNet-5 is the
 # source, its body (these groups) frozen, a new head for the data: the tutorial's recipe.
 DEFAULT_BACKBONE, DEFAULT_WEIGHTS, DEFAULT_PRESET = "lenet5", str(BUNDLED_MNIST), "linear-probe"
-DEFAULT_FROZEN = ("conv1", "conv2", "fc1", "fc2")  # LeNet-5's body (a test holds it to the preset)
+DEFAULT_FROZEN = ("conv1", "conv2", "fc1", "fc2")
+SAVED = "saved: "  # how a run saved under the runs folder is offered (Draw, Compare): this, then its folder name  # LeNet-5's body (a test holds it to the preset)
 
 
 @dataclass

@@ -19,6 +19,7 @@ import torch
 from ..config import RunConfig
 from ..data import load_dataset
 from ..defaults import SUGGESTED, suggested, suggested_for
+from ..defaults import body_frozen as frozen_body
 from ..device import describe_device, pick_device
 from ..errors import TLCoreError
 from ..events import Recorder, StepEvent, StopToken, stream
@@ -32,6 +33,7 @@ from .session import DEFAULT_FROZEN, RunRecord, Session
 from .text import escape, warn
 
 UPDATE_EVERY_S = 1.0
+BUSY = "A training is already running: Stop it, or wait for it to end."
 SLOTS = 2 if torch.cuda.is_available() else 1  # trainings at once (the "training" concurrency group)
 CHART_NOTE = ("*Training loss sits above validation loss here: training is scored with label smoothing (softer "
               "targets) and, when the body learns, on augmented images (shifted, rotated, zoomed); validation "
@@ -88,10 +90,9 @@ def first_suggestion() -> dict:
 
 
 def body_frozen(session: Session) -> bool:
-    """Every group of the body is frozen: only the head learns."""
+    """Every group of the session's model but its head is frozen."""
     groups = session.preview.group_names() if session.preview is not None else [*DEFAULT_FROZEN, HEAD]
-    body = [g for g in groups if g != HEAD]
-    return bool(body) and set(body) <= set(session.frozen)
+    return frozen_body(session.frozen, groups)
 
 
 FROZEN_BODY = dict(interactive=False, info="the body is frozen: only the new head learns")
@@ -227,7 +228,7 @@ def continue_training(session: Session, run: str | None, epochs):
         if rec is None:
             raise TLCoreError("Pick a run of this session to continue (Evaluate tab, Run).")
         if session.stop is not None:
-            raise TLCoreError("A training is already running: Stop it, or wait for it to end.")
+            raise TLCoreError(BUSY)
         state = continuable(rec.folder, epochs)  # refuse now, before anything starts, if it cannot continue
         epochs = int(epochs)
     except TLCoreError as e:
@@ -266,7 +267,7 @@ def busy(session: Session):
     """Start pressed while this session trains: say so (that press starts nothing; a second run
     would wait behind the first). The press that began the run is not answered here."""
     if session.busy_for() > 1.0:
-        warn("A training is already running: Stop it, or wait for it to end.")
+        warn(BUSY)
         return "**A training is already running.** Stop it, or wait for it to end."
     return gr.skip()
 
