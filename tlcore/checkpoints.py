@@ -102,7 +102,7 @@ def save_replay(folder: str | Path, data: ImageData) -> Path | None:
         return None
     tensors = {}
     for split, part in sample.splits.items():
-        tensors[f"{split}.images"] = part.images.contiguous()
+        tensors[f"{split}.images"] = part.images[:].contiguous()  # [:] decodes a streamed split
         tensors[f"{split}.labels"] = part.labels.contiguous()
     path = Path(folder) / REPLAY_FILE
     save_file(tensors, str(path))

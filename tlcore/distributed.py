@@ -83,8 +83,11 @@ def gather_rows(local: torch.Tensor, total: int) -> torch.Tensor:
 
 
 def my_rows(x: torch.Tensor) -> torch.Tensor:
-    """This rank's share of ``x``'s rows (every world-th, from its rank on)."""
-    return x[rank()::world()] if active() else x
+    """This rank's share of ``x``'s rows (every world-th, from its rank on); streamed images stay files."""
+    if not active():
+        return x
+    share = slice(rank(), None, world())
+    return x.subset(share) if hasattr(x, "subset") else x[share]
 
 
 def split_rows(fn, x: torch.Tensor):

@@ -14,6 +14,7 @@ import torch
 from sklearn.metrics import auc, confusion_matrix, precision_recall_fscore_support, roc_curve
 
 from . import distributed
+from .data.stream import chunks
 from .preprocess import prepare
 
 
@@ -111,10 +112,10 @@ def predict_probs(model, images: torch.Tensor, *, batch_size: int = 512, device:
         model.eval()
     out = []
     try:
-        for i in range(0, len(images), batch_size):
+        for batch in chunks(images, batch_size):
             if stop is not None:
                 stop.check()
-            x = prepare(images[i:i + batch_size].to(device), model.spec)
+            x = prepare(batch.to(device), model.spec)
             with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
                 out.append(model(x).float().softmax(1).cpu())
     finally:

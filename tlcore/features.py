@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 
 from . import distributed
+from .data.stream import chunks
 from .device import autocast
 from .events import StopToken
 from .models import TransferNet
@@ -26,10 +27,10 @@ def compute_features(model: TransferNet, images: torch.Tensor, device: torch.dev
     """Body features of every image (float32, on ``device``); None if a stop was requested."""
     model.eval()
     out = []
-    for i in range(0, len(images), batch_size):
+    for i, batch in zip(range(0, len(images), batch_size), chunks(images, batch_size)):
         if stop.requested:
             return None
-        batch = images[i:i + batch_size].to(device, non_blocking=True)
+        batch = batch.to(device, non_blocking=True)
         n = len(batch)
         if n < batch_size and i > 0:  # one batch shape throughout: cuDNN plans each new shape anew
             batch = torch.cat([batch, batch[:1].expand(batch_size - n, -1, -1, -1)])

@@ -105,6 +105,8 @@ class Trainer:
         # Loading: data, model, freezing. Errors here are the user's (bad names, missing files).
         self.fire("on_phase", "loading")
         self.data = data if data is not None else load_run_data(self.cfg)
+        if self.data.note:  # streamed from its files: the user should know why it is slower
+            self.notes.append(self.data.note)
         self.explode_at = health.explode_threshold(len(self.data.classes))
         self.device = pick_device(self.cfg.device)
         self.amp = autocast_dtype(self.device, self.cfg.precision)

@@ -17,7 +17,7 @@ SPLITS = ("train", "val", "test")
 
 @dataclass
 class Split:
-    images: torch.Tensor  # uint8 (N, C, H, W)
+    images: torch.Tensor  # uint8 (N, C, H, W), or ImageFiles standing for one (a streamed folder)
     labels: torch.Tensor  # int64 (N,)
 
     def __post_init__(self):
@@ -28,7 +28,9 @@ class Split:
         return len(self.labels)
 
     def subset(self, idx: torch.Tensor) -> "Split":
-        return Split(self.images[idx], self.labels[idx])
+        # Streamed images (tlcore.data.stream.ImageFiles) stay files: indexing them would decode.
+        images = self.images.subset(idx) if hasattr(self.images, "subset") else self.images[idx]
+        return Split(images, self.labels[idx])
 
 
 @dataclass
@@ -48,6 +50,7 @@ class ImageData:
     skipped: dict[str, int] = field(default_factory=dict)
     source: str = ""
     split_note: str = ""  # how an upload's folders became the splits, in words (tlcore.data.folder)
+    note: str = ""  # how the images are held, when it is not in memory (tlcore.data.stream)
 
     @property
     def channels(self) -> int:
@@ -77,6 +80,8 @@ class ImageData:
             d["skipped"] = dict(self.skipped)
         if self.split_note:
             d["split_note"] = self.split_note
+        if self.note:
+            d["note"] = self.note
         return d
 
 

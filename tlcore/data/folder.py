@@ -8,12 +8,14 @@ accuracy is never the one that chose the model.
 
 Photos are decoded once to one square size (``image_size``; by default the typical image's
 shorter side, capped at 224). Files that are not images, are corrupt, or are bombs are
-skipped and counted by reason.
+skipped and counted by reason. A folder whose decoded images would not fit under the memory cap
+is indexed instead and streamed from its files batch by batch (:mod:`tlcore.data.stream`).
 """
 from __future__ import annotations
 
 import os
 import statistics
+import zipfile
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -26,7 +28,8 @@ from ..config import MAX_IMAGE_SIZE
 from ..errors import TLCoreError
 from .base import ImageData, Split, finish, stratified_split
 from .images import IMAGE_EXTENSIONS, ImageRejected, decode_image, image_side
-from .safezip import ZipLimits, open_zip, read_members
+from .safezip import ZipLimits, open_zip
+from .stream import FileReader, ImageFiles, ZipReader, human, memory_cap
 
 MAX_AUTO_SIZE = 224
 # The size images are decoded to, not a model's input (RunConfig.image_size, from 16): a folder of
@@ -36,10 +39,12 @@ MAX_SIZE = MAX_IMAGE_SIZE
 MAX_CLASSES = 1000  # ImageNet's count; more is a mistaken layout (one folder per image?) more often than not
 HELD_OUT = ("val", "test")
 _JUNK = ("__MACOSX", ".DS_Store", "Thumbs.db", "desktop.ini")
+# A folder on the user's own disk is not an upload: it may hold millions of images (streamed).
+FOLDER_LIMITS = ZipLimits(max_files=20_000_000, max_total_bytes=2**62)
 
 
-def _iter_folder(root: Path, limits: ZipLimits) -> Iterator[tuple[str, bytes | None]]:
-    """(relative posix path, bytes) for regular files; links are never followed."""
+def _iter_folder(root: Path, limits: ZipLimits) -> Iterator[tuple[str, str | None, int]]:
+    """(relative posix path, ref or None, bytes) for regular files; links are never followed."""
     count = 0
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
         dirnames.sort()
@@ -47,25 +52,23 @@ def _iter_folder(root: Path, limits: ZipLimits) -> Iterator[tuple[str, bytes | N
             p = Path(dirpath) / fn
             rel = p.relative_to(root).as_posix()
             if p.is_symlink() or not p.is_file():
-                yield rel, None
+                yield rel, None, 0
                 continue
             count += 1
             if count > limits.max_files:
                 raise TLCoreError(f"Refused {root.name}: more than {limits.max_files:,} files.")
-            if p.stat().st_size > limits.max_member_bytes:
-                yield rel, None
-                continue
-            yield rel, p.read_bytes()
+            size = p.stat().st_size
+            yield rel, (rel if size <= limits.max_member_bytes else None), size
 
 
-def _entries(path: Path, limits: ZipLimits) -> Iterator[tuple[str, bytes | None]]:
+def _index(path: Path, limits: ZipLimits | None) -> tuple[object, list[tuple[str, object, int]]]:
+    """(a reader of one file's bytes by its ref, [(relative path, ref or None, bytes)]): nothing
+    is read yet, so a folder bigger than memory can be indexed."""
     if path.is_dir():
-        yield from _iter_folder(path, limits)
-        return
-    zf, infos = open_zip(path, limits)
-    with zf:
-        for info, data in read_members(zf, infos):
-            yield info.filename.replace("\\", "/"), data
+        return FileReader(path), list(_iter_folder(path, limits or FOLDER_LIMITS))
+    zf, infos = open_zip(path, limits or ZipLimits())
+    zf.close()
+    return ZipReader(path), [(i.filename.replace("\\", "/"), i, i.file_size) for i in infos]
 
 
 def _parts(rel: str) -> tuple[str, ...] | None:
@@ -96,7 +99,7 @@ def load_image_folder(
     test_fraction: float = 0.2,
     samples_per_class: int | None = None,
     seed: int = 0,
-    limits: ZipLimits = ZipLimits(),
+    limits: ZipLimits | None = None,
     **_,
 ) -> ImageData:
     """Load an ImageFolder directory or zip into an :class:`ImageData`.
@@ -111,16 +114,34 @@ def load_image_folder(
     if image_size is not None and not (isinstance(image_size, int) and MIN_SIZE <= image_size <= MAX_SIZE):
         raise TLCoreError(f"image_size must be a whole number from {MIN_SIZE} to {MAX_SIZE}, got {image_size!r}.")
     skipped: Counter[str] = Counter()
-    groups, has_splits = _group(_image_files(path, limits, skipped), skipped)
+    read, entries = _index(path, limits)
+    groups, has_splits = _group(_image_files(path, entries, skipped), skipped)
     classes = _classes(groups, path.name, has_splits)
-    size = image_size or _auto_size([d for g in groups.values() for _, d in g])
+    probe = _probe([r for g in groups.values() for _, r in g], read)
+    size = image_size or _auto_size(probe)
     index = {c: i for i, c in enumerate(classes)}
-    decoded = {s: _decode_all(g, size, index, skipped) for s, g in groups.items()}
+    count = sum(len(g) for g in groups.values())
+    note = _streaming_note(path.name, count, size, sum(n for _, r, n in entries if r is not None))
+    decode = _stream_all if note else _decode_all
+    decoded = {s: decode(g, size, index, skipped, read, probe) for s, g in groups.items()}
     train, val, test = _splits(decoded, has_splits, test_fraction, seed, path.name, skipped)
     name = path.name[:-4] if path.suffix.lower() == ".zip" else path.name
     return finish(name, classes, train, test, val=val, val_fraction=val_fraction,
                   samples_per_class=samples_per_class, seed=seed, hflip=True, skipped=dict(skipped),
-                  source=str(path), split_note=split_note(decoded, has_splits, test_fraction, val_fraction))
+                  source=str(path), split_note=split_note(decoded, has_splits, test_fraction, val_fraction),
+                  note=note)
+
+
+def _streaming_note(name: str, count: int, size: int, file_bytes: int) -> str:
+    """Why the images will be streamed, or "" when they fit in memory. Decoding in memory holds
+    the files' bytes and the decoded images twice (a list of arrays, then one tensor) at its peak."""
+    need = file_bytes + 2 * count * 3 * size * size
+    cap, origin = memory_cap()
+    if need <= cap:
+        return ""
+    return (f"{name}: {count:,} images at {size}x{size} would take about {human(need)} to load, over the "
+            f"memory cap of {human(cap)} ({origin}), so they are read from their files batch by batch "
+            f"(streaming) instead of held in memory.")
 
 
 def split_note(decoded: dict, has_splits: bool, test_fraction: float, val_fraction: float) -> str:
@@ -137,10 +158,10 @@ def split_note(decoded: dict, has_splits: bool, test_fraction: float, val_fracti
             f"(the same images for the same seed).")
 
 
-def _image_files(path: Path, limits: ZipLimits, skipped: Counter) -> list[tuple[tuple[str, ...], bytes]]:
-    """(path parts, bytes) of every image inside a class folder; the rest counted in ``skipped``."""
+def _image_files(path: Path, entries: list, skipped: Counter) -> list[tuple[tuple[str, ...], object]]:
+    """(path parts, ref) of every image inside a class folder; the rest counted in ``skipped``."""
     files = []
-    for rel, data in _entries(path, limits):
+    for rel, data, _ in entries:
         parts = _parts(rel)
         if parts is None:
             continue
@@ -164,8 +185,8 @@ def _image_files(path: Path, limits: ZipLimits, skipped: Counter) -> list[tuple[
     return files
 
 
-def _group(files, skipped: Counter) -> tuple[dict[str, list[tuple[str, bytes]]], bool]:
-    """Images by split (train, val, test) as (class, bytes), and whether the folder had splits."""
+def _group(files, skipped: Counter) -> tuple[dict[str, list[tuple[str, object]]], bool]:
+    """Images by split (train, val, test) as (class, ref), and whether the folder had splits."""
     drop, has_splits = _layout([p for p, _ in files])
     groups: dict[str, list[tuple[str, bytes]]] = {s: [] for s in ("train", *HELD_OUT)}
     for parts, data in files:
@@ -206,7 +227,7 @@ def _splits(decoded: dict, has_splits: bool, test_fraction: float, seed: int, na
 
     def split(s: str) -> Split:
         x, y, _ = decoded[s]
-        return Split(x[:, :1] if gray else x, y)
+        return Split(_first_channel(x) if gray else x, y)
 
     train = split("train")
     if len(train) == 0:
@@ -219,22 +240,34 @@ def _splits(decoded: dict, has_splits: bool, test_fraction: float, seed: int, na
     return train.subset(keep), val, train.subset(take)
 
 
-def _auto_size(blobs: list[bytes], probe: int = 64) -> int:
-    step = max(1, len(blobs) // probe)
-    sides = [s for s in (image_side(b) for b in blobs[::step][:probe]) if s]
+def _probe(refs: list, read, probe: int = 64) -> list[bytes]:
+    """The bytes of up to ``probe`` images spread over the folder (unreadable ones left out)."""
+    out = []
+    for ref in refs[::max(1, len(refs) // probe)][:probe]:
+        try:
+            out.append(read(ref))
+        except (OSError, zipfile.BadZipFile, ValueError, EOFError):
+            continue
+    return out
+
+
+def _auto_size(blobs: list[bytes]) -> int:
+    sides = [s for s in (image_side(b) for b in blobs) if s]
     if not sides:
         return MAX_AUTO_SIZE
     return int(min(MAX_AUTO_SIZE, max(MIN_SIZE, statistics.median(sides))))
 
 
-def _decode_all(items: list[tuple[str, bytes]], size: int, index: dict[str, int],
-                skipped: Counter) -> tuple[torch.Tensor, torch.Tensor, bool]:
-    """Decode in two threads (PIL releases the GIL while decoding)."""
+def _decode_all(items: list[tuple[str, object]], size: int, index: dict[str, int], skipped: Counter, read,
+                probe=None) -> tuple[torch.Tensor, torch.Tensor, bool]:
+    """Read and decode in threads (PIL releases the GIL while decoding)."""
     def one(item):
         try:
-            return decode_image(item[1], size), index[item[0]]
+            return decode_image(read(item[1]), size), index[item[0]]
         except ImageRejected as e:
             return e.reason, None
+        except (OSError, zipfile.BadZipFile, ValueError, EOFError, NotImplementedError):  # a bad CRC, a vanished file
+            return "unreadable, too large or a link", None
 
     arrays, labels, gray = [], [], True
     with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
@@ -251,12 +284,30 @@ def _decode_all(items: list[tuple[str, bytes]], size: int, index: dict[str, int]
     return x, torch.tensor(labels, dtype=torch.int64), gray
 
 
+def _stream_all(items: list[tuple[str, object]], size: int, index: dict[str, int], skipped: Counter, read,
+                probe: list[bytes]) -> tuple[ImageFiles, torch.Tensor, bool]:
+    """The images as files, decoded per batch later; gray when the probed images all are."""
+    gray = True
+    for blob in probe:
+        try:
+            gray &= decode_image(blob, MIN_SIZE)[1]
+        except ImageRejected:
+            continue
+    files = ImageFiles(read, [ref for _, ref in items], size, 3)
+    return files, torch.tensor([index[c] for c, _ in items], dtype=torch.int64), gray
+
+
+def _first_channel(x):
+    """A grayscale folder's images, one channel (decoding gives three equal ones)."""
+    return ImageFiles(x.read, x.refs, x.size, 1) if isinstance(x, ImageFiles) else x[:, :1]
+
+
 def _skipped_text(skipped: Counter | dict) -> str:
     return ", ".join(f"{n} {reason}" for reason, n in skipped.items()) or "nothing usable"
 
 
 def load_labelled(path: str | os.PathLike, classes: list[str], *, image_size: int | None = None,
-                  limits: ZipLimits = ZipLimits()) -> ImageData:
+                  limits: ZipLimits | None = None) -> ImageData:
     """A labelled set to evaluate a run on, as an ImageData whose test split holds it.
 
     A folder or zip with only ``test/`` (or ``val/``), or with no split folders at all, is used
@@ -268,7 +319,8 @@ def load_labelled(path: str | os.PathLike, classes: list[str], *, image_size: in
     if not path.exists():
         raise TLCoreError(f"No such folder or zip: {str(path)!r}.")
     skipped: Counter[str] = Counter()
-    groups, has_splits = _group(_image_files(path, limits, skipped), skipped)
+    read, entries = _index(path, limits)
+    groups, has_splits = _group(_image_files(path, entries, skipped), skipped)
     held = [s for s in ("test", "val") if groups[s]]
     items = groups[held[0]] if has_splits and held else [i for s in groups.values() for i in s]
     found = sorted({c for c, _ in items})
@@ -278,8 +330,8 @@ def load_labelled(path: str | os.PathLike, classes: list[str], *, image_size: in
                           + "; ".join(part for part in (f"missing {', '.join(missing)}" if missing else "",
                                                         f"not known to the run: {', '.join(extra)}" if extra else "")
                                       if part) + f". The run knows {', '.join(classes)}.")
-    size = max(MIN_SIZE, image_size) if image_size else _auto_size([d for _, d in items])
-    x, y, gray = _decode_all(items, size, {c: i for i, c in enumerate(classes)}, skipped)
+    size = max(MIN_SIZE, image_size) if image_size else _auto_size(_probe([r for _, r in items], read))
+    x, y, gray = _decode_all(items, size, {c: i for i, c in enumerate(classes)}, skipped, read)
     if len(y) == 0:
         raise TLCoreError(f"No readable images in {path.name} ({_skipped_text(skipped)}).")
     test = Split(x[:, :1] if gray else x, y)

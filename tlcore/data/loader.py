@@ -18,6 +18,7 @@ import torch.nn.functional as F
 
 from ..preprocess import InputSpec, adapt_channels, normalize, prepare
 from .base import Split
+from .stream import prefetched, streamed
 
 
 @dataclass(frozen=True)
@@ -139,12 +140,18 @@ class BatchLoader:
             order = order[self.rank::self.world]
             rand = rand[self.rank::self.world] if rand is not None else None
         self.last_order = order
-        for sl in self._slices(len(order)):
+        slices = self._slices(len(order))
+        for sl, images in zip(slices, self._fetch(order, slices)):
             idx = order[sl]
-            if rand is None:
-                yield self.transform(self.images[idx]), self.labels[idx]
-            else:
-                yield self.transform(self.images[idx], rand[sl]), self.labels[idx]
+            yield self.transform(images, None if rand is None else rand[sl]), self.labels[idx]
+
+    def _fetch(self, order: torch.Tensor, slices: list):
+        """Each batch's uint8 images on the device: slices of the resident tensor, or, streaming,
+        decoded from their files a few batches ahead of the step."""
+        if not streamed(self.images):
+            return (self.images[order[sl]] for sl in slices)
+        order = order.cpu()
+        return prefetched(lambda sl: self.images[order[sl]].to(self.device, non_blocking=True), slices)
 
 
 class TensorLoader(BatchLoader):
