@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -67,3 +68,24 @@ def test_the_feature_cache_and_the_test_split_are_shared_across_ranks(tmp_path):
     one = train(RunConfig(dataset="digits", weights=str(ROOT / "assets" / "models" / "lenet5-mnist"),
                           preset="linear-probe", batch_size=32, epochs=ddp["epochs"], lr=0.001, optimizer="adamw"))
     assert abs(ddp["test_accuracy"] - one.test.accuracy) <= 0.01, (ddp["test_accuracy"], one.test.accuracy)
+
+
+def test_two_hosts_meet_at_a_rendezvous(tmp_path):
+    """Two torchrun agents with --nnodes 2 and a c10d rendezvous, as two hosts would run them (here
+    on one machine, each one process): one run, one summary between them, world_size 2."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc_per_node", "1",
+           "--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{port}", "--rdzv-id", "two-hosts",
+           "-m", "tlcore", "train", "--dataset", "digits", "--epochs", "2", "--batch-size", "32", "--json",
+           "--out", str(tmp_path / "run")]
+    hosts = [subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    outs = [h.communicate(timeout=300) for h in hosts]
+    assert [h.returncode for h in hosts] == [0, 0], [err[-2000:] for _, err in outs]
+    summaries = [line for out, _ in outs for line in out.splitlines() if line.startswith("{")]
+    assert len(summaries) == 1 and json.loads(summaries[0])["status"] == "completed"
+    _, meta = load_run(tmp_path / "run")
+    assert meta["run"]["world_size"] == 2 and meta["run"]["effective_batch_size"] == 64
