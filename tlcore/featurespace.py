@@ -18,6 +18,7 @@ from sklearn.decomposition import PCA
 from sklearn.manifold import TSNE
 from sklearn.model_selection import StratifiedKFold, cross_val_score
 from sklearn.neighbors import KNeighborsClassifier
+from threadpoolctl import threadpool_limits
 
 from .checkpoints import load_run
 from .errors import verify_choice
@@ -73,11 +74,14 @@ def project(features: np.ndarray, method: str = "pca", *, seed: int = 0,
     x = features.astype(np.float64)
     if x.shape[1] < 2 or n < 3:  # nothing to project: lay the points on a line
         return idx, np.c_[x[idx, :1], np.zeros(len(idx))].astype(np.float32)
-    if method == "pca":
-        coords = PCA(2, random_state=seed).fit(x).transform(x[idx])
-    else:
-        perplexity = float(min(30, max(2, (len(idx) - 1) / 3)))
-        coords = TSNE(2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(x[idx])
+    # One thread: t-SNE's OpenMP and BLAS threads spin against each other on a busy machine (1000
+    # points took 67 s with the default threads on a loaded 2-core box, 6 s with one).
+    with threadpool_limits(1):
+        if method == "pca":
+            coords = PCA(2, random_state=seed).fit(x).transform(x[idx])
+        else:
+            perplexity = float(min(30, max(2, (len(idx) - 1) / 3)))
+            coords = TSNE(2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(x[idx])
     return idx, coords.astype(np.float32)
 
 
