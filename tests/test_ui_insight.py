@@ -58,7 +58,7 @@ def test_the_gallery_toggles_grad_cam_and_names_it(session):
     shown = evaluate_tab.toggle_gradcam(session, RUN, True)
     assert shown.label.startswith("Images · Grad-CAM: where the last convolutional layer looked")
     assert len(shown.value) == len(plain) > 0
-    # The same images, now coloured: a gray digit under a red-yellow map is no longer gray.
+    # The same images, now coloured: a gray digit under a jet-coloured map is no longer gray.
     rec = session.runs[RUN]
     cams = evaluate_insight.gallery_pictures(session, rec, np.array(session.gallery))
     gray, cam = np.asarray(plain[0][0]), cams[0]

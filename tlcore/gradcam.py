@@ -61,7 +61,7 @@ def is_convolutional(model: TransferNet) -> bool:
 
 @EXPLANATIONS.register(name="grad-cam")
 def gradcam(model: TransferNet, images: torch.Tensor, targets: torch.Tensor | None = None, *,
-            raw: bool = False) -> np.ndarray:
+            raw: bool = False, size: tuple[int, int] | None = None) -> np.ndarray:
     """Grad-CAM: where the last convolutional layer looked for a class.
 
     Args:
@@ -70,10 +70,11 @@ def gradcam(model: TransferNet, images: torch.Tensor, targets: torch.Tensor | No
         targets: the class of each image to explain (default: the predicted class).
         raw: the weighted sum itself, signed and unscaled (what the sanity checks rank: a map
             with no positive position is blank once clipped, and a blank map has no order).
+        size: (H, W) of the maps (default: the images' own), e.g. the size they are shown at, so
+            that a map over an enlarged 8x8 digit is smooth rather than 8x8 blocks.
 
     Returns:
-        (N, H, W) float32 maps in [0, 1] at the images' own size (all 0 where no position
-        speaks for the class).
+        (N, H, W) float32 maps in [0, 1] (all 0 where no position speaks for the class).
     """
     was = model.training
     model.eval()
@@ -92,7 +93,7 @@ def gradcam(model: TransferNet, images: torch.Tensor, targets: torch.Tensor | No
             (grad,) = torch.autograd.grad(score, spy.map)
         weights = grad.mean((2, 3), keepdim=True)  # one weight per channel: its mean gradient
         cam = (weights * spy.map.detach()).sum(1, keepdim=True)
-        cam = F.interpolate(cam, size=images.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
+        cam = F.interpolate(cam, size=size or images.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
         if raw:
             return cam.float().cpu().numpy()
         cam = cam.clamp_min(0)
@@ -103,14 +104,16 @@ def gradcam(model: TransferNet, images: torch.Tensor, targets: torch.Tensor | No
         model.train(was)
 
 
-def heat_overlay(images: torch.Tensor, maps: np.ndarray, *, strength: float = 0.6) -> torch.Tensor:
-    """uint8 (N, 3, H, W): the images (gray ones made RGB), dimmed, under the maps coloured from
-    red (some) to yellow (most); where the map is 0 the image shows as it is."""
+# Jet, as Grad-CAM maps are usually drawn: blue (nothing) through cyan, yellow to red (most).
+_JET = np.array([[0, 0, .5], [0, 0, 1], [0, 1, 1], [1, 1, 0], [1, 0, 0], [.5, 0, 0]], np.float32)
+_JET_AT = np.array([0, .125, .375, .625, .875, 1], np.float32)
+
+
+def heat_overlay(images: torch.Tensor, maps: np.ndarray, *, strength: float = 0.5) -> torch.Tensor:
+    """uint8 (N, 3, H, W): the images (gray ones made RGB) blended with the maps in jet colours."""
     x = images.float() / 255
     if x.shape[1] == 1:
         x = x.expand(-1, 3, -1, -1)
-    heat = torch.from_numpy(maps).float()[:, None]  # (N, 1, H, W)
-    color = torch.cat([torch.ones_like(heat), heat, torch.zeros_like(heat)], 1)  # red -> yellow
-    alpha = strength * heat
-    out = x * (1 - alpha) + color * alpha
+    rgb = np.stack([np.interp(maps, _JET_AT, _JET[:, c]) for c in range(3)], 1)  # (N, 3, H, W)
+    out = x * (1 - strength) + torch.from_numpy(rgb).float() * strength
     return (out.clamp(0, 1) * 255).round().to(torch.uint8)

@@ -20,15 +20,20 @@ def class_count_figure(data: ImageData) -> go.Figure:
     return fig
 
 
-def to_display(images: torch.Tensor, min_side: int = 64) -> list[np.ndarray]:
-    """uint8 (N, C, H, W) -> HxWx3 arrays, enlarged (nearest) so 8x8 digits are visible."""
+def enlarged(images: torch.Tensor, min_side: int = 64) -> torch.Tensor:
+    """uint8 (N, C, H, W) -> (N, 3, H*k, W*k), enlarged (nearest) to at least ``min_side``."""
     x = images
     if x.shape[1] == 1:
         x = x.expand(-1, 3, -1, -1)
     scale = max(1, -(-min_side // x.shape[-1]))
     if scale > 1:
         x = x.repeat_interleave(scale, -1).repeat_interleave(scale, -2)
-    return [a for a in x.permute(0, 2, 3, 1).contiguous().numpy()]
+    return x
+
+
+def to_display(images: torch.Tensor, min_side: int = 64) -> list[np.ndarray]:
+    """uint8 (N, C, H, W) -> HxWx3 arrays, enlarged (nearest) so 8x8 digits are visible."""
+    return [a for a in enlarged(images, min_side).permute(0, 2, 3, 1).contiguous().numpy()]
 
 
 def examples(data: ImageData, per_class: int = 4, split: str = "train") -> list[tuple[np.ndarray, str]]:
@@ -216,7 +221,9 @@ def feature_space_figure(panels: list[tuple[str, np.ndarray, np.ndarray]], label
                               "<br>(click to see it)<extra></extra>", row=1, col=col)
     fig.update_xaxes(showticklabels=False, zeroline=False)
     fig.update_yaxes(showticklabels=False, zeroline=False)
-    fig.update_layout(height=500, margin=dict(l=20, r=20, t=70, b=20), hovermode="closest",
-                      title=f"Test features, {PROJECTION_NAMES.get(method, method)} to 2-D, coloured by class",
+    # The title is centred: at the left, the app's label for the chart covers it.
+    fig.update_layout(height=540, margin=dict(l=20, r=20, t=100, b=20), hovermode="closest",
+                      title=dict(text=f"Test features, {PROJECTION_NAMES.get(method, method)} to 2-D, coloured by class",
+                                 x=0.5, xanchor="center", y=0.97, yanchor="top"),
                       legend=dict(title="class", itemsizing="constant", font=dict(size=12)))
     return fig

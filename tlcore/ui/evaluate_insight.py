@@ -17,12 +17,13 @@ from ..errors import TLCoreError
 from ..evaluate import predict_probs
 from ..featurespace import NEIGHBOURS, FeatureSpace, feature_space, panels
 from ..gradcam import NOT_CONV, gradcam, heat_overlay, is_convolutional
-from ..plots import PROJECTION_NAMES, feature_space_figure, to_display
+from ..plots import PROJECTION_NAMES, enlarged, feature_space_figure, to_display
 from ..predict import load_image_files
 from .session import Session
 from .text import error, escape
 
-GRADCAM_LABEL = "Images · Grad-CAM: where the last convolutional layer looked for the predicted class (yellow = most)"
+GRADCAM_LABEL = "Images · Grad-CAM: where the last convolutional layer looked for the predicted class (red = most)"
+GALLERY_SIDE = 96  # the gallery's images are enlarged to at least this side
 PLAIN_LABEL = "Images"
 GRADCAM_BATCH = 16  # images per Grad-CAM pass: a big body's gradients for 48 images at once would not fit small machines
 NO_POINT = "Click a point of the chart (or type a test image number) to see that image."
@@ -67,8 +68,19 @@ def gallery_pictures(session: Session, rec, idx: np.ndarray) -> list[np.ndarray]
     if session.gradcam and len(idx):
         model = session.model(rec.name)
         if is_convolutional(model):
-            images = torch.cat([heat_overlay(b, gradcam(model, b)) for b in images.split(GRADCAM_BATCH)])
-    return to_display(images, min_side=96)
+            return [a for a in _overlaid(model, images, GALLERY_SIDE).permute(0, 2, 3, 1).numpy()]
+    return to_display(images, min_side=GALLERY_SIDE)
+
+
+def _overlaid(model, images: torch.Tensor, side: int, targets: torch.Tensor | None = None) -> torch.Tensor:
+    """The images enlarged for display under their Grad-CAM maps, drawn at that size (in batches)."""
+    out = []
+    for i in range(0, len(images), GRADCAM_BATCH):
+        batch = images[i:i + GRADCAM_BATCH]
+        shown = enlarged(batch, side)
+        t = None if targets is None else targets[i:i + GRADCAM_BATCH]
+        out.append(heat_overlay(shown, gradcam(model, batch, t, size=tuple(shown.shape[-2:]))))
+    return torch.cat(out)
 
 
 def conv_note(session: Session, name: str) -> str | None:
@@ -152,9 +164,9 @@ def explain_upload(session: Session, name: str | None, path: str | None):
     guess = f"**{cls}** {float(probs[k]):.0%}"
     if not is_convolutional(model):
         return to_display(x, min_side=256)[0], f"{guess}. {escape(NOT_CONV.format(backbone=model.backbone))}"
-    heat = gradcam(model, x, torch.tensor([k]))
-    return (to_display(heat_overlay(x, heat), min_side=256)[0],
-            f"{guess} · Grad-CAM: where the last convolutional layer looked for **{cls}** (yellow = most)")
+    shown = _overlaid(model, x, 256, torch.tensor([k]))
+    return (shown[0].permute(1, 2, 0).numpy(),
+            f"{guess} · Grad-CAM: where the last convolutional layer looked for **{cls}** (red = most, blue = none)")
 
 
 def build() -> InsightViews:
