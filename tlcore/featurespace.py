@@ -59,7 +59,8 @@ def knn_accuracy(features: np.ndarray, labels: np.ndarray, *, k: int = NEIGHBOUR
         return float("nan")
     knn = KNeighborsClassifier(n_neighbors=min(k, (folds - 1) * len(labels) // folds))
     cv = StratifiedKFold(folds, shuffle=True, random_state=seed)
-    return float(cross_val_score(knn, features, labels, cv=cv).mean())
+    with threadpool_limits(1):  # as for t-SNE (see project): threads only slow it on a busy machine
+        return float(cross_val_score(knn, features, labels, cv=cv).mean())
 
 
 def project(features: np.ndarray, method: str = "pca", *, seed: int = 0,

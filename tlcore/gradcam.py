@@ -50,13 +50,17 @@ class _LastMap:
 
 def is_convolutional(model: TransferNet) -> bool:
     """Whether Grad-CAM has a last convolutional map to read in ``model``'s body."""
+    was = model.training
+    model.eval()  # one image through BatchNorm in training mode would fail
     spy = _LastMap(model.body)
     try:
+        device = next(model.parameters()).device
         with torch.no_grad():
-            model.body(torch.zeros(1, model.spec.channels, model.spec.size, model.spec.size))
+            model.body(torch.zeros(1, model.spec.channels, model.spec.size, model.spec.size, device=device))
         return spy.map is not None and not spy.tokens_after
     finally:
         spy.close()
+        model.train(was)
 
 
 @EXPLANATIONS.register(name="grad-cam")
