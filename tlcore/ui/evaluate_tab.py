@@ -16,7 +16,7 @@ from ..data import load_labelled
 from ..errors import TLCoreError
 from ..evaluate import evaluate
 from ..export import FORMATS, export_run
-from ..plots import confusion_figure, roc_figure, to_display
+from ..plots import confusion_figure, roc_figure
 from . import evaluate_insight as insight
 from .session import Session
 from .text import error, escape, warn
