@@ -254,28 +254,36 @@ def _write_figure(fig, path: str) -> None:
                           f"(pip install kaleido); or give a .html path.") from None
 
 
-def cmd_evaluate(args) -> int:
-    from .checkpoints import load_run
+def _run_test_data(args, model, meta):
+    """The images a saved run is judged on: ``--dataset`` (any labelled set, all of it unless it holds a
+    held-out folder), else the run's own dataset's test split, cut as the run's was."""
     from .data import is_path, load_dataset, load_labelled
-    from .evaluate import evaluate
-    from .device import pick_device, run_autocast_dtype
 
-    model, meta = load_run(args.checkpoint)
     run = meta.get("run") or {}
     name = args.dataset or run.get("dataset")
     if not name:
         raise TLCoreError("This run does not record its dataset; pass --dataset.")
-    if args.dataset and is_path(args.dataset):  # any labelled set: all of it, unless it holds a held-out folder
+    if args.dataset and is_path(args.dataset):
         data = load_labelled(args.dataset, list(meta["classes"]), image_size=model.spec.size)
-    else:  # the run's own dataset (or a registered one): its test split, cut as the run's was
+    else:
         data = load_dataset(name, data_dir=args.data_dir or run.get("data_dir"), seed=run.get("seed", 0),
                             val_fraction=run.get("val_fraction", 0.1))
     if list(data.classes) != list(meta["classes"]):
         raise TLCoreError(f"Dataset {name!r} has classes {data.classes[:5]}..., the run was trained on "
                           f"{meta['classes'][:5]}...: evaluate it on data with the same classes.")
+    return name, data
+
+
+def cmd_evaluate(args) -> int:
+    from .checkpoints import load_run
+    from .evaluate import evaluate
+    from .device import pick_device, run_autocast_dtype
+
+    model, meta = load_run(args.checkpoint)
+    name, data = _run_test_data(args, model, meta)
     # The precision training was tested in, so the test accuracy is reproduced exactly.
     device = pick_device("auto")
-    amp = run_autocast_dtype(device, run)
+    amp = run_autocast_dtype(device, meta.get("run") or {})
     result = evaluate(model.to(device), data.test.images, data.test.labels, data.classes, device=device,
                       autocast_dtype=amp)
     d = result.to_dict()
@@ -284,6 +292,30 @@ def cmd_evaluate(args) -> int:
     else:
         print(f"{name} test: accuracy {d['accuracy']:.4f}, macro AUC {d['macro_auc']:.4f} ({d['size']:,} images)")
         print(result.per_class.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    return 0
+
+
+def cmd_features(args) -> int:
+    """Penultimate-layer features of the test images, before and after: 5-NN accuracy, and a 2-D chart."""
+    from .checkpoints import load_run
+    from .featurespace import feature_space, panels
+    from .plots import feature_space_figure
+
+    model, meta = load_run(args.checkpoint)
+    name, data = _run_test_data(args, model, meta)
+    space = feature_space(model, (meta.get("run") or {}).get("weights", "none"), data.test.images, data.test.labels, seed=args.seed)
+    if args.plot:
+        labels = data.test.labels.numpy()
+        _write_figure(feature_space_figure(panels(space, args.projection, seed=args.seed), labels, data.classes,
+                                           args.projection), args.plot)
+    d = space.to_dict()
+    if args.json:
+        print(json.dumps(d))
+    else:
+        for key in ("before", "after"):
+            v = d[key]
+            print(f"{v['title']}: 5-NN accuracy {v['knn_accuracy']:.4f} ({v['dim']} features, {v['size']:,} {name} "
+                  f"test images)" if v else f"before: {d.get('note', '')}")
     return 0
 
 
@@ -360,6 +392,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--json", action="store_true")
     e.set_defaults(fn=cmd_evaluate)
 
+    _features_parser(sub)
+
     x = sub.add_parser("export", help="export a saved run as ONNX or TorchScript, with its model card")
     x.add_argument("--checkpoint", required=True, help="a run folder")
     x.add_argument("--format", required=True, choices=["onnx", "torchscript"])
@@ -375,6 +409,19 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--json", action="store_true", help="one JSON object per image")
     pr.set_defaults(fn=cmd_predict)
     return p
+
+
+def _features_parser(sub) -> None:
+    f = sub.add_parser("features", help="how well a run's features separate the test classes, before and after "
+                       "training (5-NN accuracy), and a 2-D chart of them")
+    f.add_argument("--checkpoint", required=True, help="a run folder")
+    f.add_argument("--dataset", default=None, help="default: the run's own dataset (its test split)")
+    f.add_argument("--data-dir", default=None)
+    f.add_argument("--plot", default=None, metavar="PATH", help="write the chart: .html, or .png with kaleido")
+    f.add_argument("--projection", default="pca", choices=["pca", "tsne"], help="how the chart goes to 2-D")
+    f.add_argument("--seed", type=int, default=0, help="the k-NN folds' and the projection's sample")
+    f.add_argument("--json", action="store_true", help='print {"before": {"knn_accuracy": ...}, "after": {...}}')
+    f.set_defaults(fn=cmd_features)
 
 
 def _comparison_parsers(sub) -> None:

@@ -20,15 +20,20 @@ def class_count_figure(data: ImageData) -> go.Figure:
     return fig
 
 
-def to_display(images: torch.Tensor, min_side: int = 64) -> list[np.ndarray]:
-    """uint8 (N, C, H, W) -> HxWx3 arrays, enlarged (nearest) so 8x8 digits are visible."""
+def enlarged(images: torch.Tensor, min_side: int = 64) -> torch.Tensor:
+    """uint8 (N, C, H, W) -> (N, 3, H*k, W*k), enlarged (nearest) to at least ``min_side``."""
     x = images
     if x.shape[1] == 1:
         x = x.expand(-1, 3, -1, -1)
     scale = max(1, -(-min_side // x.shape[-1]))
     if scale > 1:
         x = x.repeat_interleave(scale, -1).repeat_interleave(scale, -2)
-    return [a for a in x.permute(0, 2, 3, 1).contiguous().numpy()]
+    return x
+
+
+def to_display(images: torch.Tensor, min_side: int = 64) -> list[np.ndarray]:
+    """uint8 (N, C, H, W) -> HxWx3 arrays, enlarged (nearest) so 8x8 digits are visible."""
+    return [a for a in enlarged(images, min_side).permute(0, 2, 3, 1).contiguous().numpy()]
 
 
 def examples(data: ImageData, per_class: int = 4, split: str = "train") -> list[tuple[np.ndarray, str]]:
@@ -180,3 +185,45 @@ def overlay_figure(histories: dict[str, list], metric: str = "val_accuracy",
     if metric.endswith("accuracy"):
         fig.update_yaxes(range=[0, 1.02], tickformat=".0%")
     return _layout(fig, title, "epoch", metric.replace("_", " "), 360)
+
+
+# One colour per class, the same in both panels; past 24 classes the colours repeat.
+CLASS_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
+                "#17becf", "#393b79", "#ad494a", "#8ca252", "#bd9e39", "#7b4173", "#3182bd", "#e6550d", "#31a354",
+                "#756bb1", "#636363", "#6baed6", "#fd8d3c", "#74c476", "#9e9ac8")
+PROJECTION_NAMES = {"pca": "PCA", "tsne": "t-SNE"}
+
+
+def feature_space_figure(panels: list[tuple[str, np.ndarray, np.ndarray]], labels: np.ndarray,
+                         classes: list[str], method: str = "pca", preds: np.ndarray | None = None) -> go.Figure:
+    """Side-by-side 2-D projections of features, one colour per class (a legend entry toggles it in both).
+
+    Args:
+        panels: (title, indices into the test images, (M, 2) coordinates) per panel.
+        labels: true class of every test image; ``preds``: the run's prediction of each, for the hover.
+    Each point's customdata starts with its test image index (a click shows that image).
+    """
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(rows=1, cols=len(panels), subplot_titles=[p[0] for p in panels], horizontal_spacing=0.06)
+    for col, (_, idx, xy) in enumerate(panels, start=1):
+        for c, name in enumerate(classes):
+            keep = labels[idx] == c
+            if not keep.any():
+                continue
+            rows = idx[keep]
+            pred = [classes[p] for p in preds[rows]] if preds is not None else ["–"] * len(rows)
+            fig.add_scatter(
+                x=xy[keep, 0], y=xy[keep, 1], mode="markers", name=name, legendgroup=name, showlegend=col == 1,
+                marker=dict(size=6, color=CLASS_COLORS[c % len(CLASS_COLORS)], opacity=0.8),
+                customdata=np.stack([rows, np.array(pred, dtype=object)], 1),
+                hovertemplate=f"class {name}<br>predicted %{{customdata[1]}}<br>test image #%{{customdata[0]}}"
+                              "<br>(click to see it)<extra></extra>", row=1, col=col)
+    fig.update_xaxes(showticklabels=False, zeroline=False)
+    fig.update_yaxes(showticklabels=False, zeroline=False)
+    # The title is centred: at the left, the app's label for the chart covers it.
+    fig.update_layout(height=540, margin=dict(l=20, r=20, t=100, b=20), hovermode="closest",
+                      title=dict(text=f"Test features, {PROJECTION_NAMES.get(method, method)} to 2-D, coloured by class",
+                                 x=0.5, xanchor="center", y=0.97, yanchor="top"),
+                      legend=dict(title="class", itemsizing="constant", font=dict(size=12)))
+    return fig

@@ -9,10 +9,19 @@ import numpy as np
 import torch
 
 from .preprocess import prepare
+from .registry import Registry
+
+# The ways to show where a model looked, by name; each says in its docstring's first line what
+# its map means, so a view can name its method. grad-cam registers in tlcore.gradcam.
+EXPLANATIONS: Registry = Registry("explanation")
 
 
+@EXPLANATIONS.register(name="smoothgrad")
 def saliency(model, images: torch.Tensor, *, samples: int = 16, noise: float = 0.15, seed: int = 0) -> np.ndarray:
-    """(N, H, W) maps in [0, 1] at the model's input size, for uint8 ``images`` (N, C, H, W)."""
+    """SmoothGrad: which input pixels most change the predicted class's score.
+
+    Returns (N, H, W) maps in [0, 1] at the model's input size, for uint8 ``images`` (N, C, H, W).
+    """
     was = model.training
     model.eval()
     g = torch.Generator().manual_seed(seed)

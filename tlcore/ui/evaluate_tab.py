@@ -16,9 +16,10 @@ from ..data import load_labelled
 from ..errors import TLCoreError
 from ..evaluate import evaluate
 from ..export import FORMATS, export_run
-from ..plots import confusion_figure, roc_figure, to_display
+from ..plots import confusion_figure, roc_figure
+from . import evaluate_insight as insight
 from .session import Session
-from .text import error, escape
+from .text import error, escape, warn
 
 GALLERY_MAX = 48
 # Plotly's click on a heatmap cell (row, column) clicks that cell of the table below, so the chart
@@ -69,11 +70,26 @@ def caption(ev, i: int) -> str:
     return f"{pred} {ev.probs[i, ev.preds[i]]:.0%}" + ("" if pred == true else f" · true {true}")
 
 
-def _gallery(rec, idx: np.ndarray) -> list:
+def _gallery(session: Session, rec, idx: np.ndarray) -> list:
     ev = rec.result.test
     idx = idx[:GALLERY_MAX]
-    imgs = to_display(rec.data.test.images[idx], min_side=96)
+    imgs = insight.gallery_pictures(session, rec, idx)  # under Grad-CAM when that is on
     return [(img, caption(ev, i)) for img, i in zip(imgs, idx)]
+
+
+def toggle_gradcam(session: Session, name: str | None, on: bool):
+    """The gallery's images again, with or without Grad-CAM over them; its label names the method."""
+    session.gradcam = bool(on)
+    rec = _record(session, name)
+    if rec is None or rec.result.test is None:
+        return gr.Gallery(label=insight.GRADCAM_LABEL if on else insight.PLAIN_LABEL)
+    note = insight.conv_note(session, rec.name) if on else None
+    if note:
+        session.gradcam = False
+        warn(note)
+        return gr.skip()
+    return gr.Gallery(_gallery(session, rec, np.array(session.gallery, dtype=int)),
+                      label=insight.GRADCAM_LABEL if on else insight.PLAIN_LABEL)
 
 
 def _evaluated(session: Session, rec):
@@ -131,7 +147,7 @@ def _shown(session: Session, rec, normalized: str, heading: str = "Test accuracy
     if not archive.exists():  # once per run, not on every redraw
         shutil.make_archive(str(archive.with_suffix("")), "zip", rec.folder)
     return (summary, _heatmap(ev, normalized), table, roc_figure(ev),
-            per_class, _gallery(rec, wrong), str(archive), f"The {len(wrong)} most confident mistakes. {PICK}")
+            per_class, _gallery(session, rec, wrong), str(archive), f"The {len(wrong)} most confident mistakes. {PICK}")
 
 
 def export(session: Session, name: str | None, fmt: str) -> list[str]:
@@ -179,7 +195,7 @@ def pick_cell(session: Session, name: str | None, evt: gr.SelectData):
     idx = ev.cell(row, col)
     what = "correct" if row == col else "mistaken"
     true, pred = escape(ev.classes[row]), escape(ev.classes[col])
-    return _gallery(rec, idx), (f"{len(idx)} {what}: true **{true}**, predicted **{pred}**"
+    return _gallery(session, rec, idx), (f"{len(idx)} {what}: true **{true}**, predicted **{pred}**"
                                 + (f" (showing {GALLERY_MAX})" if len(idx) > GALLERY_MAX else ""))
 
 
@@ -195,8 +211,12 @@ def build(session_state: gr.State, runs: gr.Dropdown) -> EvaluateTab:
     table = gr.Dataframe(label="Confusion matrix: click a count to see those images", interactive=False,
                          elem_id="cm-table")
     caption = gr.Markdown()
-    gallery = gr.Gallery(label="Images", columns=6, height="auto", object_fit="contain", elem_id="eval-gallery")
+    cam = gr.Checkbox(False, label="Show Grad-CAM over the images (where the last convolutional layer looked)",
+                      elem_id="gradcam-toggle")
+    gallery = gr.Gallery(label=insight.PLAIN_LABEL, columns=6, height="auto", object_fit="contain",
+                         elem_id="eval-gallery")
     per_class = gr.Dataframe(label="Per-class metrics", interactive=False)
+    views = insight.build()
     with gr.Row(equal_height=True):
         with gr.Column():
             gr.Markdown("**Take it home**: the model with its classes, input size and normalization inside, "
@@ -224,4 +244,6 @@ def build(session_state: gr.State, runs: gr.Dropdown) -> EvaluateTab:
     table.select(pick_cell, [session_state, runs], [gallery, caption], api_visibility="private")
     # The chart is the control too: its click presses the table's cell, the keyboard's way in.
     heat.change(None, js=HEATMAP_CLICKS, api_visibility="private")
+    cam.change(toggle_gradcam, [session_state, runs, cam], gallery, api_visibility="private")
+    insight.wire(views, session_state, runs)
     return EvaluateTab(runs, outs, more, go_on)

@@ -58,6 +58,9 @@ class Session:
     started: float = 0.0  # when it began (time.monotonic)
     drawings: Drawings = field(default_factory=Drawings)  # the Draw tab's labelled drawings
     canvas: int = 0  # counts the Draw tab's canvases: one more each time a drawing is added and cleared
+    gallery: list[int] = field(default_factory=list)  # the test images the Evaluate gallery shows, in order
+    gradcam: bool = False  # the Evaluate gallery shows Grad-CAM over its images
+    feature_space: tuple | None = None  # (run name, FeatureSpace) last computed on the Evaluate tab
     _loaded: list[str] = field(default_factory=list)  # runs whose weights are in memory, least recently used first
     _folder: Path | None = None
 
@@ -110,6 +113,8 @@ class Session:
         """Forget a run of this session and delete its folder."""
         record = self.runs.pop(name)
         self.evaluated_on.pop(name, None)
+        if self.feature_space and self.feature_space[0] == name:
+            self.feature_space = None
         shutil.rmtree(record.folder, ignore_errors=True)
 
     def cleanup(self) -> None:
@@ -119,6 +124,7 @@ class Session:
             shutil.rmtree(self._folder, ignore_errors=True)
         self.runs.clear()
         self.evaluated_on.clear()
+        self.feature_space = None
         self.drawings.clear()
         self.dataset = self.preview = None
 
