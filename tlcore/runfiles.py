@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 
+from .atomic import is_temporary
 from .errors import TLCoreError
 from .preprocess import InputSpec
 
@@ -57,18 +58,36 @@ def saved_run(root: str | Path, name: str) -> Path:
 
 
 def list_runs(folder: str | Path) -> list[Path]:
-    """The run folders directly inside ``folder`` (newest first); anything else is ignored."""
+    """The run folders directly inside ``folder`` (newest first); anything else is ignored, hidden
+    folders too: a run still being written (or left half-written by a killed process) is one."""
     folder = Path(folder)
     if not folder.is_dir():
         return []
     out = []
     for cfg in folder.glob(f"*/{CONFIG_FILE}"):
-        try:
-            read_run_config(cfg.parent)
-        except TLCoreError:
+        run = cfg.parent
+        if run.name.startswith(".") or is_temporary(run):
             continue
-        out.append(cfg.parent)
-    return sorted(out, key=lambda p: p.stat().st_mtime, reverse=True)
+        try:
+            read_run_config(run)
+            check_tensors(run)
+            out.append((run.stat().st_mtime, run))
+        except (TLCoreError, OSError):  # damaged, or deleted or replaced meanwhile
+            continue
+    return [run for _, run in sorted(out, key=lambda t: t[0], reverse=True)]
+
+
+def check_tensors(folder: str | Path) -> None:
+    """TLCoreError unless ``model.safetensors`` is whole: its header read, its size what the header says.
+    (Cheap: no tensor is read.)"""
+    from safetensors import safe_open
+
+    path = Path(folder) / MODEL_FILE
+    try:
+        with safe_open(str(path), "pt") as f:
+            f.keys()
+    except Exception as e:  # safetensors' own error types for truncated or foreign files
+        raise TLCoreError(f"{path} is not a readable safetensors file ({type(e).__name__}).") from None
 
 
 def read_metrics(folder: str | Path) -> dict:

@@ -9,6 +9,7 @@ import gradio as gr
 import numpy as np
 from PIL import Image, ImageDraw
 
+from ..atomic import write_bytes
 from ..checkpoints import list_runs, load_replay, load_run, replay_sample
 from ..errors import TLCoreError
 from ..evaluate import predict_probs
@@ -180,8 +181,7 @@ def _drawings_view(session: Session):
     path = None
     if d:
         path = session.folder / "downloads" / "my-drawings.zip"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(d.to_zip())
+        write_bytes(path, d.to_zip())
     return d.summary(), _montage(session), gr.update(value=str(path) if path else None, interactive=bool(d))
 
 

@@ -11,6 +11,7 @@ import gradio as gr
 import numpy as np
 import pandas as pd
 
+from ..atomic import atomic_write
 from ..card import card_beside
 from ..data import load_labelled
 from ..errors import TLCoreError
@@ -128,8 +129,9 @@ def _shown(session: Session, rec, normalized: str, heading: str = "Test accuracy
     # Start the gallery on the most confident mistakes: the most instructive images.
     wrong = ev.most_confident_wrong(GALLERY_MAX)
     archive = session.folder / "downloads" / f"{rec.name}.zip"
-    if not archive.exists():  # once per run, not on every redraw
-        shutil.make_archive(str(archive.with_suffix("")), "zip", rec.folder)
+    if not archive.exists():  # once per run, not on every redraw; whole or not at all
+        with atomic_write(archive) as tmp:
+            shutil.make_archive(str(tmp.with_suffix("")), "zip", rec.folder)
     return (summary, _heatmap(ev, normalized), table, roc_figure(ev),
             per_class, _gallery(rec, wrong), str(archive), f"The {len(wrong)} most confident mistakes. {PICK}")
 
