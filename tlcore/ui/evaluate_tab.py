@@ -20,6 +20,7 @@ from ..export import FORMATS, export_run
 from ..plots import confusion_figure, roc_figure, to_display
 from .session import Session
 from .text import error, escape
+from .payload import typed
 
 GALLERY_MAX = 48
 # Plotly's click on a heatmap cell (row, column) clicks that cell of the table below, so the chart
@@ -89,6 +90,7 @@ NO_RUN = "Train a model on the Train tab; its evaluation on the test split appea
 PICK = "Click a cell of the confusion matrix (the chart or the table) to see its images."
 
 
+@typed
 def show(session: Session, name: str | None, normalized: str):
     """Everything for one run on its own test split (empty when there is none yet)."""
     session.evaluated_on.pop(name or "", None)
@@ -98,6 +100,7 @@ def show(session: Session, name: str | None, normalized: str):
     return _shown(session, rec, normalized)
 
 
+@typed
 def show_other(session: Session, name: str | None, upload, normalized: str):
     """The run on an uploaded labelled set (all of it, or its held-out folder), in place of its test split."""
     rec = session.runs.get(name or "")
@@ -136,6 +139,7 @@ def _shown(session: Session, rec, normalized: str, heading: str = "Test accuracy
             per_class, _gallery(rec, wrong), str(archive), f"The {len(wrong)} most confident mistakes. {PICK}")
 
 
+@typed
 def export(session: Session, name: str | None, fmt: str) -> list[str]:
     """The run exported as ``fmt`` with its model card, for download."""
     rec = _record(session, name)
@@ -148,6 +152,7 @@ def export(session: Session, name: str | None, fmt: str) -> list[str]:
     return [str(out), str(card_beside(out))]
 
 
+@typed
 def heatmap(session: Session, name: str | None, normalized: str):
     """Only the chart: switching counts / row shares leaves the images and their caption as they are."""
     rec = _record(session, name)
@@ -170,6 +175,7 @@ def source_task(r) -> str:
             f"({100 * (after - before):+.1f} points) · this task: **{r.test.accuracy:.1%}**")
 
 
+@typed
 def pick_cell(session: Session, name: str | None, evt: gr.SelectData):
     rec = _record(session, name)
     if rec is None or rec.result.test is None or evt.index is None:
