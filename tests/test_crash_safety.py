@@ -27,6 +27,7 @@ from tlcore.errors import TLCoreError
 from tlcore.evaluate import evaluate
 from tlcore.models import create_backbone
 from tlcore.resume import continuable
+from tlcore.train import train
 from tlcore.trainer import Trainer
 
 KILLS = 20
@@ -125,6 +126,8 @@ def test_saving_over_a_folder_that_is_not_a_run_is_refused(tmp_path):
     (keep / "holiday.jpg").write_bytes(b"x")
     with pytest.raises(TLCoreError, match="not what is saved here"):
         save_run(keep, create_backbone("lenet5", num_classes=2), ["a", "b"])
+    with pytest.raises(TLCoreError, match="not what is saved here"):  # before any training, not after it
+        train(RunConfig(dataset="digits", epochs=200), out=keep)
     assert [p.name for p in keep.iterdir()] == ["holiday.jpg"]
 
 

@@ -101,7 +101,7 @@ def atomic_folder(path: str | Path, *, mark: str = RUN_MARK) -> Iterator[Path]:
     (or a kill) ``path`` stays as it was.
     """
     path = Path(path)
-    _check_replaceable(path, mark)
+    check_target(path, mark)
     path.parent.mkdir(parents=True, exist_ok=True)
     sweep(path.parent)  # what an earlier, killed writer left here
     tmp = _sibling(path, "tmp")
@@ -116,7 +116,10 @@ def atomic_folder(path: str | Path, *, mark: str = RUN_MARK) -> Iterator[Path]:
     _fsync(path.parent)
 
 
-def _check_replaceable(path: Path, mark: str) -> None:
+def check_target(path: str | Path, mark: str = RUN_MARK) -> None:
+    """TLCoreError unless :func:`atomic_folder` may write ``path``: absent, empty, or holding ``mark``.
+    (Trainers ask before training, not after.)"""
+    path = Path(path)
     if not os.path.lexists(path):
         return
     if path.is_symlink() or not path.is_dir():
