@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from .atomic import write_text
 from .runfiles import read_metrics, read_run_config
 
 CARD_FILE = "MODEL_CARD.md"
@@ -15,7 +16,8 @@ HYPER = ("epochs", "batch_size", "lr", "optimizer", "scheduler", "body_lr_mult",
          "l2sp", "lwf_weight", "seed", "precision_used")
 
 
-def model_card(folder: str | Path) -> str:
+def model_card(folder: str | Path, name: str | None = None) -> str:
+    """The card of the run in ``folder``, titled ``name`` (default: the folder's name)."""
     meta, metrics = read_run_config(folder), read_metrics(folder)
     run, data, summary = meta.get("run") or {}, metrics.get("dataset") or {}, metrics.get("summary") or {}
     test = metrics.get("test") or {}
@@ -25,7 +27,7 @@ def model_card(folder: str | Path) -> str:
               f"a saved run, `{Path(weights).name}`, as the source model" if "/" in str(weights) else f"`{weights}`")
     splits = data.get("splits", {})
     lines = [
-        f"# Model card: {Path(folder).name}",
+        f"# Model card: {name or Path(folder).name}",
         f"*Written {time.strftime('%Y-%m-%d %H:%M')} by Transfer Learning Studio (tlcore).*",
         "## Model",
         f"- Backbone: `{meta['backbone']}`; pretrained weights: {origin}.",
@@ -68,7 +70,6 @@ def card_beside(export: str | Path) -> Path:
     return export.with_name(f"{export.stem}.{CARD_FILE}")
 
 
-def write_card(folder: str | Path) -> Path:
-    path = Path(folder) / CARD_FILE
-    path.write_text(model_card(folder))
-    return path
+def write_card(folder: str | Path, name: str | None = None) -> Path:
+    """``MODEL_CARD.md`` into the run folder (``name``: the run's, when ``folder`` is its temporary)."""
+    return write_text(Path(folder) / CARD_FILE, model_card(folder, name))

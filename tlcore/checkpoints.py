@@ -15,13 +15,14 @@ import torch
 import torchvision
 from safetensors.torch import load_file, save_file
 
+from .atomic import atomic_folder, atomic_write
 from .data.base import ImageData, Split, few_shot
 from .errors import TLCoreError
 from .models import TransferNet, create_backbone
 from .preprocess import InputSpec
 from .runfiles import CONFIG_FILE, FORMAT, METRICS_FILE, MODEL_FILE, list_runs, read_run_config, read_tensors
 
-__all__ = ["save_run", "load_run", "replay_sample", "save_replay", "load_replay", "list_runs", "read_run_config",
+__all__ = ["save_run", "write_run", "load_run", "replay_sample", "save_replay", "load_replay", "list_runs", "read_run_config",
            "read_tensors", "MODEL_FILE", "CONFIG_FILE", "METRICS_FILE", "REPLAY_FILE"]
 # A small stratified sample of the run's own data, so that fine-tuning it later (the Draw tab's
 # "teach it") can mix new examples with old ones and not forget what it knew.
@@ -36,9 +37,17 @@ def _versions() -> dict[str, str]:
 
 def save_run(folder: str | Path, model: TransferNet, classes: list[str], *, config: dict | None = None,
              metrics: dict | None = None) -> Path:
-    """Write ``model`` and what it takes to rebuild it into ``folder``."""
+    """Write ``model`` and what it takes to rebuild it into ``folder``, which appears whole or not
+    at all (:func:`tlcore.atomic.atomic_folder`: an existing run of that name is replaced)."""
+    with atomic_folder(folder) as tmp:
+        write_run(tmp, model, classes, config=config, metrics=metrics)
+    return Path(folder)
+
+
+def write_run(folder: Path, model: TransferNet, classes: list[str], *, config: dict | None = None,
+              metrics: dict | None = None) -> Path:
+    """The run's files, into ``folder`` as it is (a temporary one: see :func:`save_run`)."""
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     save_file(state, str(folder / MODEL_FILE))
     meta = {
@@ -105,7 +114,8 @@ def save_replay(folder: str | Path, data: ImageData) -> Path | None:
         tensors[f"{split}.images"] = part.images[:].contiguous()  # [:] decodes a streamed split
         tensors[f"{split}.labels"] = part.labels.contiguous()
     path = Path(folder) / REPLAY_FILE
-    save_file(tensors, str(path))
+    with atomic_write(path) as tmp:
+        save_file(tensors, str(tmp))
     return path
 
 

@@ -18,6 +18,7 @@ from typing import Callable
 
 import torch
 
+from .atomic import atomic_write, write_text
 from .card import card_beside, model_card
 from .checkpoints import load_run
 from .errors import TLCoreError, verify_choice
@@ -99,6 +100,7 @@ def export_run(folder: str | Path, fmt: str, out: str | Path | None = None) -> P
     # warnings: neither is the user's business (a CLI's stdout is its JSON).
     with torch.no_grad(), contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        write(model, out)
-    card_beside(out).write_text(model_card(folder))
+        with atomic_write(out) as tmp:  # a download or a run folder never holds half an export
+            write(model, tmp)
+    write_text(card_beside(out), model_card(folder))
     return out

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+from .atomic import check_target
 from .config import RunConfig
 from .data import ImageData
 from .errors import TLCoreError
@@ -42,6 +43,8 @@ def continue_run(folder: str | Path, epochs: int, *, data: ImageData | None = No
     :func:`continuable` gave for it (not read twice)."""
     meta = read_run_config(folder)
     state = state or continuable(folder, epochs)
+    if out is not None:
+        check_target(out)
     done = state.epochs_done
     cfg = dataclasses.replace(RunConfig.from_saved(meta["run"]), epochs=epochs).validate()
     # The data before the model: a mismatch is refused before any backbone is built or feature cached.

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 
+from .atomic import is_temporary
 from .errors import TLCoreError
 from .preprocess import InputSpec
 
@@ -33,6 +34,10 @@ def read_run_config(folder: str | Path) -> dict:
         InputSpec.from_dict(meta["input"])
         assert isinstance(meta["backbone"], str) and isinstance(meta["classes"], list)
         assert int(meta["num_classes"]) == len(meta["classes"]) > 0
+        # What the card, the runs table and the app read from it, as the app writes it.
+        assert all(isinstance(c, str) for c in meta["classes"]) and isinstance(meta.get("run", {}), dict)
+        assert isinstance(meta.get("weights", ""), str)
+        assert isinstance(meta.get("frozen", []), list) and all(isinstance(g, str) for g in meta.get("frozen", []))
     except Exception:
         raise TLCoreError(f"{folder / CONFIG_FILE} is not a tlcore run config ({FORMAT}).") from None
     return meta
@@ -57,27 +62,58 @@ def saved_run(root: str | Path, name: str) -> Path:
 
 
 def list_runs(folder: str | Path) -> list[Path]:
-    """The run folders directly inside ``folder`` (newest first); anything else is ignored."""
+    """The run folders directly inside ``folder`` (newest first); anything else is ignored, hidden
+    folders too: a run still being written (or left half-written by a killed process) is one."""
     folder = Path(folder)
     if not folder.is_dir():
         return []
     out = []
     for cfg in folder.glob(f"*/{CONFIG_FILE}"):
-        try:
-            read_run_config(cfg.parent)
-        except TLCoreError:
+        run = cfg.parent
+        if run.name.startswith(".") or is_temporary(run):
             continue
-        out.append(cfg.parent)
-    return sorted(out, key=lambda p: p.stat().st_mtime, reverse=True)
+        try:
+            read_run_config(run)
+            check_tensors(run)
+            out.append((run.stat().st_mtime, run))
+        except (TLCoreError, OSError):  # damaged, or deleted or replaced meanwhile
+            continue
+    return [run for _, run in sorted(out, key=lambda t: t[0], reverse=True)]
+
+
+def check_tensors(folder: str | Path) -> None:
+    """TLCoreError unless ``model.safetensors`` is whole: its header read, its size what the header says.
+    (Cheap: no tensor is read.)"""
+    from safetensors import safe_open
+
+    path = Path(folder) / MODEL_FILE
+    try:
+        with safe_open(str(path), "pt") as f:
+            f.keys()
+    except Exception as e:  # safetensors' own error types for truncated or foreign files
+        raise TLCoreError(f"{path} is not a readable safetensors file ({type(e).__name__}).") from None
+
+
+# metrics.json's sections and their types: a section of another type (a hand-edited or damaged
+# file) is left out, as if it were missing, rather than failing whoever reads it.
+SECTIONS = {"summary": dict, "history": list, "test": dict, "dataset": dict}
 
 
 def read_metrics(folder: str | Path) -> dict:
-    """A run's ``metrics.json`` (summary, history, test), or {} when it has none or it is unreadable."""
+    """A run's ``metrics.json`` (summary, history, test, dataset), or {} when it has none or it is
+    unreadable; a section that is not what the app writes is left out."""
     try:
         metrics = json.loads((Path(folder) / METRICS_FILE).read_text())
     except (OSError, ValueError):
         return {}
-    return metrics if isinstance(metrics, dict) else {}
+    if not isinstance(metrics, dict):
+        return {}
+    out = {k: v for k, v in metrics.items() if k not in SECTIONS or isinstance(v, SECTIONS[k])}
+    if "history" in out:
+        out["history"] = [e for e in out["history"] if isinstance(e, dict)]
+    if not isinstance(out.get("dataset", {}).get("splits", {}), dict):
+        out["dataset"] = {k: v for k, v in out["dataset"].items() if k != "splits"}
+    return out
 
 
 def run_row(folder: str | Path, name: str | None = None) -> dict:

@@ -44,7 +44,7 @@ def _image(sketch):
         name = Path(sketch).name
         try:
             data = Path(sketch).read_bytes()
-        except OSError:
+        except (OSError, ValueError):  # ValueError: a NUL byte in the name
             raise TLCoreError(f"Cannot read the drawing {name!r}.") from None
         try:
             sketch = open_image(data, max_pixels=MAX_PIXELS)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 
+from .atomic import atomic_folder, write_text
 from .device import to_cpu
 from .errors import TLCoreError
 
@@ -79,17 +80,17 @@ class LoopState:
         self.tree = to_cpu(tree)
 
     def save(self, folder: str | Path) -> Path:
-        """Write ``state.safetensors`` and ``state.json`` into ``folder``."""
+        """Write ``state.safetensors`` and ``state.json`` into ``folder`` (whole or not at all; an
+        earlier state there is replaced)."""
         from safetensors.torch import save_file
 
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
         tensors: dict[str, torch.Tensor] = {}
         tree = encode(self.tree, tensors)
-        # Every tensor is this state's own copy (to_cpu), so none shares memory, as safetensors requires.
-        save_file({k: t.contiguous() for k, t in tensors.items()}, str(folder / TENSORS_FILE))
-        (folder / TREE_FILE).write_text(json.dumps({"format": FORMAT, "state": tree}))
-        return folder
+        with atomic_folder(folder, mark=TREE_FILE) as tmp:
+            # Every tensor is this state's own copy (to_cpu), so none shares memory, as safetensors requires.
+            save_file({k: t.contiguous() for k, t in tensors.items()}, str(tmp / TENSORS_FILE))
+            (tmp / TREE_FILE).write_text(json.dumps({"format": FORMAT, "state": tree}))
+        return Path(folder)
 
     @classmethod
     def load(cls, folder: str | Path) -> "LoopState":
@@ -127,7 +128,7 @@ def save_end_state(run_folder: str | Path, state: LoopState) -> Path:
     folder = state.save(Path(run_folder) / END_STATE_DIR)
     prints = {name: _sha256(Path(run_folder) / name) for name in FINGERPRINTED}
     prints[TENSORS_FILE] = _sha256(folder / TENSORS_FILE)
-    (folder / SOURCE_FILE).write_text(json.dumps(prints, indent=1))
+    write_text(folder / SOURCE_FILE, json.dumps(prints, indent=1))
     return folder
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .atomic import check_target
 from .config import RunConfig
 from .data import ImageData
 from .events import Callback, StopToken
@@ -29,6 +30,8 @@ def train(cfg: RunConfig, *, data: ImageData | None = None, callbacks: list[Call
     at the epoch boundary that would overrun it, with ``result.resume``; ``train(cfg, data=data,
     resume=result.resume)`` goes on and ends exactly as one uninterrupted run would.
     """
+    if out is not None:
+        check_target(out)  # a folder it may not replace is refused now, not after the training
     trainer = Trainer(cfg, callbacks=callbacks, stop=stop)
     if trainer.setup(data, start=start, resume=resume):
         trainer.fit(budget_s)

@@ -19,12 +19,14 @@ import copy
 import dataclasses
 import math
 import time
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
 from .card import write_card
-from .checkpoints import save_replay, save_run
+from .atomic import atomic_folder
+from .checkpoints import save_replay, write_run
 from .config import RunConfig
 from .batches import run_batches
 from .data import ImageData, load_dataset
@@ -384,12 +386,15 @@ class Trainer:
         config = {**self.cfg.to_dict(), "augment": self.augment, "precision_used": PRECISION_NAMES[self.amp],
                   "world_size": world, "effective_batch_size": self.batch_size * world,
                   "lr_scaling": "none: lr applies to the effective batch as given"}
-        folder = save_run(out, self.model, self.data.classes, config=config, metrics=result.metrics(self.data.describe()))
-        save_replay(out, self.data)
-        if self.end_state is not None:
-            save_end_state(folder, self.end_state)
-        write_card(folder)
-        return folder
+        # One folder, written under a temporary name and renamed when whole: a kill mid-save
+        # leaves no run rather than half of one (tlcore.atomic).
+        with atomic_folder(out) as tmp:
+            write_run(tmp, self.model, self.data.classes, config=config, metrics=result.metrics(self.data.describe()))
+            save_replay(tmp, self.data)
+            if self.end_state is not None:
+                save_end_state(tmp, self.end_state)
+            write_card(tmp, name=Path(out).name)
+        return Path(out)
 
     def _result(self, images_per_second: float, test: Evaluation | None = None) -> RunResult:
         before, after = self.source_accuracy

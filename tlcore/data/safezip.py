@@ -52,6 +52,8 @@ def _check_name(name: str) -> None:
 def check_members(zf: zipfile.ZipFile, source: str, limits: ZipLimits) -> list[zipfile.ZipInfo]:
     """Validate the central directory; return the regular-file members."""
     infos = zf.infolist()
+    if any(not i.filename for i in infos):  # zipfile's is_dir() itself fails on one
+        raise TLCoreError(f"Refused {source}: it contains a member with no name (a damaged zip?).")
     files = [i for i in infos if not i.is_dir()]
     if len(files) > limits.max_files:
         raise TLCoreError(

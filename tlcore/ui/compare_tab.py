@@ -23,6 +23,7 @@ from ..plots import curve_figure, overlay_figure
 from ..runfiles import list_runs, read_metrics, run_row, saved_run
 from .session import SAVED, RunRecord, Session
 from .text import escape
+from .payload import typed
 
 DEFAULT_SHOTS = "1, 2, 5, 10, 20, 50, all"
 
@@ -95,6 +96,7 @@ def _results_table(points: list[Point], n_classes: int) -> tuple[object, pd.Data
     return curve_figure(rows, n_classes), table.round(4)
 
 
+@typed
 def run_curve(session: Session, shots_text: str, seeds, strategies: list[str]):
     """Stream (chart, table, status) as each point of the curve finishes; Stop keeps what is done."""
     if session.dataset is None:
@@ -157,6 +159,7 @@ def runs_table(session: Session) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns).round(4)
 
 
+@typed
 def overlay(session: Session, chosen: list[str]):
     """The chosen runs' validation accuracy per epoch, in one chart."""
     if len(chosen or []) < 2:
@@ -170,6 +173,7 @@ def overlay(session: Session, chosen: list[str]):
     return overlay_figure(histories), f"{len(histories)} runs: validation accuracy after each epoch."
 
 
+@typed
 def delete_run(session: Session, choice: str | None):
     """Delete a run of this session (saved runs are left to whoever saved them)."""
     if not choice or choice not in session.runs:

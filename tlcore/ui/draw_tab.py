@@ -9,6 +9,7 @@ import gradio as gr
 import numpy as np
 from PIL import Image, ImageDraw
 
+from ..atomic import write_bytes
 from ..checkpoints import list_runs, load_replay, load_run, replay_sample
 from ..errors import TLCoreError
 from ..evaluate import predict_probs
@@ -25,6 +26,7 @@ from . import zerogpu
 from .session import SAVED as SAVED_PREFIX
 from .session import RunRecord, Session
 from .text import error, escape, info, warn
+from .payload import typed
 
 BUNDLED = BUNDLED_MNIST
 BUNDLED_LABEL = "bundled: lenet5-mnist"
@@ -91,6 +93,7 @@ def _model(session: Session, choice: str):
 EMPTY = (None, None, None, None)  # no guess, no bars, nothing seen, no map: an empty canvas claims nothing
 
 
+@typed
 def predict(session: Session, choice: str, sketch):
     """(label confidences, bar chart, the 28x28 the model saw, no SmoothGrad map: the map shown
     was of an earlier drawing)."""
@@ -112,6 +115,7 @@ def predict(session: Session, choice: str, sketch):
     return conf, probability_figure(conf), seen, None
 
 
+@typed
 def knows(session: Session, choice: str) -> str:
     """What the chosen model knows, in one line: its classes and the input it reads."""
     try:
@@ -124,6 +128,7 @@ def knows(session: Session, choice: str) -> str:
                   f"{s.size}×{s.size} grayscale images.")
 
 
+@typed
 def explain(session: Session, choice: str, sketch):
     """The SmoothGrad map of the predicted class over what the model saw."""
     try:
@@ -180,11 +185,11 @@ def _drawings_view(session: Session):
     path = None
     if d:
         path = session.folder / "downloads" / "my-drawings.zip"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(d.to_zip())
+        write_bytes(path, d.to_zip())
     return d.summary(), _montage(session), gr.update(value=str(path) if path else None, interactive=bool(d))
 
 
+@typed
 def add_drawing(session: Session, choice: str, sketch, label: str | None):
     """Keep the drawing under its label. A refusal raises gr.Error, so the canvas is kept then."""
     if not label:
@@ -206,6 +211,7 @@ def clear_drawings(session: Session):
     return _drawings_view(session)
 
 
+@typed
 def label_choices(session: Session, choice: str, current: str | None):
     """The chosen model's class names; the label picked so far stays if that model has it."""
     try:
@@ -215,6 +221,7 @@ def label_choices(session: Session, choice: str, current: str | None):
     return gr.update(choices=classes, value=current if current in classes else None)
 
 
+@typed
 def teach_it(session: Session, choice: str, progress=gr.Progress()):
     """Fine-tune the current model on the drawings (mixed with its replay sample): a new run."""
     try:

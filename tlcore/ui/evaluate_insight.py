@@ -19,6 +19,7 @@ from ..featurespace import NEIGHBOURS, FeatureSpace, feature_space, panels
 from ..gradcam import NOT_CONV, gradcam, heat_overlay, is_convolutional
 from ..plots import PROJECTION_NAMES, enlarged, feature_space_figure, to_display
 from ..predict import load_image_files
+from .payload import typed
 from .session import Session
 from .text import error, escape
 
@@ -115,6 +116,7 @@ def space_summary(space: FeatureSpace, n: int) -> str:
             "body alone separates the classes, before any head. Hover a point for its class; click it to see it.")
 
 
+@typed
 def show_space(session: Session, name: str | None, method: str):
     """The summary and the chart (PCA or t-SNE) of the run's test features, before and after."""
     rec = session.runs.get(name or "")
@@ -131,12 +133,16 @@ def show_space(session: Session, name: str | None, method: str):
     return space_summary(space, len(labels)), fig
 
 
+@typed
 def show_point(session: Session, name: str | None, index):
     """The test image behind a clicked point, and what it is."""
     rec = session.runs.get(name or "")
     if rec is None or index is None:
         return None, NO_POINT
-    i = int(index)
+    try:
+        i = int(index)
+    except (TypeError, ValueError, OverflowError):  # the API may send anything
+        return None, f"A test image's number is a whole number, got {escape(repr(index)[:40])}."
     if not 0 <= i < len(rec.data.test):
         return None, f"There are {len(rec.data.test):,} test images: pick a number from 0 to {len(rec.data.test) - 1}."
     true = rec.data.classes[int(rec.data.test.labels[i])]
@@ -148,6 +154,7 @@ def show_point(session: Session, name: str | None, index):
 
 
 # -- Grad-CAM of an uploaded image ---------------------------------------------------------------
+@typed
 def explain_upload(session: Session, name: str | None, path: str | None):
     """An uploaded image: the run's guess and, for a convolutional body, its Grad-CAM for that class."""
     rec = session.runs.get(name or "")

@@ -11,6 +11,7 @@ import gradio as gr
 import numpy as np
 import pandas as pd
 
+from ..atomic import atomic_write
 from ..card import card_beside
 from ..data import load_labelled
 from ..errors import TLCoreError
@@ -19,6 +20,7 @@ from ..export import FORMATS, export_run
 from ..plots import confusion_figure, roc_figure
 from . import evaluate_insight as insight
 from .session import Session
+from .payload import typed
 from .text import error, escape, warn
 
 GALLERY_MAX = 48
@@ -77,6 +79,7 @@ def _gallery(session: Session, rec, idx: np.ndarray) -> list:
     return [(img, caption(ev, i)) for img, i in zip(imgs, idx)]
 
 
+@typed
 def toggle_gradcam(session: Session, name: str | None, on: bool):
     """The gallery's images again, with or without Grad-CAM over them; its label names the method."""
     session.gradcam = bool(on)
@@ -104,6 +107,7 @@ NO_RUN = "Train a model on the Train tab; its evaluation on the test split appea
 PICK = "Click a cell of the confusion matrix (the chart or the table) to see its images."
 
 
+@typed
 def show(session: Session, name: str | None, normalized: str):
     """Everything for one run on its own test split (empty when there is none yet)."""
     session.evaluated_on.pop(name or "", None)
@@ -113,6 +117,7 @@ def show(session: Session, name: str | None, normalized: str):
     return _shown(session, rec, normalized)
 
 
+@typed
 def show_other(session: Session, name: str | None, upload, normalized: str):
     """The run on an uploaded labelled set (all of it, or its held-out folder), in place of its test split."""
     rec = session.runs.get(name or "")
@@ -144,12 +149,14 @@ def _shown(session: Session, rec, normalized: str, heading: str = "Test accuracy
     # Start the gallery on the most confident mistakes: the most instructive images.
     wrong = ev.most_confident_wrong(GALLERY_MAX)
     archive = session.folder / "downloads" / f"{rec.name}.zip"
-    if not archive.exists():  # once per run, not on every redraw
-        shutil.make_archive(str(archive.with_suffix("")), "zip", rec.folder)
+    if not archive.exists():  # once per run, not on every redraw; whole or not at all
+        with atomic_write(archive) as tmp:
+            shutil.make_archive(str(tmp.with_suffix("")), "zip", rec.folder)
     return (summary, _heatmap(ev, normalized), table, roc_figure(ev),
             per_class, _gallery(session, rec, wrong), str(archive), f"The {len(wrong)} most confident mistakes. {PICK}")
 
 
+@typed
 def export(session: Session, name: str | None, fmt: str) -> list[str]:
     """The run exported as ``fmt`` with its model card, for download."""
     rec = _record(session, name)
@@ -162,6 +169,7 @@ def export(session: Session, name: str | None, fmt: str) -> list[str]:
     return [str(out), str(card_beside(out))]
 
 
+@typed
 def heatmap(session: Session, name: str | None, normalized: str):
     """Only the chart: switching counts / row shares leaves the images and their caption as they are."""
     rec = _record(session, name)
@@ -184,6 +192,7 @@ def source_task(r) -> str:
             f"({100 * (after - before):+.1f} points) · this task: **{r.test.accuracy:.1%}**")
 
 
+@typed
 def pick_cell(session: Session, name: str | None, evt: gr.SelectData):
     rec = _record(session, name)
     if rec is None or rec.result.test is None or evt.index is None:

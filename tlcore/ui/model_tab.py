@@ -13,6 +13,7 @@ from ..runfiles import list_runs, read_run_config
 from ..paths import BUNDLED_RUNS
 from .session import DEFAULT_BACKBONE, DEFAULT_FROZEN, DEFAULT_PRESET, DEFAULT_WEIGHTS, Session
 from .text import escape, info, warn
+from .payload import typed
 
 
 class ModelTab(NamedTuple):
@@ -80,9 +81,10 @@ def refresh_weights(session: Session, backbone: str):
     return gr.update(choices=weight_options(session, backbone))
 
 
+@typed
 def choose_model(session: Session, backbone: str, weights: str, frozen: str, train_bn: bool):
     """API: like ticking the Model tab's boxes; ``frozen`` is a comma-separated list of groups."""
-    return describe(session, backbone, weights or "none", [g.strip() for g in (frozen or "").split(",") if g.strip()],
+    return describe(session, backbone or "", weights or "none", [g.strip() for g in (frozen or "").split(",") if g.strip()],
                     bool(train_bn))
 
 

@@ -31,6 +31,7 @@ from ..train import train
 from . import data_tab, fields, zerogpu
 from .session import DEFAULT_FROZEN, RunRecord, Session
 from .text import escape, warn
+from .payload import typed
 
 UPDATE_EVERY_S = 1.0
 BUSY = "A training is already running: Stop it, or wait for it to end."
@@ -221,6 +222,7 @@ def _stream(session: Session, name: str, data, work, history: list | None = None
     yield _finished(session, name, outcome[1], data, folder, view)
 
 
+@typed
 def continue_training(session: Session, run: str | None, epochs):
     """Stream run ``run`` trained on to ``epochs`` in all, as a new run (tlcore.resume)."""
     rec = session.runs.get(run or "")
