@@ -373,7 +373,7 @@ def app_session(jail, trained_run):
 
 
 def _handlers():
-    from tlcore.ui import compare_tab, data_tab, draw_tab, evaluate_tab, model_tab, train_tab
+    from tlcore.ui import compare_tab, data_tab, draw_tab, evaluate_insight, evaluate_tab, model_tab, train_tab
 
     def start(s, *values):  # only refusals: a valid payload would train for real (tested elsewhere)
         try:
@@ -391,6 +391,8 @@ def _handlers():
         "predict": (draw_tab.predict, 2), "predict_digit": (lambda s, x: draw_tab.predict_digit(x), 1),
         "knows": (draw_tab.knows, 1), "add_drawing": (draw_tab.add_drawing, 3), "overlay": (compare_tab.overlay, 1),
         "delete_run": (lambda s, c: compare_tab.delete_run(s, c if c != "1-digits" else None), 1),
+        "feature_space": (evaluate_insight.show_space, 2), "show_point": (evaluate_insight.show_point, 2),
+        "gradcam": (evaluate_insight.explain_upload, 2), "toggle_gradcam": (evaluate_tab.toggle_gradcam, 2),
         "curve (refused)": (lambda s, *a: list(compare_tab.run_curve(s, *a)) if not isinstance(a[0], str) or
                             "all" not in a[0] and not any(ch.isdigit() for ch in a[0]) else None, 3),
     }
