@@ -106,6 +106,10 @@ class ProgressBar(Callback):
         self.bar.write(f"epoch {e.epoch}/{e.epochs}: train loss {e.train_loss:.4f} acc {e.train_accuracy:.4f} | "
                        f"val loss {e.val_loss:.4f} acc {e.val_accuracy:.4f}{' *' if e.best else ''}", file=sys.stderr)
 
+    def on_unfreeze(self, trainer, e):
+        self.bar.write(f"epoch {e.epoch}: {', '.join(e.thawed)} unfrozen; training "
+                       + ", ".join(f"{g} at lr {lr:.3g}" for g, lr in e.lrs.items()), file=sys.stderr)
+
     def on_run_end(self, trainer, e):
         if self.bar is not None:
             self.bar.close()
@@ -371,17 +375,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--json", action="store_true", help="last stdout line: one JSON summary")
     t.set_defaults(fn=cmd_train)
 
-    lf = sub.add_parser("lr-find", help="sweep the learning rate on a copy of the run (the train flags) and suggest one")
-    add_config_flags(lf)
-    lf.add_argument("--start-lr", type=float, default=1e-7, help="the sweep's first (head) rate")
-    lf.add_argument("--end-lr", type=float, default=10.0, help="its last, unless the loss blows up first")
-    lf.add_argument("--steps", type=int, default=100, help="updates in the sweep, one batch each")
-    lf.add_argument("--rule", default="valley", choices=["valley", "minimum", "steep"],
-                    help="how the rate is read off the curve (fastai's names)")
-    lf.add_argument("--plot", default=None, metavar="PATH", help="write the curve: .html, or .png with kaleido")
-    lf.add_argument("--json", action="store_true", help="print one JSON object: suggested_lr, lrs, losses, rule")
-    lf.set_defaults(fn=cmd_lr_find)
-
+    _lr_find_parser(sub)
     _comparison_parsers(sub)
 
     e = sub.add_parser("evaluate", help="evaluate a saved run on its dataset's test split, or on any labelled folder or zip")
@@ -407,6 +401,19 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--json", action="store_true", help="one JSON object per image")
     pr.set_defaults(fn=cmd_predict)
     return p
+
+
+def _lr_find_parser(sub) -> None:
+    lf = sub.add_parser("lr-find", help="sweep the learning rate on a copy of the run (the train flags) and suggest one")
+    add_config_flags(lf)
+    lf.add_argument("--start-lr", type=float, default=1e-7, help="the sweep's first (head) rate")
+    lf.add_argument("--end-lr", type=float, default=10.0, help="its last, unless the loss blows up first")
+    lf.add_argument("--steps", type=int, default=100, help="updates in the sweep, one batch each")
+    lf.add_argument("--rule", default="steep", choices=["steep", "valley", "minimum"],
+                    help="how the rate is read off the curve (fastai's names)")
+    lf.add_argument("--plot", default=None, metavar="PATH", help="write the curve: .html, or .png with kaleido")
+    lf.add_argument("--json", action="store_true", help="print one JSON object: suggested_lr, lrs, losses, rule")
+    lf.set_defaults(fn=cmd_lr_find)
 
 
 def _comparison_parsers(sub) -> None:

@@ -109,7 +109,9 @@ def _mark_unfreeze(fig: go.Figure, u) -> None:
 def lr_find_figure(finding) -> go.Figure:
     """The sweep's smoothed loss against the learning rate on a log axis, the suggestion marked."""
     fig = go.Figure()
-    fig.add_scatter(x=finding.lrs, y=finding.losses, mode="lines", name="smoothed training loss",
+    fig.add_scatter(x=finding.lrs, y=finding.raw_losses, mode="markers", name="each batch",
+                    marker=dict(color="#94a3b8", size=4))
+    fig.add_scatter(x=finding.lrs, y=finding.losses, mode="lines", name="smoothed (centred median)",
                     line=dict(color="#6366f1", width=2))
     lr = finding.suggested_lr
     near = min(range(len(finding.lrs)), key=lambda i: abs(math.log(finding.lrs[i] / lr)))
