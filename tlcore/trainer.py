@@ -157,8 +157,11 @@ class Trainer:
             return None
         if distributed.world() > 1:  # DDP fixes at wrapping which parameters it averages
             raise TLCoreError("Gradual unfreezing (unfreeze_every) needs a single process; set it to 0 under torchrun.")
-        self.notes.append(f"Gradual unfreezing: the head alone first, then {', '.join(u.order)} join one every "
-                          f"{every} epoch{'s' if every > 1 else ''}.")
+        joining = u.order[:(self.cfg.epochs - 1) // every]
+        pace = "one per epoch" if every == 1 else f"one every {every} epochs"
+        self.notes.append(f"Gradual unfreezing: the head alone first, then {', '.join(joining) or 'nothing'} "
+                          f"({pace})" + (f"; {', '.join(u.order[len(joining):])} stay frozen: the run ends first."
+                                         if len(joining) < len(u.order) else "."))
         return u
 
     def _thaw(self, epoch: int) -> None:
