@@ -89,7 +89,8 @@ def test_the_plan_thaws_only_what_the_preset_lets_train():
 
 
 def test_a_frozen_body_has_nothing_to_thaw_and_says_so(digits):
-    cfg = RunConfig(dataset="digits", weights=str(BUNDLED), preset="linear-probe", epochs=1, unfreeze_every=1)
+    cfg = RunConfig(dataset="digits", weights=str(BUNDLED), preset="linear-probe", epochs=2, batch_size=16,
+                    unfreeze_every=1)
     r = train(cfg, data=digits)
     assert any("nothing to thaw" in n for n in r.notes)
     assert r.status == "completed"
