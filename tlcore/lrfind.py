@@ -115,17 +115,17 @@ def lr_find(cfg: RunConfig, *, data: ImageData | None = None, start: TransferNet
         trainer = Trainer(_sweep_config(cfg), stop=stop)
         if not trainer.setup(data, start=start, announce=False):
             raise TLCoreError("Stopped before the learning-rate sweep began.")
-        lrs, losses, raw, early = _sweep(trainer, start_lr, end_lr, steps)
-    return _finding(lrs, losses, raw, early, rule)
+        lrs, raw, early = _sweep(trainer, start_lr, end_lr, steps)
+    return _finding(lrs, raw, early, rule)
 
 
-def _sweep(trainer: Trainer, start_lr: float, end_lr: float, steps: int) -> tuple[list, list, list, bool]:
-    """(rates, smoothed losses, raw losses, blew up) over up to ``steps`` updates, the loader cycled."""
+def _sweep(trainer: Trainer, start_lr: float, end_lr: float, steps: int) -> tuple[list, list, bool]:
+    """(rates, each batch's loss, blew up) over up to ``steps`` updates, the loader cycled."""
     step, head_lr = trainer.step, trainer.cfg.lr
     gamma = (end_lr / start_lr) ** (1 / (steps - 1))
     # Every group's rate is its planned one times the same factor: the ratios stay as the run has them.
     step.scheduler = torch.optim.lr_scheduler.LambdaLR(step.optimizer, lambda i: start_lr / head_lr * gamma ** i)
-    lrs, losses, raw, avg, best = [], [], [], 0.0, math.inf
+    lrs, raw, avg, best = [], [], 0.0, math.inf
     trainer.model.train()
     trainer.objective.open()
     try:
@@ -139,20 +139,19 @@ def _sweep(trainer: Trainer, start_lr: float, end_lr: float, steps: int) -> tupl
                 avg = BETA * avg + (1 - BETA) * raw[-1]
                 smooth = avg / (1 - BETA ** (len(lrs) + 1))
                 lrs.append(lr)
-                losses.append(smooth)
                 if not math.isfinite(smooth) or smooth > BLOW_UP * best:
-                    return lrs, losses, raw, True
+                    return lrs, raw, True
                 best = min(best, smooth)
                 if len(lrs) == steps:
                     break
     finally:
         trainer.objective.close()
-    return lrs, losses, raw, False
+    return lrs, raw, False
 
 
-def _finding(lrs: list[float], ema: list[float], raw: list[float], early: bool, rule: str) -> LRFinding:
-    """The rule read on the curve without its first tenth (fastai's: the smoothing's warm-up)
-    and its last point, once blown up (or its last five, as fastai)."""
+def _finding(lrs: list[float], raw: list[float], early: bool, rule: str) -> LRFinding:
+    """The rule read on the :func:`centered` curve without its first tenth (as fastai) and its
+    last point, once blown up (or its last five, as fastai)."""
     curve = centered(raw)
     skip = len(lrs) // 10
     end = len(lrs) - (1 if early else min(5, len(lrs) // 10))
