@@ -172,7 +172,7 @@ def centered(raw: list[float]) -> np.ndarray:
     sweep over 8 decades moves the curve right by up to 4 decades, and one blown-up batch drags
     it for long after. On LeNet-5 / MNIST (SGD, seed 0) its steepest fall sat at lr 0.24, past
     where the raw loss fell fastest, and 3 epochs at 0.24 reached 0.9864; on this curve the rule
-    reads 0.095, and 3 epochs at it reach 0.9921 (seeds 1 and 2: 0.079 and 0.167). A centred
+    reads 0.0955, and 3 epochs at it reach 0.9920 (seeds 1 and 2: 0.079 and 0.167). A centred
     median has no lag and ignores a lone spike; the sweep's stop still uses the moving average,
     as fastai's does."""
     w = max(3, len(raw) // 10)
