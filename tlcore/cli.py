@@ -106,6 +106,10 @@ class ProgressBar(Callback):
         self.bar.write(f"epoch {e.epoch}/{e.epochs}: train loss {e.train_loss:.4f} acc {e.train_accuracy:.4f} | "
                        f"val loss {e.val_loss:.4f} acc {e.val_accuracy:.4f}{' *' if e.best else ''}", file=sys.stderr)
 
+    def on_unfreeze(self, trainer, e):
+        self.bar.write(f"epoch {e.epoch}: {', '.join(e.thawed)} unfrozen; training "
+                       + ", ".join(f"{g} at lr {lr:.3g}" for g, lr in e.lrs.items()), file=sys.stderr)
+
     def on_run_end(self, trainer, e):
         if self.bar is not None:
             self.bar.close()
@@ -146,26 +150,47 @@ def cmd_train(args) -> int:
     return _train(args)
 
 
+def suggested_config(args: argparse.Namespace):
+    """``(cfg, data)``: the flags' RunConfig, the suggestions for this model and this much data in
+    place of the suggested flags not given (``data``: loaded to size them, or None)."""
+    from .defaults import SUGGESTED, suggested_for
+    from .trainer import load_run_data
+
+    # RunConfig's defaults stand in while everything typed is validated, then the suggestions replace them.
+    missing = [k for k in SUGGESTED if getattr(args, k) is None]
+    cfg = config_from_args(argparse.Namespace(**{**vars(args), **{k: getattr(RunConfig, k) for k in missing}}))
+    if not missing:
+        return cfg, None
+    data = load_run_data(cfg)
+    suggestion = suggested_for(cfg, len(data.train))
+    return dataclasses.replace(cfg, **{k: suggestion[k] for k in missing}).validate(), data
+
+
+def cmd_lr_find(args) -> int:
+    """The learning-rate sweep on the run the flags describe; the suggested rate and its rule."""
+    from .lrfind import lr_find
+    from .plots import lr_find_figure
+
+    cfg, data = suggested_config(args)
+    f = lr_find(cfg, data=data, start_lr=args.start_lr, end_lr=args.end_lr, steps=args.steps, rule=args.rule)
+    if args.plot:
+        _write_figure(lr_find_figure(f), args.plot)
+    print(f"suggested lr: {f.suggested_lr:.3g} (rule: {f.rule}); swept {len(f.lrs)} steps from {f.lrs[0]:.1e} "
+          f"to {f.lrs[-1]:.1e}{', stopped when the loss blew up' if f.stopped_early else ''}", file=sys.stderr)
+    if args.json:
+        print(json.dumps(f.to_dict()))
+    return 0
+
+
 def _train(args) -> int:
     import time
 
-    from .defaults import SUGGESTED, suggested_for
     from .paths import runs_dir
     from .train import train
-    from .trainer import load_run_data
 
     if args.resume:
         return _continue(args)
-    # Flags not given: RunConfig's defaults stand in while everything typed is validated, then
-    # the suggestions for this model and this much data replace them.
-    missing = [k for k in SUGGESTED if getattr(args, k) is None]
-    cfg = config_from_args(argparse.Namespace(**{**vars(args), **{k: getattr(RunConfig, k) for k in missing}}))
-    data = None
-    if missing:
-        data = load_run_data(cfg)
-        suggestion = suggested_for(cfg, len(data.train))
-        cfg = dataclasses.replace(cfg, **{k: suggestion[k] for k in missing}).validate()
-
+    cfg, data = suggested_config(args)
     out = Path(args.out) if args.out else runs_dir() / f"{Path(cfg.dataset).stem}-{cfg.backbone.replace(':', '-')}-{time.strftime('%Y%m%d-%H%M%S')}"
     return _report(train(cfg, data=data, callbacks=[ProgressBar()], out=out), args)
 
@@ -382,6 +407,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--json", action="store_true", help="last stdout line: one JSON summary")
     t.set_defaults(fn=cmd_train)
 
+    _lr_find_parser(sub)
     _comparison_parsers(sub)
 
     e = sub.add_parser("evaluate", help="evaluate a saved run on its dataset's test split, or on any labelled folder or zip")
@@ -422,6 +448,19 @@ def _features_parser(sub) -> None:
     f.add_argument("--seed", type=int, default=0, help="the k-NN folds' and the projection's sample")
     f.add_argument("--json", action="store_true", help='print {"before": {"knn_accuracy": ...}, "after": {...}}')
     f.set_defaults(fn=cmd_features)
+
+
+def _lr_find_parser(sub) -> None:
+    lf = sub.add_parser("lr-find", help="sweep the learning rate on a copy of the run (the train flags) and suggest one")
+    add_config_flags(lf)
+    lf.add_argument("--start-lr", type=float, default=1e-7, help="the sweep's first (head) rate")
+    lf.add_argument("--end-lr", type=float, default=10.0, help="its last, unless the loss blows up first")
+    lf.add_argument("--steps", type=int, default=100, help="updates in the sweep, one batch each")
+    lf.add_argument("--rule", default="steep", choices=["steep", "valley", "minimum"],
+                    help="how the rate is read off the curve (fastai's names)")
+    lf.add_argument("--plot", default=None, metavar="PATH", help="write the curve: .html, or .png with kaleido")
+    lf.add_argument("--json", action="store_true", help="print one JSON object: suggested_lr, lrs, losses, rule")
+    lf.set_defaults(fn=cmd_lr_find)
 
 
 def _comparison_parsers(sub) -> None:

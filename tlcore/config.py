@@ -127,6 +127,11 @@ class RunConfig:
     frozen: list[str] | None = _field(None, "comma-separated layer groups to freeze (instead of --preset)")
     train_bn: bool = _field(False, "BatchNorm in frozen groups keeps training (Lightning's train_bn)", kind="bool",
                             rule="true or false")
+    # Gradual unfreezing (ULMFiT's): the preset says which groups train in the end; they join one at a time.
+    unfreeze_every: int = _number_field(0, "gradual unfreezing: the head trains alone, then one more layer group, "
+                                        "from the top, joins every this many epochs (up to what the preset lets "
+                                        "train); 0 = off", 0, MAX_EPOCHS, lo_open=False, integer=True,
+                                        label="Unfreeze one more group every (epochs, 0 = off)")
     # -- optimization; the suggested settings first, in the order the app's /train endpoint takes them
     epochs: int = _number_field(5, "passes over the training split", 0, MAX_EPOCHS, integer=True, suggested=True,
                                 label="Epochs")
@@ -142,6 +147,9 @@ class RunConfig:
     body_lr_mult: float = _number_field(1.0, "a pretrained body learns at lr x this: 0.1 lets it learn ten times "
                                         "slower than the new head", 0, 10, lo_open=False, suggested=True,
                                         label="Body learning-rate multiplier", step=0.1)
+    layer_lr_decay: float = _number_field(1.0, "discriminative rates: each deeper body group learns at this x the "
+                                          "rate of the group above it (e.g. 0.5); 1 = one rate for the whole body",
+                                          0, 1, label="Per-group rate decay (deeper groups)", step=0.1)
     momentum: float = _number_field(0.9, "SGD only; Nesterov", 0, 0.999, lo_open=False)
     weight_decay: float = _number_field(5e-4, "AdamW / SGD weight decay (not on biases and norms)", 0, 1,
                                         lo_open=False)

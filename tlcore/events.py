@@ -79,6 +79,16 @@ class EpochEvent:
 
 
 @dataclass
+class UnfreezeEvent:
+    """Fired when gradual unfreezing lets more layer groups train, just before ``epoch`` begins."""
+
+    epoch: int  # the first epoch they train in (1-based); on the charts, at x = epoch - 1
+    thawed: list[str]  # the groups that joined
+    live: list[str]  # every group training from now on, head first
+    lrs: dict[str, float]  # each live group's planned (discriminative) rate
+
+
+@dataclass
 class RunEnd:
     """Fired once at the end, whatever happened."""
 
@@ -108,6 +118,9 @@ class Callback:
 
     def on_epoch_end(self, trainer, event: EpochEvent) -> None:
         """An epoch and its validation are done."""
+
+    def on_unfreeze(self, trainer, event: UnfreezeEvent) -> None:
+        """Gradual unfreezing: more layer groups train from this epoch on."""
 
     def on_run_end(self, trainer, event: RunEnd) -> None:
         """The run ended (completed, stopped, or failed)."""
@@ -162,6 +175,9 @@ class Recorder(Callback):
 
     def on_epoch_end(self, trainer, event):
         self.sink(("epoch_end", event))
+
+    def on_unfreeze(self, trainer, event):
+        self.sink(("unfreeze", event))
 
     def on_run_end(self, trainer, event):
         self.sink(("run_end", event))

@@ -9,14 +9,29 @@ import torch
 
 from .config import RunConfig
 from .errors import TLCoreError
-from .models import TransferNet
+from .models import HEAD, TransferNet
+
+
+def group_rates(model: TransferNet, cfg: RunConfig) -> dict[str, float]:
+    """Each layer group's planned rate, head first: the head at ``lr``, the body's top group at
+    ``lr * body_lr_mult``, each deeper one ``layer_lr_decay`` times the one above (ULMFiT's
+    discriminative rates: the lower a layer, the more general its features, the less it moves)."""
+    body = [g for g in model.group_names() if g != HEAD]
+    rates = {HEAD: cfg.lr}
+    for depth, g in enumerate(reversed(body)):
+        rates[g] = cfg.lr * cfg.body_lr_mult * cfg.layer_lr_decay ** depth
+    return rates
 
 
 def param_groups(model: TransferNet, cfg: RunConfig) -> list[dict]:
-    """Head at ``lr``, trainable body at ``lr * body_lr_mult``; no weight decay on biases and norms."""
+    """Head at ``lr``, trainable body at its :func:`group_rates`; no weight decay on biases and norms."""
+    if cfg.layer_lr_decay == 1:  # one rate for the body: one group, in the body's own order (saved states rely on it)
+        parts = [(model.head.parameters(), cfg.lr), (model.body.parameters(), cfg.lr * cfg.body_lr_mult)]
+    else:
+        parts = [([p for _, p in model.group_parameters(g)], lr) for g, lr in group_rates(model, cfg).items()]
     groups = []
-    for part, lr in ((model.head, cfg.lr), (model.body, cfg.lr * cfg.body_lr_mult)):
-        ps = [p for p in part.parameters() if p.requires_grad]
+    for params, lr in parts:
+        ps = [p for p in params if p.requires_grad]
         decay = [p for p in ps if p.ndim > 1]
         other = [p for p in ps if p.ndim <= 1]
         groups += [g for g in ({"params": decay, "lr": lr, "weight_decay": cfg.weight_decay},

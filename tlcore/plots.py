@@ -64,12 +64,14 @@ def _spans_decades(values: list[float]) -> bool:
     return bool(v) and max(v) / min(v) > LOG_SPAN
 
 
-def training_figures(steps: list[tuple[float, float, float]], epochs: list) -> tuple[go.Figure, go.Figure]:
+def training_figures(steps: list[tuple[float, float, float]], epochs: list,
+                     unfreezes: list = ()) -> tuple[go.Figure, go.Figure]:
     """Live loss and accuracy charts.
 
     Args:
         steps: (fractional epoch, running train loss, running train accuracy) within epochs.
         epochs: EpochEvent-like objects with train/val loss and accuracy.
+        unfreezes: UnfreezeEvent-like objects: a dashed line where each epoch with more groups began.
     """
     loss, acc = go.Figure(), go.Figure()
     if steps:
@@ -91,7 +93,43 @@ def training_figures(steps: list[tuple[float, float, float]], epochs: list) -> t
         loss.update_yaxes(type="log", title="cross-entropy (log scale)")
     _layout(acc, "Accuracy", "epoch", "accuracy")
     acc.update_yaxes(range=[0, 1.02])
+    for u in unfreezes:
+        _mark_unfreeze(loss, u)
+        _mark_unfreeze(acc, u)
     return loss, acc
+
+
+UNFREEZE_COLOR = "#f59e0b"
+
+
+def _mark_unfreeze(fig: go.Figure, u) -> None:
+    """A dashed line at the start of the epoch the groups joined in, labelled with them."""
+    text = "+" + ", ".join(u.thawed)
+    fig.add_vline(x=u.epoch - 1, line=dict(color=UNFREEZE_COLOR, dash="dash", width=1.5))
+    fig.add_annotation(x=u.epoch - 1, y=1, yref="paper", text=text, showarrow=False, xanchor="left",
+                       yanchor="top", textangle=-90, font=dict(size=10, color=UNFREEZE_COLOR),
+                       hovertext=f"epoch {u.epoch}: {', '.join(u.live)} train")
+
+
+def lr_find_figure(finding) -> go.Figure:
+    """The sweep's smoothed loss against the learning rate on a log axis, the suggestion marked."""
+    fig = go.Figure()
+    fig.add_scatter(x=finding.lrs, y=finding.raw_losses, mode="markers", name="each batch",
+                    marker=dict(color="#94a3b8", size=4))
+    fig.add_scatter(x=finding.lrs, y=finding.losses, mode="lines", name="smoothed (centred median)",
+                    line=dict(color="#6366f1", width=2))
+    lr = finding.suggested_lr
+    near = min(range(len(finding.lrs)), key=lambda i: abs(math.log(finding.lrs[i] / lr)))
+    fig.add_scatter(x=[lr], y=[finding.losses[near]], mode="markers", name=f"suggested: {lr:.3g}",
+                    marker=dict(color="#dc2626", size=12, symbol="circle"))
+    fig.add_vline(x=lr, line=dict(color="#dc2626", dash="dot", width=1))
+    fig.update_xaxes(type="log", exponentformat="power")
+    finite = [v for v in finding.losses if v is not None and math.isfinite(v)]
+    if finite:  # the blown-up last point would flatten the curve
+        lo, first = min(finite), finite[0]
+        fig.update_yaxes(range=[lo - 0.1 * (first - lo + 1e-3), max(first, lo) + 0.5 * (first - lo + 1e-3)])
+    _layout(fig, f"Learning-rate finder: suggested {lr:.3g}", "learning rate (head; log scale)", "loss (smoothed)")
+    return fig
 
 
 def confusion_figure(cm: np.ndarray, classes: list[str], normalized: bool = False) -> go.Figure:

@@ -34,15 +34,16 @@ from .device import PRECISION_NAMES, autocast, autocast_dtype, describe_device, 
 from .errors import TLCoreError
 from . import distributed, health
 from .evaluate import Evaluation, evaluate
-from .events import Callback, EpochEvent, RunEnd, RunInfo, StepEvent, StopRequested, StopToken
+from .events import Callback, EpochEvent, RunEnd, RunInfo, StepEvent, StopRequested, StopToken, UnfreezeEvent
 from .models import TransferNet, create_backbone, freeze
 from .objective import Objective
-from .optim import build_optimizer
+from .optim import build_optimizer, group_rates
 from .result import RunResult, Status
 from .source import SourceTask, objective_for
 from .state import LoopState, save_end_state
 from .step import Step
 from .tracking import BestEpoch, Clock, EpochMeter
+from .unfreeze import Unfreezer
 
 STEP_INTERVAL_S = Callback.step_interval_s
 # Runs that ended at an epoch boundary: their last state is saved, so they can be continued.
@@ -76,6 +77,7 @@ class Trainer:
         self.source: SourceTask | None = None  # the saved run transferred from, if any
         self.source_accuracy: tuple[float | None, float | None] = (None, None)  # its task, before and after
         self.epoch_scheduler = None  # a schedule stepped per epoch (the tutorial's), not per step
+        self.unfreezer: Unfreezer | None = None  # gradual unfreezing, when on
         self.is_main = is_main_process()
         self.step_interval_s = min([cb.step_interval_s for cb in self.callbacks] or [STEP_INTERVAL_S])
         self.status, self.message = Status.STOPPED, "Stopped before training began."
@@ -121,6 +123,7 @@ class Trainer:
             return self._stopped("Stopped while loading, before training began.")
         if not self._make_loaders(resuming=resume is not None):
             return self._stopped("Stopped while caching features.")
+        self.unfreezer = self._unfreezer()
         if distributed.world() > 1:  # each rank its shard of every epoch; DDP averages the gradients
             self.loader.shard(distributed.rank(), distributed.world())
             self.net = distributed.wrap(self.net, self.device)
@@ -146,6 +149,32 @@ class Trainer:
         else:
             model = copy.deepcopy(start)  # the caller's model is left as it was
         return freeze(model, preset=cfg.preset, frozen=cfg.frozen, train_bn=cfg.train_bn)
+
+    def _unfreezer(self) -> Unfreezer | None:
+        """Gradual unfreezing, when asked for and something can thaw (a note says what, or why not)."""
+        every = self.cfg.unfreeze_every
+        if every <= 0:
+            return None
+        u = Unfreezer(self.model, every, self.cfg.train_bn)
+        if not u.active:
+            self.notes.append("Gradual unfreezing has nothing to thaw: the freezing preset keeps the whole body frozen.")
+            return None
+        if distributed.world() > 1:  # DDP fixes at wrapping which parameters it averages
+            raise TLCoreError("Gradual unfreezing (unfreeze_every) needs a single process; set it to 0 under torchrun.")
+        joining = u.order[:(self.cfg.epochs - 1) // every]
+        pace = "one per epoch" if every == 1 else f"one every {every} epochs"
+        self.notes.append(f"Gradual unfreezing: the head alone first, then {', '.join(joining) or 'nothing'} "
+                          f"({pace})" + (f"; {', '.join(u.order[len(joining):])} stay frozen: the run ends first."
+                                         if len(joining) < len(u.order) else "."))
+        return u
+
+    def _thaw(self, epoch: int) -> None:
+        """The groups this epoch trains, as gradual unfreezing says; an event when more join."""
+        thawed = self.unfreezer.apply(self.model, epoch)
+        if thawed:
+            rates = group_rates(self.model, self.cfg)  # head first, then the body from the top down
+            live = [g for g in rates if g not in self.model.frozen]
+            self.fire("on_unfreeze", UnfreezeEvent(epoch, thawed, live, {g: rates[g] for g in live}))
 
     def _stopped(self, message: str) -> bool:
         self.status, self.message = Status.STOPPED, message
@@ -197,6 +226,8 @@ class Trainer:
                 if budget_s is not None and epoch > first and spent + spent / (epoch - first) > budget_s:
                     self.status = Status.PAUSED
                     break
+                if self.unfreezer is not None:
+                    self._thaw(epoch)
                 if not self.train_epoch(epoch):
                     break
                 self.end_epoch(epoch)

@@ -41,6 +41,17 @@ def _retrain(event, session: gr.State, training: train_tab.TrainTab):
         .then(train_tab.cleared, session, training.view, **private)
 
 
+def _schedule(session: gr.State, model: model_tab.ModelTab, training: train_tab.TrainTab, described: list) -> None:
+    """The Model tab's schedule follows the model (each event in ``described`` re-described it)
+    and the Train tab's epochs, rates and unfreezing."""
+    private = dict(api_visibility="private")
+    inputs = [session, *(training.inputs[k] for k in model_tab.SCHEDULE_INPUTS)]
+    for comp in inputs[1:]:
+        comp.change(model_tab.schedule, inputs, model.schedule, **private)
+    for event in described:
+        event.then(model_tab.schedule, inputs, model.schedule, **private)
+
+
 def _to_compare():
     return gr.Tabs(selected=COMPARE)
 
@@ -95,7 +106,8 @@ def build_app() -> gr.Blocks:
         for event in model.changed:
             _retrain(event.then(train_tab.resuggest, session, training.suggested, **private), session, training)
         # A new dataset changes the class count: re-describe the model, re-suggest the settings.
-        _retrain(data.summary.change(model_tab.describe, model.describe_inputs, model.describe_outputs, **private)
-                 .then(train_tab.resuggest, session, training.suggested, **private), session, training)
+        redescribed = data.summary.change(model_tab.describe, model.describe_inputs, model.describe_outputs, **private)
+        _retrain(redescribed.then(train_tab.resuggest, session, training.suggested, **private), session, training)
+        _schedule(session, model, training, [*model.changed, redescribed])
     demo.queue(max_size=MAX_QUEUE, default_concurrency_limit=4)
     return demo

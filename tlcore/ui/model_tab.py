@@ -7,7 +7,10 @@ from typing import NamedTuple
 import gradio as gr
 import pandas as pd
 
+from ..config import RunConfig
 from ..errors import TLCoreError
+from ..optim import group_rates
+from ..unfreeze import plan
 from ..models import HEAD, create_backbone, freeze, frozen_for_preset, list_backbones, preset_names, weights_choices
 from ..runfiles import list_runs, read_run_config
 from ..paths import BUNDLED_RUNS
@@ -26,6 +29,7 @@ class ModelTab(NamedTuple):
     describe_inputs: list  # describe's: session, backbone, weights, frozen, train_bn
     describe_outputs: list  # session, table, counts
     changed: list  # one event per way the user changes the model, each ending in describe
+    schedule: gr.Dataframe  # which groups train in which epochs (gradual unfreezing), at what rate
 
 
 def _model(session: Session, backbone: str, weights: str, num_classes: int):
@@ -59,6 +63,30 @@ def describe(session: Session, backbone: str, weights: str, frozen: list[str], t
     text = (f"**{trainable:,} of {total:,} parameters train** ({100 * trainable / total:.2f}%) · input "
             f"{s.channels}×{s.size}×{s.size} · weights: {model.weights} · {_num_classes(session)} classes")
     return session, pd.DataFrame(rows), text
+
+
+SCHEDULE_INPUTS = ("epochs", "unfreeze_every", "lr", "body_lr_mult", "layer_lr_decay")  # Train tab fields
+SCHEDULE_COLUMNS = ["epochs", "groups training", "rates (head first)"]
+
+
+def schedule(session: Session, epochs, every, lr, body_lr_mult, layer_lr_decay):
+    """Which layer groups train in which epochs, and at what rate, with the Train tab's settings."""
+    model = session.preview
+    try:
+        cfg = RunConfig(epochs=epochs, unfreeze_every=every, lr=lr, body_lr_mult=body_lr_mult,
+                        layer_lr_decay=layer_lr_decay).validate()
+    except (TLCoreError, TypeError):
+        return gr.skip()  # the Train tab says what is wrong when training starts
+    if model is None:
+        return pd.DataFrame(columns=SCHEDULE_COLUMNS)
+    steps, rates = plan(model, cfg.unfreeze_every, cfg.epochs), group_rates(model, cfg)
+    rows = []
+    for i, (first, live) in enumerate(steps):
+        last = steps[i + 1][0] - 1 if i + 1 < len(steps) else cfg.epochs
+        span = f"{first}" if first == last else f"{first}-{last}"
+        rows.append({"epochs": span, "groups training": ", ".join(live),
+                     "rates (head first)": ", ".join(f"{rates[g]:.3g}" for g in live)})
+    return pd.DataFrame(rows, columns=SCHEDULE_COLUMNS)
 
 
 @functools.lru_cache(maxsize=1)  # the shipped assets do not change while the app runs
@@ -146,6 +174,8 @@ def build(session_state: gr.State) -> ModelTab:
         with gr.Column(scale=2):
             counts = gr.Markdown()
             table = gr.Dataframe(headers=["group", "parameters", "trainable", "frozen"], interactive=False)
+            gr.Markdown("**Schedule** (Train tab: epochs, learning rate, gradual unfreezing)")
+            plan_table = gr.Dataframe(headers=SCHEDULE_COLUMNS, interactive=False, elem_id="unfreeze-schedule")
     choice_in, choice_out = [session_state, backbone, weights, preset], [weights, preset, frozen]
     desc_in = [session_state, backbone, weights, frozen, train_bn]
     desc_out = [session_state, table, counts]
@@ -160,4 +190,5 @@ def build(session_state: gr.State) -> ModelTab:
               gr.Checkbox(visible=False)]
     gr.Button(visible=False).click(choose_model, [session_state, *api_in], desc_out, api_name="choose_model")
     described.append(train_bn.input(describe, desc_in, desc_out, **private))
-    return ModelTab(backbone, weights, preset, frozen, choice_in, choice_out, desc_in, desc_out, described)
+    return ModelTab(backbone, weights, preset, frozen, choice_in, choice_out, desc_in, desc_out, described,
+                    plan_table)

@@ -50,6 +50,7 @@ class Session:
     preview: TransferNet | None = None
     preview_key: tuple | None = None
     suggested: dict | None = None  # the Train tab's settings as last suggested (tlcore.defaults)
+    lr_found: float | None = None  # the Train tab's last learning-rate finder suggestion
     charts_for: tuple | None = None  # the data and model the Train tab's charts show a run of
     evaluated_on: dict[str, RunRecord] = field(default_factory=dict)  # a run shown on an uploaded set instead
     runs: dict[str, RunRecord] = field(default_factory=dict)

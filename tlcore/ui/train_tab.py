@@ -24,7 +24,8 @@ from ..device import describe_device, pick_device
 from ..errors import TLCoreError
 from ..events import Recorder, StepEvent, StopToken, stream
 from ..models import HEAD
-from ..plots import training_figures
+from ..lrfind import lr_find
+from ..plots import lr_find_figure, training_figures
 from ..result import RunResult, Status
 from ..resume import continuable, continue_run
 from ..train import train
@@ -42,9 +43,10 @@ CHART_NOTE = ("*Training loss sits above validation loss here: training is score
 MAIN = ("epochs", "batch_size", "lr", "optimizer", "scheduler", "body_lr_mult")
 MORE = ("label_smoothing", "augment", "early_stopping", "seed")
 KEEP = ("l2sp", "head_l2", "lwf_weight", "lwf_temperature")  # not forgetting the source
+UNFREEZE = ("unfreeze_every", "layer_lr_decay")  # gradual unfreezing, discriminative rates
 # The /train endpoint's inputs, in this order (callers send them by position; new ones go last).
 # A setting added here is offered, named in the API and checked, from its RunConfig field alone.
-FIELDS = (*MAIN, *MORE, *KEEP)
+FIELDS = (*MAIN, *MORE, *KEEP, *UNFREEZE)
 
 
 class TrainTab(NamedTuple):
@@ -52,6 +54,10 @@ class TrainTab(NamedTuple):
     inputs: dict[str, gr.components.Component]  # by RunConfig field name
     progress: gr.HTML
     status: gr.Markdown
+    find_lr: gr.Button  # the learning-rate finder; its chart, its sentence and "Use this"
+    lr_plot: gr.Plot
+    lr_note: gr.Markdown
+    use_lr: gr.Button
     train_event: object  # the Start click's event, for chaining
     view: list  # progress, loss chart, accuracy chart, status: what ``cleared`` resets
 
@@ -144,7 +150,7 @@ class LiveView:
 
     def __init__(self, history: list | None = None):
         """``history``: the epochs a continued run already has (its chart is one curve)."""
-        self.steps, self.epoch_ends = [], list(history or [])
+        self.steps, self.epoch_ends, self.unfreezes = [], list(history or []), []
         self.text, self.fraction, self.last = "Loading…", 0.0, 0.0
 
     def update(self, kind: str, ev) -> bool:
@@ -160,6 +166,9 @@ class LiveView:
             self._step(ev)
         elif kind == "epoch_end":
             self.epoch_ends.append(ev)
+        elif kind == "unfreeze":
+            self.unfreezes.append(ev)
+            self.text = f"Epoch {ev.epoch}: {', '.join(ev.thawed)} joined; {', '.join(ev.live)} train"
         now = time.monotonic()
         due = kind == "epoch_end" or now - self.last >= UPDATE_EVERY_S
         self.last = now if due else self.last
@@ -173,7 +182,7 @@ class LiveView:
 
     def frame(self, text: str | None = None, fraction: float | None = None):
         """(progress, loss chart, accuracy chart)."""
-        loss_fig, acc_fig = training_figures(self.steps, self.epoch_ends)
+        loss_fig, acc_fig = training_figures(self.steps, self.epoch_ends, self.unfreezes)
         return _progress_html(self.fraction if fraction is None else fraction, text or self.text), loss_fig, acc_fig
 
 
@@ -265,6 +274,37 @@ start.__signature__ = inspect.Signature(
     [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD) for n in ("session", *FIELDS)])
 
 
+def find_lr(session: Session, *values):
+    """The learning-rate sweep (tlcore.lrfind) for the tab's settings, on a copy of the model:
+    (chart, its sentence, the Use button)."""
+    try:
+        if session.dataset is None:
+            raise TLCoreError("Load a dataset on the Data tab first.")
+        if session.stop is not None:
+            raise TLCoreError(BUSY)
+        cfg = config(session, dict(zip(FIELDS, values)))
+        stop = session.begin(StopToken())  # Stop reaches the sweep, and Start waits for it
+        try:
+            found = lr_find(cfg, data=session.dataset, stop=stop)
+        finally:
+            session.end()
+    except (TLCoreError, TypeError, ValueError) as e:
+        warn(e)
+        return gr.skip(), f"**No suggestion:** {escape(e)}", gr.update(interactive=False)
+    session.lr_found = float(f"{found.suggested_lr:.3g}")
+    note = (f"**Suggested learning rate: {session.lr_found:g}** (for the head) · rule: {escape(found.rule)} · "
+            f"{len(found.lrs)} steps on a copy of the model; nothing was trained.")
+    return lr_find_figure(found), note, gr.update(interactive=True, value=f"Use {session.lr_found:g}")
+
+
+def use_lr(session: Session):
+    """The last suggestion into the learning-rate box."""
+    if session.lr_found is None:
+        warn("Find a learning rate first.")
+        return gr.skip()
+    return session.lr_found
+
+
 def busy(session: Session):
     """Start pressed while this session trains: say so (that press starts nothing; a second run
     would wait behind the first). The press that began the run is not answered here."""
@@ -292,7 +332,12 @@ def build(session_state: gr.State, runs_dropdown: gr.Dropdown) -> TrainTab:
                 inputs.update({k: fields.component(k, first.get(k, ...)) for k in MORE})
             with gr.Accordion("Not forgetting the source (L2-SP, LwF)", open=False):
                 inputs.update({k: fields.component(k) for k in KEEP})
+            with gr.Accordion("Gradual unfreezing", open=False):
+                inputs.update({k: fields.component(k) for k in UNFREEZE})
             suggest_btn = gr.Button("Suggest settings for this data and model", size="sm")
+            with gr.Row():
+                find_btn = gr.Button("Find learning rate", size="sm")
+                use_btn = gr.Button("Use this", size="sm", interactive=False)
             with gr.Row():
                 start_btn = gr.Button("Start training", variant="primary")
                 stop_btn = gr.Button("Stop", variant="stop")
@@ -303,11 +348,17 @@ def build(session_state: gr.State, runs_dropdown: gr.Dropdown) -> TrainTab:
                 loss_plot = gr.Plot(label="Loss")
                 acc_plot = gr.Plot(label="Accuracy")
             gr.Markdown(CHART_NOTE, elem_id="chart-note")
+            lr_note = gr.Markdown(elem_id="lr-note")
+            lr_plot = gr.Plot(label="Learning-rate finder")
     suggest_btn.click(suggest, session_state, [inputs[k] for k in SUGGESTED], api_name="suggest_settings")
     train_event = start_btn.click(
         start, [session_state, *(inputs[k] for k in FIELDS)],
         [progress, loss_plot, acc_plot, status, runs_dropdown], api_name="train",
         concurrency_limit=SLOTS, concurrency_id="training")
+    find_btn.click(find_lr, [session_state, *(inputs[k] for k in FIELDS)], [lr_plot, lr_note, use_btn],
+                   api_name="find_lr", concurrency_limit=SLOTS, concurrency_id="training")
+    use_btn.click(use_lr, session_state, inputs["lr"], api_visibility="private")
     stop_btn.click(stop_training, session_state, status, api_name="stop", queue=False)
     start_btn.click(busy, session_state, status, queue=False, trigger_mode="multiple", api_visibility="private")
-    return TrainTab(device, inputs, progress, status, train_event, [progress, loss_plot, acc_plot, status])
+    return TrainTab(device, inputs, progress, status, find_btn, lr_plot, lr_note, use_btn, train_event,
+                    [progress, loss_plot, acc_plot, status])
