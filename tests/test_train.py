@@ -309,3 +309,14 @@ def test_a_runs_test_metrics_are_what_evaluate_finds_in_its_saved_files(digits, 
     again = evaluate(model.to(dev), digits.test.images, digits.test.labels, digits.classes, device=dev,
                      autocast_dtype=run_autocast_dtype(dev, meta["run"]))
     assert np.array_equal(again.probs, r.test.probs) and again.accuracy == r.test.accuracy
+
+
+@pytest.mark.parametrize("epochs", [1, 2, 3, 4, 5, 6, 8])
+@pytest.mark.parametrize("warmup", [0.0, 1.0])
+def test_a_onecycle_run_of_a_few_steps_trains(epochs, warmup):
+    """Two images a class is one step an epoch: OneCycleLR divided by a phase of length zero
+    (1 step; 4 steps x a quarter) and the run ended in a ZeroDivisionError."""
+    r = train(RunConfig(dataset="digits", samples_per_class=2, epochs=epochs, scheduler="onecycle",
+                        warmup_epochs=min(warmup, epochs), batch_size=128))
+    assert r.status.value == "completed" and len(r.history) == epochs
+    assert all(math.isfinite(e.lr) and e.lr > 0 for e in r.history)

@@ -361,7 +361,8 @@ class Trainer:
         self.model = self.model.to("cpu", memory_format=torch.contiguous_format).eval()
         self.model.classes = list(self.data.classes)
         if self.status is Status.COMPLETED:
-            self.message = (f"Completed {len(self.history)} epochs; kept epoch {self.best.epoch} "
+            n = len(self.history)
+            self.message = (f"Completed {n} epoch{'' if n == 1 else 's'}; kept epoch {self.best.epoch} "
                             f"(best validation loss).")
         elif self.status is Status.STOPPED and self.best.epoch:
             self.message += f" Kept epoch {self.best.epoch}, the best so far."
