@@ -10,7 +10,7 @@ from __future__ import annotations
 import gradio as gr
 
 from . import compare_tab, data_tab, draw_tab, evaluate_tab, model_tab, train_tab
-from .session import Session, delete_session
+from .session import Session, close_session, delete_session
 
 TITLE = "Transfer Learning Studio"
 MAX_QUEUE = 32
@@ -26,6 +26,10 @@ UPLOAD_CACHE = (600, 3600)  # every 10 minutes, delete uploads older than an hou
 def _after_run(session: Session):
     """A finished run becomes selectable on Draw (the bundled model stays the default there)."""
     return gr.update(choices=draw_tab.model_choices(session))
+
+
+def _closed(request: gr.Request):
+    close_session(request)
 
 
 def _run_names(session: Session):
@@ -77,7 +81,8 @@ def build_app() -> gr.Blocks:
         # Continue a run (Evaluate tab): it trains on the Train tab, with its live charts.
         continued = evaluation.continue_button.click(lambda: gr.Tabs(selected=TRAIN), None, tabs, **private) \
             .then(train_tab.continue_training, [session, runs, evaluation.more_epochs], [*training.view, runs],
-                  api_name="continue_training", concurrency_limit=train_tab.SLOTS, concurrency_id="training")
+                  api_name="continue_training", concurrency_limit=train_tab.SLOTS, concurrency_id="training",
+                  validator=train_tab.admit)
         # (Training and continuing set the run list themselves; teaching and a duel do not.)
         named = [draw.taught.then(_run_names, session, runs, **private),
                  compare.duel_event.then(_run_names, session, runs, **private)]
@@ -97,5 +102,7 @@ def build_app() -> gr.Blocks:
         # A new dataset changes the class count: re-describe the model, re-suggest the settings.
         _retrain(data.summary.change(model_tab.describe, model.describe_inputs, model.describe_outputs, **private)
                  .then(train_tab.resuggest, session, training.suggested, **private), session, training)
+        # A closed tab (or API client) ends its session at once: its run stops, its folder goes.
+        demo.unload(_closed)
     demo.queue(max_size=MAX_QUEUE, default_concurrency_limit=4)
     return demo
