@@ -123,6 +123,58 @@ def hammer(url: str, paths: list[str], clients: int, calls: int, kind: str) -> t
     return latencies, errors
 
 
+def flood(url: str, paths: list[str], threads: int, kind: str, until: threading.Event) -> dict:
+    """One session (one Client) calling /predict_digit from ``threads`` threads in a tight loop
+    until ``until`` is set. Returns how many calls were answered and refused, and other errors."""
+    from gradio_client import Client, handle_file
+
+    c = Client(url, verbose=False, **client_options(kind))
+    counts, lock = {"answered": 0, "refused": 0, "other": []}, threading.Lock()
+
+    def loop(k: int):
+        j = 0
+        while not until.is_set():
+            try:
+                c.predict(handle_file(paths[(k + j) % len(paths)]), api_name="/predict_digit")
+                key = "answered"
+            except Exception as e:  # the app's refusal of calls beyond the session's share, or worse
+                key = "refused" if "calls running or waiting" in str(e) else "other"
+                why = f"{type(e).__name__}: {e}"
+            with lock:
+                if key == "other":
+                    counts["other"].append(why)
+                else:
+                    counts[key] += 1
+            j += 1
+
+    workers = [threading.Thread(target=loop, args=(k,), daemon=True) for k in range(threads)]
+    for w in workers:
+        w.start()
+    counts["threads"] = workers
+    return counts
+
+
+def flood_rows(url: str, paths: list[str], clients: int, calls: int, kind: str, flood_threads: int) -> None:
+    """``clients`` sessions predicting, alone and while one more session floods: their p95 ratio."""
+    t = time.perf_counter()
+    lat, err = hammer(url, paths, clients, calls, kind)
+    report(f"{clients} sessions predicting", lat, err, time.perf_counter() - t)
+    until = threading.Event()
+    flooding = flood(url, paths, flood_threads, kind, until)
+    time.sleep(2)  # the flood is going before the others begin
+    t = time.perf_counter()
+    lat_f, err_f = hammer(url, paths, clients, calls, kind)
+    wall = time.perf_counter() - t
+    until.set()
+    for w in flooding.pop("threads"):
+        w.join(30)
+    report(f"{clients} sessions + 1 flooding ({flood_threads} threads)", lat_f, err_f, wall)
+    print(f"{'':38s} flooding session: {flooding['answered']} answered, {flooding['refused']} refused "
+          f"(beyond its share), {len(flooding['other'])} other errors {sorted(set(flooding['other']))[:2]}")
+    print(f"{'':38s} p95 with the flood / without: {np.percentile(lat_f, 95) / np.percentile(lat, 95):.2f}x "
+          f"(goal <= 1.5x, 0 errors)")
+
+
 def report(name: str, latencies: list[float], errors: list[str], wall: float) -> None:
     q = np.percentile(latencies, [50, 95, 99])
     print(f"{name:38s} p50 {q[0]:.2f} s  p95 {q[1]:.2f} s  p99 {q[2]:.2f} s  errors {len(errors)}/{len(latencies)}"
@@ -136,11 +188,20 @@ def main():
     ap.add_argument("--clients", type=int, default=16)
     ap.add_argument("--calls", type=int, default=20)
     ap.add_argument("--train-epochs", type=int, default=150, help="digits + LeNet-5 epochs for the training session")
+    ap.add_argument("--flood-threads", type=int, default=16, help="threads of the one flooding session")
+    ap.add_argument("--flood-only", action="store_true", help="only the flood rows (shared TLS context)")
     args = ap.parse_args()
     from gradio_client import Client
 
     tmp = Path(tempfile.mkdtemp())
     paths = drawings(tmp)
+    if args.flood_only:
+        app = AppServer(tmp)
+        try:
+            flood_rows(app.url, paths, args.clients - 1, args.calls, KINDS[0], args.flood_threads)
+        finally:
+            app.close()
+        return
     print(f"{args.clients} clients x {args.calls} calls of /predict_digit")
     for kind in KINDS:
         print(f"-- load generator: gradio_client, {kind}")
@@ -156,6 +217,8 @@ def main():
             t = time.perf_counter()
             lat, err = hammer(app.url, paths, args.clients, args.calls, kind)
             report("the studio", lat, err, time.perf_counter() - t)
+            if kind == KINDS[0]:
+                flood_rows(app.url, paths, args.clients - 1, args.calls, kind, args.flood_threads)
             trainer = Client(app.url, verbose=False)
             trainer.predict("digits", None, 0, 0.1, 0, api_name="/load_dataset")
             trainer.predict("lenet5", "none", "", False, api_name="/choose_model")
