@@ -68,18 +68,21 @@ class Soak:
         c = Client(self.url, verbose=False, ssl_verify=SHARED_TLS)
         with self.lock:
             self.opened += 1
+        step = "load"
         try:
             c.predict("digits", None, 0, 0.1, 0, api_name="/load_dataset")
+            step = "predict"
             out = c.predict(handle_file(self.png), api_name="/predict_digit")
             assert out["label"] == "7", out
             if i % self.train_every == 0:
+                step = "train"
                 status = c.predict(*TINY, api_name="/train")[3]
                 assert status.startswith("**Completed.**"), status
                 with self.lock:
                     self.trained += 1
         except Exception as e:  # counted and shown, the soak goes on
             with self.lock:
-                self.errors.append(f"session {i}: {type(e).__name__}: {str(e)[:150]}")
+                self.errors.append(f"session {i}, {step}: {type(e).__name__}: {str(e)[:150]}")
         finally:
             c.close()
             with self.lock:

@@ -3,7 +3,9 @@
 Layout: functions live in one module per tab; here the tabs are assembled and wired to each
 other (a finished run appears in Evaluate, Draw and Model's weights), and the queue is set:
 one training at a time per CPU machine (two on a GPU), a bounded waiting line whose members
-see their place, and prediction endpoints that never wait behind training.
+see their place, and prediction endpoints that never wait behind training. Fairness between
+sessions: each has at most one training queued or running (train_tab.admit, Gradio's validator,
+refuses a second as it arrives) and one prediction running with a few waiting (fair.PerSession).
 """
 from __future__ import annotations
 
