@@ -84,3 +84,16 @@ def test_draw_models_come_only_from_the_runs_folder(tmp_path, monkeypatch):
     for bad in ("saved: ../runs/mine", "saved: /etc", "saved: .", "saved: gone"):
         with pytest.raises(TLCoreError, match="no longer in"):
             draw_tab._source(s, bad)
+
+
+def test_a_session_forgotten_without_a_word_takes_its_folder_along():
+    """Gradio pushes the least recently used sessions out of its records without calling their
+    delete_callback: the folder goes when the Session is freed."""
+    import gc
+
+    s = Session()
+    (s.folder / "downloads").mkdir()
+    folder = s.folder
+    del s
+    gc.collect()
+    assert not folder.exists()

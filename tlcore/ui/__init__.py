@@ -9,6 +9,8 @@ refuses a second as it arrives) and one prediction running with a few waiting (f
 """
 from __future__ import annotations
 
+import os
+
 import gradio as gr
 
 from . import compare_tab, data_tab, draw_tab, evaluate_tab, model_tab, train_tab
@@ -23,6 +25,11 @@ MAX_UPLOAD = "512mb"
 # app's runs, which live in the Compare tab).
 FOOTER = ["api", "gradio", "settings"]
 UPLOAD_CACHE = (600, 3600)  # every 10 minutes, delete uploads older than an hour
+# Gradio keeps a record of every session it has seen (here ~0.4 MB each: its own copy of every
+# component's config, measured by benchmarks/soak.py), closed or not, until this many more
+# recently used ones push it out; its default, 10,000, would be ~4 GB after a busy day.
+# A session pushed out is one idle while a thousand others were used; its folder goes with it.
+STATE_SESSIONS = int(os.environ.get("TLCORE_STATE_SESSIONS", "1000"))
 
 
 def _after_run(session: Session):

@@ -98,6 +98,9 @@ class Session:
         """This session's private folder, made on first use."""
         if self._folder is None:
             self._folder = Path(tempfile.mkdtemp(prefix="tlcore-session-"))
+            # A session Gradio forgets without telling us (pushed out of its records) still takes
+            # its folder along when it is freed.
+            weakref.finalize(self, shutil.rmtree, self._folder, True)
         return self._folder
 
     def admit(self) -> bool:
