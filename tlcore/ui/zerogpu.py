@@ -84,14 +84,19 @@ def train_in_calls(cfg: RunConfig, data: ImageData, *, sink, stop: StopToken, ou
 
 
 def _one_call(events, sink) -> RunResult:
-    """Drain one call's events into ``sink``; its result (a refusal raises at the first event)."""
+    """Drain one call's events into ``sink`` (to its end: spaces releases the GPU when the
+    generator finishes); its result. A refusal raises at the first event."""
+    result = None
     for kind, payload in events:
         if kind == "result":
-            return payload
-        if kind == "error":
+            result = payload
+        elif kind == "error":
             raise TLCoreError(payload)
-        sink((kind, payload))
-    raise TLCoreError("The GPU call ended without a result.")
+        else:
+            sink((kind, payload))
+    if result is None:
+        raise TLCoreError("The GPU call ended without a result.")
+    return result
 
 
 def _on_cpu(cfg: RunConfig, data: ImageData, resume: LoopState | None, *, sink, stop: StopToken, out, why: str):
