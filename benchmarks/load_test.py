@@ -22,6 +22,8 @@ calls, alone and while a 16th session calls /predict_digit from 64 threads in a 
   per-session shares      p50 0.16 / p95 0.37 s    p50 0.26 / p95 0.50 s    1.35x  (flood: 234 answered, 186 refused)
   before them (87e54df)   p50 0.16 / p95 0.29 s    p50 0.29 / p95 0.77 s    2.63x  (flood: 426 answered)
   (16 flood threads: 1.14x with shares, 0.95x before: at that rate the flood costs little either way.)
+  whole script, later, quieter machine: 15 alone p95 0.31 s, + flood p95 0.35 s: 1.15x (325 answered,
+  185 refused); the other rows as below (studio p95 0.30 s; while training 0.37 s, run completed).
 
 The flooding session has one call running and four waiting (tlcore.ui.fair); the rest are
 refused after 0.5 s, so its loop cannot take more of the CPU than one ordinary session.
