@@ -210,15 +210,15 @@ def test_teach_it_in_a_browser(app, browser, tmp_path):
 
 
 def test_a_closed_sessions_folder_is_removed(browser, tmp_path):
-    """Gradio ends a session an hour after its tab closes (a reconnect within the hour keeps it);
-    GRADIO_IS_E2E_TEST makes that one second, so the whole path runs here: the State's
-    delete_callback removes the session's folder (its runs, downloads and drawings)."""
+    """Gradio deletes a closed tab's state only an hour later; the app's unload ends the session
+    as the tab closes: its folder (runs, downloads and drawings) is removed. The app gets its own
+    TMPDIR, so other processes' session folders are not counted."""
     import glob
-    import tempfile
 
-    pattern = str(Path(tempfile.gettempdir()) / "tlcore-session-*")
+    (tmp_path / "tmp").mkdir()
+    pattern = str(tmp_path / "tmp" / "tlcore-session-*")
     before = set(glob.glob(pattern))
-    server = AppServer(tmp_path, env={"GRADIO_IS_E2E_TEST": "1"})
+    server = AppServer(tmp_path, env={"TMPDIR": str(tmp_path / "tmp")})
     try:
         page = draw_tab_with_label(browser, server.url, "7")
         draw_stroke(page, [(0.3, 0.25), (0.7, 0.25), (0.45, 0.8)])

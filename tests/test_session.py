@@ -46,16 +46,23 @@ def test_run_names_stay_unique_after_a_run_is_deleted():
 
 
 def test_ending_a_session_stops_its_run_and_removes_everything():
+    """The folder goes once the stopped run lets go of it: a run's last act is saving there."""
     s = Session()
-    s.stop = StopToken()
+    stop = s.begin(StopToken())
     s.drawings.images.append(np.zeros((28, 28), np.uint8))
     s.drawings.labels.append("1")
     (s.folder / "downloads").mkdir()
     (s.folder / "downloads" / "my-drawings.zip").write_bytes(b"PK")
     folder = s.folder
     delete_session(s)
-    assert s.stop.requested and not folder.exists()
-    assert s.runs == {} and len(s.drawings) == 0 and s.dataset is None
+    assert stop.requested and s.runs == {} and len(s.drawings) == 0 and s.dataset is None
+    (folder / "1-run").mkdir()  # the stopping run saves its best epoch
+    s.end()
+    assert not folder.exists() and s.busy_for() == 0 and not s.admit()  # a closed session trains no more
+    idle = Session()
+    idle_folder = idle.folder
+    delete_session(idle)
+    assert not idle_folder.exists()  # nothing running: removed at once
     delete_session("not a session")  # Gradio may hand over anything: never raises
 
 
@@ -77,3 +84,16 @@ def test_draw_models_come_only_from_the_runs_folder(tmp_path, monkeypatch):
     for bad in ("saved: ../runs/mine", "saved: /etc", "saved: .", "saved: gone"):
         with pytest.raises(TLCoreError, match="no longer in"):
             draw_tab._source(s, bad)
+
+
+def test_a_session_forgotten_without_a_word_takes_its_folder_along():
+    """Gradio pushes the least recently used sessions out of its records without calling their
+    delete_callback: the folder goes when the Session is freed."""
+    import gc
+
+    s = Session()
+    (s.folder / "downloads").mkdir()
+    folder = s.folder
+    del s
+    gc.collect()
+    assert not folder.exists()

@@ -7,6 +7,7 @@ trainer first (so a callback can reach the model and the optimizer), then the ev
 """
 from __future__ import annotations
 
+import contextvars
 import logging
 import queue
 import threading
@@ -208,7 +209,9 @@ def stream(work: Callable[[Callable], object], poll_s: float = 0.2) -> Iterator[
             log.exception("training failed")
             box["error"] = unexpected_message(e)
 
-    worker = threading.Thread(target=run, name="tlcore-stream", daemon=True)
+    # The worker runs in a copy of the caller's context: Gradio's request lives in a context
+    # variable, and spaces.GPU reads it there to charge the visitor's own quota, not the Space's.
+    worker = threading.Thread(target=contextvars.copy_context().run, args=(run,), name="tlcore-stream", daemon=True)
     worker.start()
     while worker.is_alive() or not events.empty():
         try:

@@ -3,14 +3,18 @@
 Layout: functions live in one module per tab; here the tabs are assembled and wired to each
 other (a finished run appears in Evaluate, Draw and Model's weights), and the queue is set:
 one training at a time per CPU machine (two on a GPU), a bounded waiting line whose members
-see their place, and prediction endpoints that never wait behind training.
+see their place, and prediction endpoints that never wait behind training. Fairness between
+sessions: each has at most one training queued or running (train_tab.admit, Gradio's validator,
+refuses a second as it arrives) and one prediction running with a few waiting (fair.PerSession).
 """
 from __future__ import annotations
+
+import os
 
 import gradio as gr
 
 from . import compare_tab, data_tab, draw_tab, evaluate_tab, model_tab, train_tab
-from .session import Session, delete_session
+from .session import Session, close_session, delete_session
 
 TITLE = "Transfer Learning Studio"
 MAX_QUEUE = 32
@@ -21,11 +25,20 @@ MAX_UPLOAD = "512mb"
 # app's runs, which live in the Compare tab).
 FOOTER = ["api", "gradio", "settings"]
 UPLOAD_CACHE = (600, 3600)  # every 10 minutes, delete uploads older than an hour
+# Gradio keeps a record of every session it has seen (here ~0.4 MB each: its own copy of every
+# component's config, measured by benchmarks/soak.py), closed or not, until this many more
+# recently used ones push it out; its default, 10,000, would be ~4 GB after a busy day.
+# A session pushed out is one idle while a thousand others were used; its folder goes with it.
+STATE_SESSIONS = int(os.environ.get("TLCORE_STATE_SESSIONS", "1000"))
 
 
 def _after_run(session: Session):
     """A finished run becomes selectable on Draw (the bundled model stays the default there)."""
     return gr.update(choices=draw_tab.model_choices(session))
+
+
+def _closed(request: gr.Request):
+    close_session(request)
 
 
 def _run_names(session: Session):
@@ -88,7 +101,8 @@ def build_app() -> gr.Blocks:
         # Continue a run (Evaluate tab): it trains on the Train tab, with its live charts.
         continued = evaluation.continue_button.click(lambda: gr.Tabs(selected=TRAIN), None, tabs, **private) \
             .then(train_tab.continue_training, [session, runs, evaluation.more_epochs], [*training.view, runs],
-                  api_name="continue_training", concurrency_limit=train_tab.SLOTS, concurrency_id="training")
+                  api_name="continue_training", concurrency_limit=train_tab.SLOTS, concurrency_id="training",
+                  validator=train_tab.admit)
         # (Training and continuing set the run list themselves; teaching and a duel do not.)
         named = [draw.taught.then(_run_names, session, runs, **private),
                  compare.duel_event.then(_run_names, session, runs, **private)]
@@ -109,5 +123,7 @@ def build_app() -> gr.Blocks:
         redescribed = data.summary.change(model_tab.describe, model.describe_inputs, model.describe_outputs, **private)
         _retrain(redescribed.then(train_tab.resuggest, session, training.suggested, **private), session, training)
         _schedule(session, model, training, [*model.changed, redescribed])
+        # A closed tab (or API client) ends its session at once: its run stops, its folder goes.
+        demo.unload(_closed)
     demo.queue(max_size=MAX_QUEUE, default_concurrency_limit=4)
     return demo

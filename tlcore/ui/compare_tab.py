@@ -24,6 +24,7 @@ from ..runfiles import list_runs, read_metrics, run_row, saved_run
 from .session import SAVED, RunRecord, Session
 from .text import escape
 from .payload import typed
+from .train_tab import SLOTS, admit, not_claimed, stop_training
 
 DEFAULT_SHOTS = "1, 2, 5, 10, 20, 50, all"
 
@@ -49,12 +50,17 @@ def source_of(session: Session) -> tuple[str, str, list[str] | None]:
 # -- transfer vs scratch --------------------------------------------------------------------------
 def run_duel(session: Session):
     """Stream (chart, summary, runs to overlay): both runs' validation accuracy as they go, then the answer."""
+    if why := not_claimed(session):
+        yield gr.skip(), f"**Not started:** {why}", gr.skip()
+        return
     if session.dataset is None:
+        session.end()
         yield gr.skip(), "Load a dataset on the Data tab first.", gr.skip()
         return
     try:
         backbone, weights, frozen = source_of(session)
     except TLCoreError as e:
+        session.end()
         yield gr.skip(), f"**Not started:** {escape(e)}", gr.skip()
         return
     stop = session.begin(StopToken())
@@ -69,13 +75,12 @@ def run_duel(session: Session):
                                    stop=stop, out=lambda run: session.folder / names[run],
                                    callbacks=lambda run: [Recorder(sink=lambda ev: sink((run, *ev)))])
 
-    for item in stream(work):
+    for item in stream(session.guarded(work)):
         if len(item) == 3 and item[1] == "epoch_end":
             curves.setdefault(label[item[0]], []).append(item[2])
             yield overlay_figure(curves, title="Validation accuracy, transfer vs scratch"), "Training…", gr.skip()
         elif item[0] in ("result", "error"):
             outcome = item
-    session.end()
     if outcome[0] == "error":
         yield gr.skip(), f"**Not finished:** {outcome[1]}", gr.skip()
         return
@@ -99,7 +104,11 @@ def _results_table(points: list[Point], n_classes: int) -> tuple[object, pd.Data
 @typed
 def run_curve(session: Session, shots_text: str, seeds, strategies: list[str]):
     """Stream (chart, table, status) as each point of the curve finishes; Stop keeps what is done."""
+    if why := not_claimed(session):
+        yield gr.skip(), gr.skip(), f"**Not started:** {why}"
+        return
     if session.dataset is None:
+        session.end()
         yield gr.skip(), gr.skip(), "Load a dataset on the Data tab first."
         return
     try:
@@ -107,6 +116,7 @@ def run_curve(session: Session, shots_text: str, seeds, strategies: list[str]):
         shots = parse_shots(shots_text)
         seeds = int(seeds) if float(seeds or 0).is_integer() else seeds
     except (TLCoreError, ValueError, TypeError) as e:
+        session.end()
         yield gr.skip(), gr.skip(), f"**Not started:** {escape(e)}"
         return
     stop, data, points = session.begin(StopToken()), session.dataset, []
@@ -115,17 +125,15 @@ def run_curve(session: Session, shots_text: str, seeds, strategies: list[str]):
         return curve(data, backbone=backbone, weights=weights, shots=shots, seeds=seeds, strategies=strategies,
                      sink=sink, stop=stop)
 
-    for item in stream(work):
+    for item in stream(session.guarded(work)):
         if isinstance(item, Point):
             points.append(item)
             yield *_results_table(points, len(data.classes)), f"{len(points)} runs done…"
         elif item[0] == "error":
-            session.end()
             yield gr.skip(), gr.skip(), f"**Not finished:** {item[1]}"
             return
         elif item[0] == "result":
             result = item[1]
-    session.end()
     said = "Stopped: the points above are the ones that finished. " if result.stopped else ""
     passes = f" The linear probes shared one feature pass ({result.feature_pass_seconds:.1f} s)." if \
         result.feature_pass_seconds else ""
@@ -192,9 +200,7 @@ def refresh(session: Session):
 
 
 def build(session_state: gr.State) -> CompareTab:
-    from .train_tab import SLOTS, stop_training
-
-    training = dict(concurrency_limit=SLOTS, concurrency_id="training")
+    training = dict(concurrency_limit=SLOTS, concurrency_id="training", validator=admit)
     gr.Markdown("Does a pretrained body help on this data, and by how much? Every run here gets the settings "
                 "suggested for it and for this much data, by one budget rule, so no line is an undertrained "
                 "straw man.")

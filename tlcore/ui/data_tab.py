@@ -11,7 +11,7 @@ from ..errors import TLCoreError, verify_choice
 from ..plots import class_count_figure, examples
 from . import fields
 from .text import escape, warn
-from .session import Session
+from .session import Session, bind
 
 UPLOAD = "upload a zip…"
 EXAMPLES_MAX_HEIGHT = 600  # beyond it (many classes) the examples scroll
@@ -42,12 +42,14 @@ def summary_markdown(session: Session) -> str:
     return "\n\n".join(lines)
 
 
-def load(session: Session, name: str, upload, samples_per_class, val_fraction, seed):
+def load(session: Session, name: str, upload, samples_per_class, val_fraction, seed, request: gr.Request = None):
     """Load the chosen dataset; on any problem say why (a warning and in the summary) and keep the previous one.
 
     ``name`` must be a registered dataset or the upload choice: a path typed into the API is
-    refused, so no caller can make the server read folders it was not given.
+    refused, so no caller can make the server read folders it was not given. Every session
+    loads data first (the page's first paint does): here it is bound to its tab, to end with it.
     """
+    bind(session, request)
     def refuse(why: str):
         warn(why)
         return session, f"**Not loaded:** {escape(why)}\n\n" + summary_markdown(session), *_view(session)[1:]

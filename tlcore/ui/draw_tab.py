@@ -5,6 +5,7 @@ import functools
 from pathlib import Path
 from typing import NamedTuple
 
+import anyio
 import gradio as gr
 import numpy as np
 from PIL import Image, ImageDraw
@@ -23,6 +24,7 @@ from ..saliency import overlay, saliency
 from ..sketch import EmptySketch, sketch_batch
 from ..teach import teach
 from . import zerogpu
+from .fair import PerSession, TooMany
 from .session import SAVED as SAVED_PREFIX
 from .session import RunRecord, Session
 from .text import error, escape, info, warn
@@ -147,11 +149,25 @@ def explain(session: Session, choice: str, sketch):
     return overlay(seen, heat, scale=max(1, 224 // heat.shape[0]))
 
 
-def predict_digit(sketch) -> dict[str, float]:
+# Each caller (browser tab or API client session) has one prediction running and a few waiting:
+# one flooding the endpoint waits behind its own calls, and the others keep their usual waits.
+PREDICTIONS = PerSession(running=1, waiting=4)
+
+
+async def predict_digit(sketch, request: gr.Request = None) -> dict[str, float]:
     """API: an image (file or array) in, the bundled model's label confidences out.
 
-    A blank image gives no confidences; an unreadable one a one-line error, never a traceback.
+    A blank image gives no confidences; an unreadable one a one-line error, never a traceback;
+    a session with too many calls in flight is refused, after a short pause (fair.PerSession).
     """
+    try:
+        async with PREDICTIONS.turn(request.session_hash if request is not None else None):
+            return await anyio.to_thread.run_sync(_predict_digit, sketch)
+    except TooMany as e:
+        raise error(e, "Too many calls at once") from None
+
+
+def _predict_digit(sketch) -> dict[str, float]:
     try:
         x = sketch_batch([sketch], bundled_model().spec)
     except EmptySketch:

@@ -2,12 +2,20 @@
 
 A Session lives in a ``gr.State``; Gradio deletes it when the tab closes, and its
 ``delete_callback`` removes the session's own folder (its saved runs and downloads).
+
+A session trains one thing at a time: a Start is admitted (it may then wait in the queue
+behind other sessions' trainings), begins, and ends; a second Start meanwhile is refused.
+A tab closed during a run stops the run, and its folder goes once the run has let go of it
+(the run's last act is saving there: removed earlier, the folder would come back).
 """
 from __future__ import annotations
 
 import shutil
 import tempfile
+import threading
 import time
+import uuid
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,7 +34,27 @@ MAX_LOADED = 6
 # source, its body (these groups) frozen, a new head for the data: the tutorial's recipe.
 DEFAULT_BACKBONE, DEFAULT_WEIGHTS, DEFAULT_PRESET = "lenet5", str(BUNDLED_MNIST), "linear-probe"
 DEFAULT_FROZEN = ("conv1", "conv2", "fc1", "fc2")
+# Stop files (ZeroGPU's stop request crosses into the worker process as a file) live here, not in
+# the session's folder: a closing tab writes the stop and deletes its folder, and the worker must
+# still see the file. Each run removes its own.
+STOPS = Path(tempfile.gettempdir()) / "tlcore-stops"
 SAVED = "saved: "  # how a run saved under the runs folder is offered (Draw, Compare): this, then its folder name  # LeNet-5's body (a test holds it to the preset)
+
+
+class _Lock:
+    """A lock a copy does not share: Gradio deep-copies the State's first Session for each visitor."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+
+    def __enter__(self):
+        return self._lock.__enter__()
+
+    def __exit__(self, *exc):
+        return self._lock.__exit__(*exc)
+
+    def __deepcopy__(self, memo):
+        return _Lock()
 
 
 @dataclass
@@ -56,7 +84,9 @@ class Session:
     runs: dict[str, RunRecord] = field(default_factory=dict)
     runs_started: int = 0  # numbers run names: unique even after runs are deleted
     stop: StopToken | None = None  # the running training's, while one runs
-    started: float = 0.0  # when it began (time.monotonic)
+    started: float = 0.0  # when the training was admitted (time.monotonic)
+    queued: bool = False  # a training was admitted and waits in the queue for its turn
+    withdrawn: int = 0  # queued trainings stopped before they began: each ends as it reaches its turn
     drawings: Drawings = field(default_factory=Drawings)  # the Draw tab's labelled drawings
     canvas: int = 0  # counts the Draw tab's canvases: one more each time a drawing is added and cleared
     gallery: list[int] = field(default_factory=list)  # the test images the Evaluate gallery shows, in order
@@ -64,25 +94,86 @@ class Session:
     feature_space: tuple | None = None  # (run name, FeatureSpace) last computed on the Evaluate tab
     _loaded: list[str] = field(default_factory=list)  # runs whose weights are in memory, least recently used first
     _folder: Path | None = None
+    _closed: bool = False  # the tab closed: the folder goes when no run uses it
+    _lock: _Lock = field(default_factory=_Lock, repr=False)
 
     @property
     def folder(self) -> Path:
         """This session's private folder, made on first use."""
         if self._folder is None:
             self._folder = Path(tempfile.mkdtemp(prefix="tlcore-session-"))
+            # A session Gradio forgets without telling us (pushed out of its records) still takes
+            # its folder along when it is freed.
+            weakref.finalize(self, shutil.rmtree, self._folder, True)
         return self._folder
+
+    def admit(self) -> bool:
+        """A Start asks to train (when it is queued); False when a training is queued or running."""
+        with self._lock:
+            if self.queued or self.stop is not None or self._closed:
+                return False
+            self.queued, self.started = True, time.monotonic()
+            return True
+
+    def claim(self) -> bool:
+        """A training reaches its turn: True when it may go on (it holds the session until ``end``),
+        False when it was stopped while it waited, or another runs (it ends at once)."""
+        with self._lock:
+            self.queued = False
+            if self.withdrawn:
+                self.withdrawn -= 1
+                return False
+            if self.stop is not None:
+                return False
+            # A token at once: a Stop pressed while the run sets up is kept for it (begin).
+            self.stop, self.started = StopToken(), self.started or time.monotonic()
+            return True
 
     def begin(self, stop: StopToken) -> StopToken:
         """A training of this session begins; Stop reaches it through ``stop``."""
-        self.stop, self.started = stop, time.monotonic()
+        with self._lock:
+            if self.stop is not None and self.stop.requested:
+                stop.stop()
+            self.stop, self.started = stop, self.started or time.monotonic()
         return stop
 
+    def stop_token(self, *, as_file: bool) -> StopToken:
+        """A new run's StopToken; ``as_file``: also a file, outside this session's folder."""
+        if not as_file:
+            return StopToken()
+        STOPS.mkdir(exist_ok=True)
+        return StopToken(STOPS / uuid.uuid4().hex)
+
     def end(self) -> None:
-        self.stop = None
+        """The training let go (called from its own thread, so it runs even if no tab watches)."""
+        with self._lock:
+            stop, self.stop, self.started = self.stop, None, 0.0
+            closed = self._closed
+        if stop is not None and stop.path is not None:
+            stop.path.unlink(missing_ok=True)
+        if closed:
+            self._remove_folder()
+
+    def withdraw(self) -> bool:
+        """Stop pressed while a training only waits in the queue: it will not start."""
+        with self._lock:
+            if not self.queued or self.stop is not None:
+                return False
+            self.queued, self.started, self.withdrawn = False, 0.0, self.withdrawn + 1
+            return True
+
+    def guarded(self, work):
+        """``work(sink)`` that ends this session's training when it returns or raises, in its thread."""
+        def run(sink):
+            try:
+                return work(sink)
+            finally:
+                self.end()
+        return run
 
     def busy_for(self) -> float:
-        """Seconds the running training has run (0 when none runs)."""
-        return time.monotonic() - self.started if self.stop is not None else 0.0
+        """Seconds since the queued or running training was admitted (0 when none)."""
+        return time.monotonic() - self.started if (self.stop is not None or self.queued) and self.started else 0.0
 
     def new_run_name(self, label: str) -> str:
         """A name (and folder name) no run of this session has had."""
@@ -119,17 +210,44 @@ class Session:
         shutil.rmtree(record.folder, ignore_errors=True)
 
     def cleanup(self) -> None:
-        if self.stop is not None:
-            self.stop.stop()  # a run still going for a closed tab stops at its next step
-        if self._folder is not None:
-            shutil.rmtree(self._folder, ignore_errors=True)
+        """The tab closed: stop the run (if any), forget everything, remove the folder now or,
+        while a run still writes there, as soon as it ends (``end``)."""
+        with self._lock:
+            self._closed, running = True, self.stop
+        if running is not None:
+            running.stop()  # a run still going for a closed tab stops at its next step
+        else:
+            self._remove_folder()
         self.runs.clear()
         self.evaluated_on.clear()
         self.feature_space = None
         self.drawings.clear()
         self.dataset = self.preview = None
 
+    def _remove_folder(self) -> None:
+        if self._folder is not None:
+            shutil.rmtree(self._folder, ignore_errors=True)
+
+
+# Open sessions by Gradio's session_hash, for ending them when their tab closes (demo.unload):
+# Gradio itself deletes a closed session's state only an hour later. Weak: never keeps one alive.
+_OPEN: weakref.WeakValueDictionary[str, Session] = weakref.WeakValueDictionary()
+
+
+def bind(session: Session, request) -> None:
+    """Remember that ``session`` is the state of ``request``'s tab (a gr.Request; None: no tab)."""
+    if isinstance(session, Session) and getattr(request, "session_hash", None):
+        _OPEN[request.session_hash] = session
+
+
+def close_session(request) -> None:
+    """demo.unload: the tab closed (or the API client let go): end its session now."""
+    session = _OPEN.pop(getattr(request, "session_hash", None) or "", None)
+    if session is not None:
+        session.cleanup()
+
 
 def delete_session(session: Session) -> None:
+    """gr.State's delete_callback (an hour after the tab closed; by then usually cleaned up)."""
     if isinstance(session, Session):
         session.cleanup()

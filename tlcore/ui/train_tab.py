@@ -36,6 +36,8 @@ from .payload import typed
 
 UPDATE_EVERY_S = 1.0
 BUSY = "A training is already running: Stop it, or wait for it to end."
+QUEUED = "A training of this session is already running or waiting for its turn: Stop it, or wait for it to end."
+WITHDRAWN = "Stopped before it began."
 SLOTS = 2 if torch.cuda.is_available() else 1  # trainings at once (the "training" concurrency group)
 CHART_NOTE = ("*Training loss sits above validation loss here: training is scored with label smoothing (softer "
               "targets) and, when the body learns, on augmented images (shifted, rotated, zoomed); validation "
@@ -192,15 +194,36 @@ def _run(cfg: RunConfig, session: Session, stop: StopToken, folder, sink) -> Run
     return train(cfg, data=session.dataset, callbacks=[Recorder(sink=sink)], stop=stop, out=folder)
 
 
+def admit(session: Session, *inputs):
+    """Gradio's validator for every training event, run as the request arrives (before it queues):
+    a session with a training queued or running is refused at once, so one session holds at most
+    one place in the training line however often it presses Start or calls the API."""
+    ok = isinstance(session, Session) and session.admit()
+    return [gr.validate(ok, "" if ok else QUEUED), *(gr.validate(True, "") for _ in inputs)]
+
+
+def not_claimed(session: Session) -> str | None:
+    """Why a training that reached its turn does not start (None: it starts, and holds the
+    session's training until ``session.end``, which each way out calls)."""
+    if session.claim():
+        return None
+    return BUSY if session.stop is not None else WITHDRAWN
+
+
 def start(session: Session, *values):
     """Stream a training run: (progress, loss chart, accuracy chart, status, run list)."""
+    if why := not_claimed(session):
+        yield _progress_html(0, "Not started."), gr.skip(), gr.skip(), f"**Not started:** {why}", gr.skip()
+        return
     if session.dataset is None:
+        session.end()
         warn("Load a dataset on the Data tab first.")
         yield _progress_html(0, "No dataset."), gr.skip(), gr.skip(), "", gr.skip()
         return
     try:
         cfg = config(session, dict(zip(FIELDS, values)))
     except (TLCoreError, TypeError, ValueError) as e:
+        session.end()
         warn(e)
         yield _progress_html(0, "Not started."), None, None, f"**Not started:** {escape(e)}", gr.skip()
         return
@@ -215,15 +238,15 @@ def _stream(session: Session, name: str, data, work, history: list | None = None
     folder, view = session.folder / name, LiveView(history)
     # On ZeroGPU the stop request is a file too: it reaches the worker process. Elsewhere the
     # in-process flag is enough, and the loop need not ask the file system at every step.
-    stop = session.begin(StopToken(session.folder / f".stop-{name}" if zerogpu.ENABLED else None))
-    for kind, payload in stream(lambda sink: work(stop, folder, sink)):
+    # The session's training ends in the run's own thread (guarded), even if no tab watches.
+    stop = session.begin(session.stop_token(as_file=zerogpu.ENABLED))
+    for kind, payload in stream(session.guarded(lambda sink: work(stop, folder, sink))):
         if kind in ("result", "error"):
             outcome = kind, payload
+        elif kind == "notice":  # said now; the run's result keeps it among its notes
+            warn(payload)
         elif view.update(kind, payload):
             yield *view.frame(), "", gr.skip()
-    session.end()
-    if stop.path is not None:
-        stop.path.unlink(missing_ok=True)
     if outcome[0] == "error":
         warn(outcome[1])
         yield *view.frame("Not finished."), f"**Not finished:** {escape(outcome[1])}", gr.skip()
@@ -235,14 +258,17 @@ def _stream(session: Session, name: str, data, work, history: list | None = None
 def continue_training(session: Session, run: str | None, epochs):
     """Stream run ``run`` trained on to ``epochs`` in all, as a new run (tlcore.resume)."""
     rec = session.runs.get(run or "")
+    if why := not_claimed(session):
+        warn(why)
+        yield _progress_html(0, "Not started."), gr.skip(), gr.skip(), f"**Not started:** {escape(why)}", gr.skip()
+        return
     try:
         if rec is None:
             raise TLCoreError("Pick a run of this session to continue (Evaluate tab, Run).")
-        if session.stop is not None:
-            raise TLCoreError(BUSY)
         state = continuable(rec.folder, epochs)  # refuse now, before anything starts, if it cannot continue
         epochs = int(epochs)
     except TLCoreError as e:
+        session.end()
         warn(e)
         yield _progress_html(0, "Not started."), gr.skip(), gr.skip(), f"**Not started:** {escape(e)}", gr.skip()
         return
@@ -315,8 +341,10 @@ def busy(session: Session):
 
 
 def stop_training(session: Session) -> str:
+    """Stop this session's training (never another's): the running one, or the one waiting its turn."""
     if session.stop is None:
-        return "Nothing is training."
+        return "Stopped: the training waiting for its turn will not start." if session.withdraw() \
+            else "Nothing is training."
     session.stop.stop()
     return "Stopping… the best epoch so far is kept."
 
@@ -353,7 +381,7 @@ def build(session_state: gr.State, runs_dropdown: gr.Dropdown) -> TrainTab:
     suggest_btn.click(suggest, session_state, [inputs[k] for k in SUGGESTED], api_name="suggest_settings")
     train_event = start_btn.click(
         start, [session_state, *(inputs[k] for k in FIELDS)],
-        [progress, loss_plot, acc_plot, status, runs_dropdown], api_name="train",
+        [progress, loss_plot, acc_plot, status, runs_dropdown], api_name="train", validator=admit,
         concurrency_limit=SLOTS, concurrency_id="training")
     find_btn.click(find_lr, [session_state, *(inputs[k] for k in FIELDS)], [lr_plot, lr_note, use_btn],
                    api_name="find_lr", concurrency_limit=SLOTS, concurrency_id="training")

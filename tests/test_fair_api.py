@@ -1,0 +1,116 @@
+"""Fairness through the real app's API, two gradio_client sessions at once (issue #17): one training
+queued or running per session, Stop reaching only its own session, each its own result, and a
+session flooding /predict_digit refused beyond its share while another is served."""
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from e2e_server import AppServer
+from tlcore.ui import train_tab
+
+pytestmark = pytest.mark.slow
+
+# /train's inputs after the session: epochs, batch, lr, optimizer, scheduler, body multiplier,
+# label smoothing, augmentation, early stopping, seed (train_tab.FIELDS; the rest keep defaults).
+LONG = (200, 64, 0.05, "sgd", "onecycle", 1.0, 0.1, "on", 0, 0)  # LeNet-5 from scratch: minutes on a CPU
+SHORT = (2, 64, 0.1, "sgd", "onecycle", 1.0, 0.1, "off", 0, 1)
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory):
+    server = AppServer(tmp_path_factory.mktemp("app"))
+    yield server
+    server.close()
+
+
+def client(url: str):
+    from gradio_client import Client
+
+    c = Client(url, verbose=False)
+    c.predict("digits", None, 0, 0.1, 0, api_name="/load_dataset")
+    c.predict("lenet5", "none", "", False, api_name="/choose_model")
+    return c
+
+
+def wait_until(check, timeout: float = 60) -> bool:
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        if check():
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def test_one_training_per_session_and_stop_reaches_only_its_own(app):
+    """On a CPU one training runs at a time: B's waits behind A's, and B's Stop withdraws it; on
+    a GPU (two at once) B's runs, and B's Stop stops it. Either way A's goes on, and each
+    session ends with its own result."""
+    from gradio_client.exceptions import ValidationError
+
+    a, b = client(app.url), client(app.url)
+    long_a = a.submit(*LONG, api_name="/train")
+    assert wait_until(lambda: len(long_a.outputs()) > 0), "A's training never started"
+    first_b = b.submit(*LONG, api_name="/train")
+    with pytest.raises(ValidationError, match="already running or waiting for its turn"):
+        a.submit(*SHORT, api_name="/train").result(timeout=30)  # refused as it arrives, not queued
+    waits = train_tab.SLOTS == 1
+    assert wait_until(lambda: waits or len(first_b.outputs()) > 0), "B's training never started"
+    said = b.predict(api_name="/stop")
+    assert said.startswith("Stopped: the training waiting" if waits else "Stopping"), said
+    time.sleep(2)
+    assert not long_a.done(), "B's Stop ended A's training"
+    if not waits:
+        b_status = first_b.result(timeout=120)[3]  # stopped: B may Start again
+    own_b = b.submit(*SHORT, api_name="/train")  # on a CPU at once (the withdrawn one ends at its turn)
+    assert a.predict(api_name="/stop").startswith("Stopping")
+    a_status = long_a.result(timeout=120)[3]
+    assert a_status.startswith("**Stopped.**") and "saved as run `1-digits-lenet5`" in a_status
+    if waits:
+        b_status = first_b.result(timeout=60)[3]
+        assert b_status == f"**Not started:** {train_tab.WITHDRAWN}"
+    else:
+        assert b_status.startswith("**Stopped.**")
+    b_out = own_b.result(timeout=180)
+    b_runs = [c[0] for c in b_out[4]["choices"]]
+    assert b_out[3].startswith("**Completed.**") and "Completed 2 epochs" in b_out[3]
+    assert b_runs == (["1-digits-lenet5"] if waits else ["1-digits-lenet5", "2-digits-lenet5"])
+
+
+def drawing(path) -> str:
+    img = Image.new("L", (280, 280), 255)
+    ImageDraw.Draw(img).line([(80, 60), (200, 60), (120, 240)], fill=0, width=18)
+    img.save(path)
+    return str(path)
+
+
+def test_a_flood_of_predictions_is_refused_beyond_its_share(app, tmp_path):
+    """Twelve calls at once from one session: a few run or wait, the rest are told why; another
+    session's call meanwhile is answered."""
+    from gradio_client import Client, handle_file
+
+    png = handle_file(drawing(tmp_path / "seven.png"))
+    flood, other = Client(app.url, verbose=False), Client(app.url, verbose=False)
+    answers, errors = [], []
+
+    def call():
+        try:
+            answers.append(flood.predict(png, api_name="/predict_digit"))
+        except Exception as e:  # the refusals, as gradio_client raises them
+            errors.append(str(e))
+
+    threads = [threading.Thread(target=call) for _ in range(12)]
+    for t in threads:
+        t.start()
+    mine = other.predict(png, api_name="/predict_digit")
+    for t in threads:
+        t.join(60)
+    assert mine["label"] == "7" and len(answers) + len(errors) == 12
+    assert answers and all(a["label"] == "7" for a in answers)
+    assert errors and all("calls running or waiting" in e for e in errors), errors[:2]
+    np.testing.assert_allclose([c["confidence"] for c in mine["confidences"]][:1],
+                               [c["confidence"] for c in answers[0]["confidences"]][:1])
