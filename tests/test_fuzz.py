@@ -442,3 +442,12 @@ def test_payloads_of_the_wrong_type_are_refused_with_a_message(app_session, hand
         _handlers()[handler][0](app_session, *args)
     except gr.Error as e:
         assert "must be" in str(e) or "Not" in str(e.title or ""), e
+
+
+def test_payloads_of_the_right_type_go_through(app_session):
+    """The check must not refuse what a browser sends: a list of run names for the overlay (it once
+    read list[str] as text and refused every overlay)."""
+    from tlcore.ui import compare_tab
+
+    fig, text = compare_tab.overlay(app_session, ["1-digits", "saved: good"])
+    assert text == "2 runs: validation accuracy after each epoch." and len(fig.data) == 2

@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import functools
 import inspect
+import types
 import typing
 
 from .text import error
 
 
 def _kind(hint) -> str | None:
-    args = set(typing.get_args(hint)) - {type(None)} or {hint}
+    # Only a Union's arguments are alternatives: list[str]'s argument is its items' type.
+    union = typing.get_origin(hint) in (typing.Union, types.UnionType)
+    args = (set(typing.get_args(hint)) - {type(None)} if union else {hint}) or {hint}
     if args == {str}:
         return "text"
     if args == {list[str]}:
