@@ -76,3 +76,12 @@ def test_an_uploaded_image_gets_its_grad_cam_and_caption(session, tmp_path):
     assert "Grad-CAM: where the last convolutional layer looked for" in said
     with pytest.raises(gr.Error, match="Pick a run"):
         evaluate_insight.explain_upload(session, RUN, None)
+
+
+@pytest.mark.parametrize("wrong,caption", [(0, "No test image is misclassified."), (1, "The most confident mistake."),
+                                           (4, "The 4 most confident mistakes.")])
+def test_the_gallery_caption_counts_its_mistakes(wrong, caption):
+    """A perfect 2-class run said "The 0 most confident mistakes" over an empty gallery."""
+    from tlcore.ui.evaluate_tab import _gallery_caption
+
+    assert _gallery_caption(wrong).startswith(caption)

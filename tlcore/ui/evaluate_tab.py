@@ -153,7 +153,13 @@ def _shown(session: Session, rec, normalized: str, heading: str = "Test accuracy
         with atomic_write(archive) as tmp:
             shutil.make_archive(str(tmp.with_suffix("")), "zip", rec.folder)
     return (summary, _heatmap(ev, normalized), table, roc_figure(ev),
-            per_class, _gallery(session, rec, wrong), str(archive), f"The {len(wrong)} most confident mistakes. {PICK}")
+            per_class, _gallery(session, rec, wrong), str(archive), _gallery_caption(len(wrong)))
+
+
+def _gallery_caption(wrong: int) -> str:
+    if wrong == 0:
+        return f"No test image is misclassified. {PICK}"
+    return f"The {'' if wrong == 1 else f'{wrong} '}most confident mistake{'' if wrong == 1 else 's'}. {PICK}"
 
 
 @typed
