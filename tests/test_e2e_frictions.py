@@ -147,6 +147,9 @@ def test_evaluate_and_draw_frictions(app, browser, tmp_path):
     page.get_by_role("button", name="Start training").click()
     page.get_by_text(re.compile(r"Epoch \d+/40")).first.wait_for(timeout=60_000)
     page.wait_for_timeout(1_500)
+    page.get_by_role("button", name="Start training").click()  # a second Start: said in a toast, nothing starts
+    page.locator("[data-testid=toast-body]").filter(has_text="A training is already running").first \
+        .wait_for(timeout=10_000)
     page.get_by_role("button", name="Stop").click()
     page.get_by_text(re.compile(r"Stopped at epoch")).first.wait_for(timeout=30_000)
     page.get_by_role("tab", name="Evaluate").click()

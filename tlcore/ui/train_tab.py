@@ -331,13 +331,12 @@ def use_lr(session: Session):
     return session.lr_found
 
 
-def busy(session: Session):
-    """Start pressed while this session trains: say so (that press starts nothing; a second run
-    would wait behind the first). The press that began the run is not answered here."""
+def busy(session: Session) -> None:
+    """Start pressed while this session trains: say so in a toast (that press starts nothing: the
+    browser does not send it, the API is refused by ``admit``). The press that began the run is
+    not answered here."""
     if session.busy_for() > 1.0:
         warn(BUSY)
-        return "**A training is already running.** Stop it, or wait for it to end."
-    return gr.skip()
 
 
 def stop_training(session: Session) -> str:
@@ -387,6 +386,9 @@ def build(session_state: gr.State, runs_dropdown: gr.Dropdown) -> TrainTab:
                    api_name="find_lr", concurrency_limit=SLOTS, concurrency_id="training")
     use_btn.click(use_lr, session_state, inputs["lr"], api_visibility="private")
     stop_btn.click(stop_training, session_state, status, api_name="stop", queue=False)
-    start_btn.click(busy, session_state, status, queue=False, trigger_mode="multiple", api_visibility="private")
+    # Queued (a toast needs the queue's stream), in a group of its own without a limit: it never
+    # waits behind a training. Its status line would be overwritten by the running one's next update.
+    start_btn.click(busy, session_state, None, concurrency_limit=None, concurrency_id="busy-note",
+                    trigger_mode="multiple", api_visibility="private")
     return TrainTab(device, inputs, progress, status, find_btn, lr_plot, lr_note, use_btn, train_event,
                     [progress, loss_plot, acc_plot, status])
