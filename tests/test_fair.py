@@ -194,3 +194,14 @@ def test_a_flooding_session_waits_on_itself_not_on_the_others():
         assert entered.count("flood") == 5 and shares.state_dict()["calls"] == {}
 
     asyncio.run(main())
+
+
+def test_a_start_after_a_withdrawn_one_still_holds_the_only_place():
+    """Admit, Stop (withdrawn), admit again; the first reaching its turn ends at once, and the
+    second still waits: a third Start is refused (one flag forgot the second and admitted it)."""
+    s = Session()
+    assert s.admit() and s.withdraw() and s.admit()
+    assert not s.claim()  # the withdrawn one reaches its turn and ends
+    assert s.queued and not s.admit()  # the second still holds the session's place
+    assert s.claim() and s.stop is not None
+    s.end()

@@ -15,6 +15,8 @@ import os
 import torch
 import torch.distributed as dist
 
+from .data.stream import streamed
+
 
 def active() -> bool:
     return dist.is_available() and dist.is_initialized()
@@ -87,7 +89,7 @@ def my_rows(x: torch.Tensor) -> torch.Tensor:
     if not active():
         return x
     share = slice(rank(), None, world())
-    return x.subset(share) if hasattr(x, "subset") else x[share]
+    return x.subset(share) if streamed(x) else x[share]
 
 
 def split_rows(fn, x: torch.Tensor):

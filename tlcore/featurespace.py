@@ -25,7 +25,7 @@ from .errors import verify_choice
 from .events import StopToken
 from .features import compute_features
 from .models import TransferNet, create_backbone
-from .paths import BUNDLED_RUNS
+from .runfiles import source_folder
 
 NEIGHBOURS, FOLDS = 5, 5
 PROJECTIONS = ("pca", "tsne")
@@ -99,11 +99,9 @@ def starting_body(weights: str, model: TransferNet) -> tuple[TransferNet | None,
         source = create_backbone(model.backbone, weights="imagenet", num_classes=model.num_classes,
                                  image_size=model.spec.size)
         return source, f"before: {model.backbone}, ImageNet weights"
-    folder = Path(weights)
-    if not folder.is_dir() and (BUNDLED_RUNS / folder.name).is_dir():  # a bundled run, moved with the app
-        folder = BUNDLED_RUNS / folder.name
-    if not folder.is_dir():
-        return None, f"Its source run {folder.name!r} is no longer on disk: only this run's features are shown."
+    folder = source_folder(weights)
+    if folder is None:
+        return None, f"Its source run {Path(weights).name!r} is no longer on disk: only this run's features are shown."
     source, _ = load_run(folder)
     return source, f"before: {folder.name} (the source model)"
 

@@ -49,7 +49,18 @@ class _LastMap:
 
 
 def is_convolutional(model: TransferNet) -> bool:
-    """Whether Grad-CAM has a last convolutional map to read in ``model``'s body."""
+    """Whether Grad-CAM has a last convolutional map to read in ``model``'s body: a property of its
+    architecture, probed once per backbone (a gallery redraw asks on every click)."""
+    key = (model.backbone, model.spec.channels, model.spec.size)
+    if key not in _CONVOLUTIONAL:
+        _CONVOLUTIONAL[key] = _probe_convolutional(model)
+    return _CONVOLUTIONAL[key]
+
+
+_CONVOLUTIONAL: dict[tuple, bool] = {}
+
+
+def _probe_convolutional(model: TransferNet) -> bool:
     was = model.training
     model.eval()  # one image through BatchNorm in training mode would fail
     spy = _LastMap(model.body)

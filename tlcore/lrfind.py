@@ -87,9 +87,9 @@ class LRFinding:
 
 def _sweep_config(cfg: RunConfig) -> RunConfig:
     """The run's settings with a constant rate (the sweep sets it) and every group that will
-    train already thawed (gradual unfreezing off)."""
+    train already thawed (gradual unfreezing off); not compiled (100 steps would pay for it)."""
     return dataclasses.replace(cfg, scheduler="constant", warmup_epochs=0.0, early_stopping=0,
-                               unfreeze_every=0).validate()
+                               unfreeze_every=0, compile=False).validate()
 
 
 def lr_find(cfg: RunConfig, *, data: ImageData | None = None, start: TransferNet | None = None,

@@ -65,9 +65,9 @@ def build_scheduler(opt: torch.optim.Optimizer, cfg: RunConfig, steps_per_epoch:
             return S.LambdaLR(opt, lambda _: 1.0)
         pct = cfg.warmup_epochs / cfg.epochs if cfg.warmup_epochs else 0.25
         # Each phase at least a step and a half: OneCycleLR divides by their lengths (4 steps x 0.25 is 0).
-        pct = min(max(pct, 0.01, 1.5 / total), 1 - 1.5 / total) if total >= 3 else 0.75
+        pct = min(max(pct, 0.01, 1.5 / total), 0.99, 1 - 1.5 / total) if total >= 3 else 0.75
         return S.OneCycleLR(opt, max_lr=[g["lr"] for g in opt.param_groups], total_steps=total,
-                            pct_start=min(max(pct, 0.01), 0.99), cycle_momentum=cfg.optimizer == "sgd" and cfg.momentum > 0)
+                            pct_start=pct, cycle_momentum=cfg.optimizer == "sgd" and cfg.momentum > 0)
     if cfg.scheduler == "step":  # the tutorial's StepLR, counted in steps so it can step per batch
         main = S.StepLR(opt, step_size=cfg.step_size * steps_per_epoch, gamma=cfg.gamma)
     elif cfg.scheduler == "cosine":

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import torch
 
-from .atomic import is_temporary
 from .errors import TLCoreError
+from .paths import BUNDLED_RUNS
 from .preprocess import InputSpec
 
 FORMAT = "tlcore-run/1"
@@ -61,6 +61,17 @@ def saved_run(root: str | Path, name: str) -> Path:
     return folder
 
 
+def source_folder(weights: str | None) -> Path | None:
+    """The saved run RunConfig ``weights`` names, or None (imagenet, none, or no longer on disk).
+    A bundled run's recorded path still finds it after the app moved (its folder name in assets/)."""
+    if not weights or weights in ("imagenet", "none"):
+        return None
+    folder = Path(weights)
+    if not folder.is_dir() and (BUNDLED_RUNS / folder.name).is_dir():
+        folder = BUNDLED_RUNS / folder.name
+    return folder if folder.is_dir() else None
+
+
 def list_runs(folder: str | Path) -> list[Path]:
     """The run folders directly inside ``folder`` (newest first); anything else is ignored, hidden
     folders too: a run still being written (or left half-written by a killed process) is one."""
@@ -70,7 +81,7 @@ def list_runs(folder: str | Path) -> list[Path]:
     out = []
     for cfg in folder.glob(f"*/{CONFIG_FILE}"):
         run = cfg.parent
-        if run.name.startswith(".") or is_temporary(run):
+        if run.name.startswith("."):  # temporaries are hidden (tlcore.atomic)
             continue
         try:
             read_run_config(run)

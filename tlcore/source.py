@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 from torch import nn
@@ -22,6 +21,7 @@ from .evaluate import predict_probs
 from .models import TransferNet
 from .objective import Objective
 from .regularizers import L2SP, HeadL2, LwF, last_linear
+from .runfiles import source_folder
 
 NO_SOURCE = ("LwF is off: it needs the source model's outputs. Choose a saved run (such as the bundled "
              "lenet5-mnist) as the weights to keep what it knew.")
@@ -38,10 +38,11 @@ class SourceTask:
     @classmethod
     def of(cls, weights: str) -> "SourceTask | None":
         """The source task behind RunConfig ``weights``: a saved run's folder, else None (ImageNet, none)."""
-        if weights in ("imagenet", "none") or not Path(weights).is_dir():
+        folder = source_folder(weights)
+        if folder is None:
             return None
-        model, _ = load_run(weights)
-        return cls(model, load_replay(weights, model.classes))
+        model, _ = load_run(folder)
+        return cls(model, load_replay(folder, model.classes))
 
     def accuracy(self, body: TransferNet, *, device: torch.device, amp: torch.dtype | None, stop=None) -> float | None:
         """Accuracy on the source's test sample of ``body`` read by the source's own head."""

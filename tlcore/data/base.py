@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import torch
 
 from ..errors import TLCoreError
+from .stream import streamed
 
 SPLITS = ("train", "val", "test")
 
@@ -28,8 +29,8 @@ class Split:
         return len(self.labels)
 
     def subset(self, idx: torch.Tensor) -> "Split":
-        # Streamed images (tlcore.data.stream.ImageFiles) stay files: indexing them would decode.
-        images = self.images.subset(idx) if hasattr(self.images, "subset") else self.images[idx]
+        # Streamed images stay files: indexing them would decode.
+        images = self.images.subset(idx) if streamed(self.images) else self.images[idx]
         return Split(images, self.labels[idx])
 
 

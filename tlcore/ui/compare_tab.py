@@ -154,10 +154,10 @@ def _folder(session: Session, choice: str) -> Path:
     raise TLCoreError(f"Unknown run {choice!r}.")
 
 
-def runs_table(session: Session) -> pd.DataFrame:
-    """Every run of the session and every saved run, a line each."""
+def runs_table(session: Session, choices: list[str] | None = None) -> pd.DataFrame:
+    """Every run of the session and every saved run (``choices``, when listed already), a line each."""
     rows = []
-    for choice in run_choices(session):
+    for choice in run_choices(session) if choices is None else choices:
         try:
             rows.append(run_row(_folder(session, choice), name=choice))
         except TLCoreError:  # deleted or damaged meanwhile: not offered
@@ -190,13 +190,14 @@ def delete_run(session: Session, choice: str | None):
         return gr.skip(), gr.skip(), gr.skip(), msg
     session.remove_run(choice)
     choices = run_choices(session)
-    return (runs_table(session), gr.update(choices=choices, value=[]),
+    return (runs_table(session, choices), gr.update(choices=choices, value=[]),
             gr.update(choices=list(session.runs), value=None), f"Deleted run `{choice}`.")
 
 
 def refresh(session: Session):
     """(table, overlay choices, delete choices) as the session and the runs folder are now."""
-    return runs_table(session), gr.update(choices=run_choices(session)), gr.update(choices=list(session.runs))
+    choices = run_choices(session)  # the runs folder read once for the table and the overlay
+    return runs_table(session, choices), gr.update(choices=choices), gr.update(choices=list(session.runs))
 
 
 def build(session_state: gr.State) -> CompareTab:

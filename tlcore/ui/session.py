@@ -85,8 +85,11 @@ class Session:
     runs_started: int = 0  # numbers run names: unique even after runs are deleted
     stop: StopToken | None = None  # the running training's, while one runs
     started: float = 0.0  # when the training was admitted (time.monotonic)
-    queued: bool = False  # a training was admitted and waits in the queue for its turn
-    withdrawn: int = 0  # queued trainings stopped before they began: each ends as it reaches its turn
+    # Admitted trainings that have not reached their turn yet, and how many of those were stopped
+    # while they waited (each ends as it reaches its turn). One flag would forget a second Start
+    # admitted after a Stop once the first reached its turn, and admit a third.
+    pending: int = 0
+    withdrawn: int = 0
     drawings: Drawings = field(default_factory=Drawings)  # the Draw tab's labelled drawings
     canvas: int = 0  # counts the Draw tab's canvases: one more each time a drawing is added and cleared
     gallery: list[int] = field(default_factory=list)  # the test images the Evaluate gallery shows, in order
@@ -107,19 +110,24 @@ class Session:
             weakref.finalize(self, shutil.rmtree, self._folder, True)
         return self._folder
 
+    @property
+    def queued(self) -> bool:
+        """A training was admitted, not withdrawn, and waits in the queue for its turn."""
+        return self.pending > self.withdrawn
+
     def admit(self) -> bool:
         """A Start asks to train (when it is queued); False when a training is queued or running."""
         with self._lock:
             if self.queued or self.stop is not None or self._closed:
                 return False
-            self.queued, self.started = True, time.monotonic()
+            self.pending, self.started = self.pending + 1, time.monotonic()
             return True
 
     def claim(self) -> bool:
         """A training reaches its turn: True when it may go on (it holds the session until ``end``),
         False when it was stopped while it waited, or another runs (it ends at once)."""
         with self._lock:
-            self.queued = False
+            self.pending = max(0, self.pending - 1)  # a direct call (tests, the tab's own handlers) was never admitted
             if self.withdrawn:
                 self.withdrawn -= 1
                 return False
@@ -159,7 +167,7 @@ class Session:
         with self._lock:
             if not self.queued or self.stop is not None:
                 return False
-            self.queued, self.started, self.withdrawn = False, 0.0, self.withdrawn + 1
+            self.started, self.withdrawn = 0.0, self.withdrawn + 1
             return True
 
     def guarded(self, work):

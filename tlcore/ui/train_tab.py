@@ -304,13 +304,13 @@ def find_lr(session: Session, *values):
     """The learning-rate sweep (tlcore.lrfind) for the tab's settings, on a copy of the model:
     (chart, its sentence, the Use button)."""
     try:
-        if session.dataset is None:
-            raise TLCoreError("Load a dataset on the Data tab first.")
-        if session.stop is not None:
-            raise TLCoreError(BUSY)
-        cfg = config(session, dict(zip(FIELDS, values)))
-        stop = session.begin(StopToken())  # Stop reaches the sweep, and Start waits for it
+        if why := not_claimed(session):  # the session's one training slot, as Start takes it
+            raise TLCoreError(why)
         try:
+            if session.dataset is None:
+                raise TLCoreError("Load a dataset on the Data tab first.")
+            cfg = config(session, dict(zip(FIELDS, values)))
+            stop = session.begin(StopToken())  # Stop reaches the sweep, and Start waits for it
             found = lr_find(cfg, data=session.dataset, stop=stop)
         finally:
             session.end()
@@ -383,7 +383,7 @@ def build(session_state: gr.State, runs_dropdown: gr.Dropdown) -> TrainTab:
         [progress, loss_plot, acc_plot, status, runs_dropdown], api_name="train", validator=admit,
         concurrency_limit=SLOTS, concurrency_id="training")
     find_btn.click(find_lr, [session_state, *(inputs[k] for k in FIELDS)], [lr_plot, lr_note, use_btn],
-                   api_name="find_lr", concurrency_limit=SLOTS, concurrency_id="training")
+                   api_name="find_lr", validator=admit, concurrency_limit=SLOTS, concurrency_id="training")
     use_btn.click(use_lr, session_state, inputs["lr"], api_visibility="private")
     stop_btn.click(stop_training, session_state, status, api_name="stop", queue=False)
     # Queued (a toast needs the queue's stream), in a group of its own without a limit: it never
