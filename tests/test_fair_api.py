@@ -51,11 +51,16 @@ def test_one_training_per_session_and_stop_reaches_only_its_own(app):
     a GPU (two at once) B's runs, and B's Stop stops it. Either way A's goes on, and each
     session ends with its own result."""
     from gradio_client.exceptions import ValidationError
+    from gradio_client.utils import Status
 
     a, b = client(app.url), client(app.url)
     long_a = a.submit(*LONG, api_name="/train")
     assert wait_until(lambda: len(long_a.outputs()) > 0), "A's training never started"
     first_b = b.submit(*LONG, api_name="/train")
+    # B's Start is admitted when its join is answered (the validator runs there); a Stop sent
+    # before that finds nothing of B's to stop.
+    assert wait_until(lambda: first_b.status().code not in (Status.STARTING, Status.JOINING_QUEUE)), \
+        "B's training never reached the queue"
     with pytest.raises(ValidationError, match="already running or waiting for its turn"):
         a.submit(*SHORT, api_name="/train").result(timeout=30)  # refused as it arrives, not queued
     waits = train_tab.SLOTS == 1
