@@ -16,7 +16,7 @@ def group_rates(model: TransferNet, cfg: RunConfig) -> dict[str, float]:
     """Each layer group's planned rate, head first: the head at ``lr``, the body's top group at
     ``lr * body_lr_mult``, each deeper one ``layer_lr_decay`` times the one above (ULMFiT's
     discriminative rates: the lower a layer, the more general its features, the less it moves)."""
-    body = [g for g in model.group_names() if g != HEAD]
+    body = model.body_group_names()
     rates = {HEAD: cfg.lr}
     for depth, g in enumerate(reversed(body)):
         rates[g] = cfg.lr * cfg.body_lr_mult * cfg.layer_lr_decay ** depth

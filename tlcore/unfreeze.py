@@ -17,7 +17,7 @@ from .models import HEAD, TransferNet, freeze
 
 def thaw_order(model: TransferNet) -> list[str]:
     """The body groups that train in the end (not frozen now), top (next to the head) first."""
-    return [g for g in reversed(model.group_names()) if g != HEAD and g not in model.frozen]
+    return [g for g in reversed(model.body_group_names()) if g not in model.frozen]
 
 
 def live_at(order: list[str], every: int, epoch: int) -> list[str]:
@@ -42,7 +42,7 @@ class Unfreezer:
 
     def __init__(self, model: TransferNet, every: int, train_bn: bool):
         self.order, self.every, self.train_bn = thaw_order(model), every, train_bn
-        self.all_groups = [g for g in model.group_names() if g != HEAD]
+        self.all_groups = model.body_group_names()
 
     @property
     def active(self) -> bool:

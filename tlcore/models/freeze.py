@@ -22,7 +22,7 @@ def preset_names(model: TransferNet) -> list[str]:
 
 def frozen_for_preset(model: TransferNet, preset: str) -> list[str]:
     """Names of the groups a preset freezes."""
-    body = [g for g in model.group_names() if g != HEAD]
+    body = model.body_group_names()
     if preset == "linear-probe":
         return body
     if preset == "full":

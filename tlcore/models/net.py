@@ -105,6 +105,10 @@ class TransferNet(nn.Module):
     def group_names(self) -> list[str]:
         return list(self._groups)
 
+    def body_group_names(self) -> list[str]:
+        """Every group but the head, in order (the input side first)."""
+        return [g for g in self._groups if g != HEAD]
+
     def group_parameters(self, name: str) -> list[tuple[str, nn.Parameter]]:
         params = dict(self.named_parameters())
         return [(n, params[n]) for n in self._groups[name]]

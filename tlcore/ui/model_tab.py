@@ -11,7 +11,7 @@ from ..config import RunConfig
 from ..errors import TLCoreError
 from ..optim import group_rates
 from ..unfreeze import plan
-from ..models import HEAD, create_backbone, freeze, frozen_for_preset, list_backbones, preset_names, weights_choices
+from ..models import create_backbone, freeze, frozen_for_preset, list_backbones, preset_names, weights_choices
 from ..runfiles import list_runs, read_run_config
 from ..paths import BUNDLED_RUNS
 from .session import DEFAULT_BACKBONE, DEFAULT_FROZEN, DEFAULT_PRESET, DEFAULT_WEIGHTS, Session
@@ -139,7 +139,7 @@ def on_backbone(session: Session, backbone: str, weights: str, preset: str):
         return gr.update(), gr.update(), gr.update()
     presets = preset_names(model)
     preset = preset if preset in presets else "linear-probe"
-    body = [g for g in model.group_names() if g != HEAD]
+    body = model.body_group_names()
     if weights != "none" and preset == "full":
         preset = "linear-probe"  # pretrained: start by training only the head
     elif weights == "none" and preset != "full":  # a frozen random body learns nothing: not a baseline
