@@ -3,7 +3,8 @@
 The runs saved under $TLCORE_RUNS_DIR are listed again (Compare's table, Draw's models) and load;
 what a killed writer left there (a hidden temporary, weights cut short) is not offered; the
 training that was cut off is gone, and the new page does not offer it (its session, and the
-session's runs, lived in the killed process).
+session's runs, lived in the killed process), and the new server removes the killed one's
+session folders from the temp folder.
 """
 from __future__ import annotations
 
@@ -67,7 +68,10 @@ def test_a_killed_server_restarts_with_its_saved_runs(runs, tmp_path):
     _kill_while_training(AppServer(tmp_path, env))
     assert sorted(p.name for p in runs.iterdir()) == before  # the app never writes there
     assert not list((tmp_path / "tmp").rglob("model.safetensors"))  # the cut-off training saved nothing
+    left = list((tmp_path / "tmp").glob("tlcore-session-*"))
+    assert left, "the killed server's session had a folder"
     server = AppServer(tmp_path, env)
+    assert not any(p.exists() for p in left), "the new server removes what the killed one left"
     try:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)

@@ -336,7 +336,7 @@ def _snapshot(root: Path) -> dict[str, float]:
     out = {}
     for p in root.rglob("*"):
         rel = p.relative_to(root).as_posix()
-        if rel != "tmp" and not rel.startswith(("tmp/tlcore-session-", "tmp/gradio", "inputs")):
+        if rel != "tmp" and not rel.startswith(("tmp/tlcore-session-", "tmp/tlcore-owner-", "tmp/gradio", "inputs")):
             out[rel] = p.lstat().st_mtime
     return out
 

@@ -13,7 +13,7 @@ import os
 
 import gradio as gr
 
-from . import compare_tab, data_tab, draw_tab, evaluate_tab, model_tab, train_tab
+from . import compare_tab, data_tab, draw_tab, evaluate_tab, leftovers, model_tab, train_tab
 from .session import Session, close_session, delete_session
 
 TITLE = "Transfer Learning Studio"
@@ -65,12 +65,21 @@ def _schedule(session: gr.State, model: model_tab.ModelTab, training: train_tab.
         event.then(model_tab.schedule, inputs, model.schedule, **private)
 
 
+def _sweep() -> None:
+    """What a killed server left in the temp folder (its sessions' folders) goes as the app starts."""
+    folders = [p for p in leftovers.sweep() if p.name.startswith(leftovers.SESSION_PREFIX)]
+    if folders:
+        print(f"Removed {len(folders)} session folder(s) left in {folders[0].parent} by a server that "
+              "was stopped without cleaning up.", flush=True)
+
+
 def _to_compare():
     return gr.Tabs(selected=COMPARE)
 
 
 def build_app() -> gr.Blocks:
     private = dict(api_visibility="private")
+    _sweep()
     with gr.Blocks(title=TITLE, delete_cache=UPLOAD_CACHE) as demo:
         gr.Markdown(f"# {TITLE}\nDoes a pretrained backbone help on your data, and how much? "
                     "**Data** → **Model** → **Train** → **Evaluate** → **Compare**, or just **Draw** a digit.")

@@ -26,6 +26,7 @@ from ..models import TransferNet
 from ..paths import BUNDLED_MNIST
 from ..result import RunResult
 from ..teach import Drawings
+from . import leftovers
 
 # Every run of a session stays listed (its files are on disk until the session ends); only this
 # many keep their weights in memory, the others reload from their folder when next used.
@@ -37,7 +38,7 @@ DEFAULT_FROZEN = ("conv1", "conv2", "fc1", "fc2")
 # Stop files (ZeroGPU's stop request crosses into the worker process as a file) live here, not in
 # the session's folder: a closing tab writes the stop and deletes its folder, and the worker must
 # still see the file. Each run removes its own.
-STOPS = Path(tempfile.gettempdir()) / "tlcore-stops"
+STOPS = Path(tempfile.gettempdir()) / leftovers.STOPS_NAME
 SAVED = "saved: "  # how a run saved under the runs folder is offered (Draw, Compare): this, then its folder name  # LeNet-5's body (a test holds it to the preset)
 
 
@@ -104,7 +105,7 @@ class Session:
     def folder(self) -> Path:
         """This session's private folder, made on first use."""
         if self._folder is None:
-            self._folder = Path(tempfile.mkdtemp(prefix="tlcore-session-"))
+            self._folder = leftovers.session_folder()
             # A session Gradio forgets without telling us (pushed out of its records) still takes
             # its folder along when it is freed.
             weakref.finalize(self, shutil.rmtree, self._folder, True)
@@ -150,7 +151,7 @@ class Session:
         if not as_file:
             return StopToken()
         STOPS.mkdir(exist_ok=True)
-        return StopToken(STOPS / uuid.uuid4().hex)
+        return StopToken(STOPS / f"{leftovers.stop_prefix()}{uuid.uuid4().hex}")
 
     def end(self) -> None:
         """The training let go (called from its own thread, so it runs even if no tab watches)."""
