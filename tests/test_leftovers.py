@@ -66,3 +66,12 @@ def test_this_process_never_sweeps_its_own_sessions(tmp_path, monkeypatch):
     own = leftovers.owner()
     assert s.folder.parent == tmp_path and s.folder.name.startswith(f"tlcore-session-{own.tag}-")
     assert leftovers.sweep(tmp_path) == [] and s.folder.exists() and own.lock.exists()
+
+
+def test_a_server_that_exits_normally_leaves_nothing(tmp_path):
+    code = CHILD.replace("import time; time.sleep(600)", "")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True,
+                         env={**os.environ, "TMPDIR": str(tmp_path), "PYTHONPATH": str(ROOT)}).stdout
+    folder, stop = map(Path, out.split())
+    assert folder.parent == tmp_path and not folder.exists() and not stop.exists()
+    assert not list(tmp_path.glob("tlcore-owner-*")) and not list(tmp_path.glob("tlcore-session-*"))

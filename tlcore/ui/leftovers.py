@@ -12,7 +12,7 @@ Where there are no POSIX locks (Windows) folders get no tag and nothing is swept
 """
 from __future__ import annotations
 
-import contextlib
+import atexit
 import os
 import secrets
 import shutil
@@ -42,6 +42,14 @@ class Owner:
         self._fd = os.open(temp, os.O_CREAT | os.O_RDWR, 0o600)
         fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         os.rename(temp, self.lock)
+        self._pid = os.getpid()
+        atexit.register(self.release)
+
+    def release(self) -> None:
+        """At a normal exit, what this owner has left goes with its lock (sessions' folders go at
+        exit anyway). Not in a forked child: the folders are its parent's."""
+        if os.getpid() == self._pid:
+            _remove(self.root, self.tag)
 
     def state_dict(self) -> dict:
         return {"root": str(self.root), "tag": self.tag, "lock": str(self.lock)}
@@ -81,15 +89,21 @@ def sweep(root: str | Path | None = None) -> list[Path]:
         tag = lock.name[len(OWNER_PREFIX):-len(".lock")]
         if not _dead(lock):
             continue
-        for p in [*root.glob(f"{SESSION_PREFIX}{tag}-*"), *(root / STOPS_NAME).glob(f"{tag}-*")]:
-            if p.is_dir():
-                shutil.rmtree(p, ignore_errors=True)
-            else:
-                p.unlink(missing_ok=True)
-            removed.append(p)
-        lock.unlink(missing_ok=True)  # last: a sweep cut short is finished by the next
-        removed.append(lock)
+        removed += _remove(root, tag)
     return removed
+
+
+def _remove(root: Path, tag: str) -> list[Path]:
+    """An owner's session folders, stop files and lock file."""
+    found = [*root.glob(f"{SESSION_PREFIX}{tag}-*"), *(root / STOPS_NAME).glob(f"{tag}-*")]
+    for p in found:
+        if p.is_dir():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            p.unlink(missing_ok=True)
+    lock = root / f"{OWNER_PREFIX}{tag}.lock"
+    lock.unlink(missing_ok=True)  # last: a sweep cut short is finished by the next
+    return [*found, lock]
 
 
 def _dead(lock: Path) -> bool:
