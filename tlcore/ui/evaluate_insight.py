@@ -19,6 +19,7 @@ from ..featurespace import NEIGHBOURS, FeatureSpace, feature_space, panels
 from ..gradcam import NOT_CONV, gradcam, heat_overlay, is_convolutional
 from ..plots import PROJECTION_NAMES, enlarged, feature_space_figure, to_display
 from ..predict import load_image_files
+from .clicks import on_plotly_click
 from .payload import typed
 from .session import Session
 from .text import error, escape
@@ -29,24 +30,12 @@ PLAIN_LABEL = "Images"
 GRADCAM_BATCH = 16  # images per Grad-CAM pass: a big body's gradients for 48 images at once would not fit small machines
 NO_POINT = "Click a point of the chart (or type a test image number) to see that image."
 # Plotly's click on a point writes its test image number into the number box, whose change shows it.
-POINT_CLICKS = """() => {
-  let tries = 0;
-  const bind = () => {
-    const plot = document.querySelector('#fs-chart .js-plotly-plot');
-    if (!plot || !plot.on) { if (++tries < 50) setTimeout(bind, 100); return; }
-    if (plot.dataset.pointClicks) return;
-    plot.dataset.pointClicks = '1';
-    plot.on('plotly_click', (e) => {
-      const p = e.points && e.points[0];
+POINT_CLICKS = on_plotly_click("fs-chart", """
       const box = document.querySelector('#fs-point input');
-      if (!p || !p.customdata || !box) return;
+      if (!p.customdata || !box) return;
       box.value = String(p.customdata[0]);
       box.dispatchEvent(new Event('input', {bubbles: true}));
-      box.dispatchEvent(new Event('change', {bubbles: true}));
-    });
-  };
-  bind();
-}"""
+      box.dispatchEvent(new Event('change', {bubbles: true}));""")
 
 
 class InsightViews(NamedTuple):

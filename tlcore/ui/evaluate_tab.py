@@ -19,23 +19,16 @@ from ..evaluate import evaluate
 from ..export import FORMATS, export_run
 from ..plots import confusion_figure, roc_figure
 from . import evaluate_insight as insight
+from .clicks import on_plotly_click
 from .session import Session
 from .payload import typed
 from .text import error, escape, warn
 
 GALLERY_MAX = 48
 # Plotly's click on a heatmap cell (row, column) clicks that cell of the table below, so the chart
-# and the table run the same handler. Bound once per drawn chart (each redraw is a new element).
-HEATMAP_CLICKS = """() => {
-  let tries = 0;
-  const bind = () => {
-    const plot = document.querySelector('#cm-chart .js-plotly-plot');
-    if (!plot || !plot.on) { if (++tries < 50) setTimeout(bind, 100); return; }
-    if (plot.dataset.cellClicks) return;
-    plot.dataset.cellClicks = '1';
-    plot.on('plotly_click', (e) => {
-      const p = e.points && e.points[0];
-      if (!p || !Array.isArray(p.pointIndex)) return;
+# and the table run the same handler.
+HEATMAP_CLICKS = on_plotly_click("cm-chart", """
+      if (!Array.isArray(p.pointIndex)) return;
       const [row, col] = p.pointIndex;  // aria indices: row 1 is the header, column 1 the class names
       const cell = document.querySelector(
         `#cm-table [role=row][aria-rowindex="${row + 2}"] [aria-colindex="${col + 2}"]`);
@@ -45,11 +38,7 @@ HEATMAP_CLICKS = """() => {
       for (const type of ['pointerdown', 'mousedown', 'pointerup', 'mouseup', 'click']) {
         const Kind = type.startsWith('pointer') ? PointerEvent : MouseEvent;
         cell.dispatchEvent(new Kind(type, {bubbles: true, cancelable: true, view: window, button: 0}));
-      }
-    });
-  };
-  bind();
-}"""
+      }""")
 
 
 class EvaluateTab(NamedTuple):
