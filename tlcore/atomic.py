@@ -24,10 +24,11 @@ from pathlib import Path
 from typing import Iterator
 
 from .errors import TLCoreError
+from .runfiles import CONFIG_FILE
 
 # .<name>.tmp-<pid>-<hex> (being written) or .<name>.old-<pid>-<hex> (being replaced)
 _TEMP = re.compile(r"^\.(?P<name>.+)\.(?P<kind>tmp|old)-(?P<pid>\d+)-[0-9a-f]{8}(?P<suffix>\.[^.]*)?$")
-RUN_MARK = "config.json"  # a folder holding one is a run: a new save of the same name may replace it
+RUN_MARK = CONFIG_FILE  # a folder holding one is a run: a new save of the same name may replace it
 
 
 def _sibling(path: Path, kind: str) -> Path:

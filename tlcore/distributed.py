@@ -15,7 +15,7 @@ import os
 import torch
 import torch.distributed as dist
 
-from .data.stream import streamed
+from .data.stream import take
 
 
 def active() -> bool:
@@ -88,8 +88,7 @@ def my_rows(x: torch.Tensor) -> torch.Tensor:
     """This rank's share of ``x``'s rows (every world-th, from its rank on); streamed images stay files."""
     if not active():
         return x
-    share = slice(rank(), None, world())
-    return x.subset(share) if streamed(x) else x[share]
+    return take(x, slice(rank(), None, world()))
 
 
 def split_rows(fn, x: torch.Tensor):

@@ -43,7 +43,7 @@ from .source import SourceTask, objective_for
 from .state import LoopState, save_end_state
 from .step import Step
 from .tracking import BestEpoch, Clock, EpochMeter
-from .unfreeze import Unfreezer
+from .unfreeze import Unfreezer, live_at
 
 STEP_INTERVAL_S = Callback.step_interval_s
 # Runs that ended at an epoch boundary: their last state is saved, so they can be continued.
@@ -161,7 +161,7 @@ class Trainer:
             return None
         if distributed.world() > 1:  # DDP fixes at wrapping which parameters it averages
             raise TLCoreError("Gradual unfreezing (unfreeze_every) needs a single process; set it to 0 under torchrun.")
-        joining = u.order[:(self.cfg.epochs - 1) // every]
+        joining = live_at(u.order, every, self.cfg.epochs)[1:]  # by the last epoch, after the head
         pace = "one per epoch" if every == 1 else f"one every {every} epochs"
         self.notes.append(f"Gradual unfreezing: the head alone first, then {', '.join(joining) or 'nothing'} "
                           f"({pace})" + (f"; {', '.join(u.order[len(joining):])} stay frozen: the run ends first."

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import torch
 
 from ..errors import TLCoreError
-from .stream import streamed
+from .stream import take
 
 SPLITS = ("train", "val", "test")
 
@@ -29,9 +29,7 @@ class Split:
         return len(self.labels)
 
     def subset(self, idx: torch.Tensor) -> "Split":
-        # Streamed images stay files: indexing them would decode.
-        images = self.images.subset(idx) if streamed(self.images) else self.images[idx]
-        return Split(images, self.labels[idx])
+        return Split(take(self.images, idx), self.labels[idx])
 
 
 @dataclass

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import statistics
-import zipfile
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -29,7 +28,7 @@ from ..errors import TLCoreError
 from .base import ImageData, Split, finish, stratified_split
 from .images import IMAGE_EXTENSIONS, ImageRejected, decode_image, image_side
 from .safezip import ZipLimits, open_zip
-from .stream import FileReader, ImageFiles, ZipReader, human, memory_cap
+from .stream import UNREADABLE, FileReader, ImageFiles, ZipReader, human, memory_cap
 
 MAX_AUTO_SIZE = 224
 # The size images are decoded to, not a model's input (RunConfig.image_size, from 16): a folder of
@@ -117,13 +116,16 @@ def load_image_folder(
     read, entries = _index(path, limits)
     groups, has_splits = _group(_image_files(path, entries, skipped), skipped)
     classes = _classes(groups, path.name, has_splits)
-    probe = _probe([r for g in groups.values() for _, r in g], read)
+    refs = [r for g in groups.values() for _, r in g]
+    probe = None if image_size else _probe(refs, read)  # a few images read whole: their sizes
     size = image_size or _auto_size(probe)
     index = {c: i for i, c in enumerate(classes)}
-    count = sum(len(g) for g in groups.values())
-    note = _streaming_note(path.name, count, size, sum(n for _, r, n in entries if r is not None))
-    decode = _stream_all if note else _decode_all
-    decoded = {s: decode(g, size, index, skipped, read, probe) for s, g in groups.items()}
+    note = _streaming_note(path.name, len(refs), size, sum(n for _, r, n in entries if r is not None))
+    if note:
+        gray = _probed_gray(_probe(refs, read) if probe is None else probe)
+        decoded = {s: _stream_all(g, index, read, size, gray) for s, g in groups.items()}
+    else:
+        decoded = {s: _decode_all(g, size, index, skipped, read) for s, g in groups.items()}
     train, val, test = _splits(decoded, has_splits, test_fraction, seed, path.name, skipped)
     name = path.name[:-4] if path.suffix.lower() == ".zip" else path.name
     return finish(name, classes, train, test, val=val, val_fraction=val_fraction,
@@ -246,7 +248,7 @@ def _probe(refs: list, read, probe: int = 64) -> list[bytes]:
     for ref in refs[::max(1, len(refs) // probe)][:probe]:
         try:
             out.append(read(ref))
-        except (OSError, zipfile.BadZipFile, ValueError, EOFError):
+        except UNREADABLE:
             continue
     return out
 
@@ -258,15 +260,15 @@ def _auto_size(blobs: list[bytes]) -> int:
     return int(min(MAX_AUTO_SIZE, max(MIN_SIZE, statistics.median(sides))))
 
 
-def _decode_all(items: list[tuple[str, object]], size: int, index: dict[str, int], skipped: Counter, read,
-                probe=None) -> tuple[torch.Tensor, torch.Tensor, bool]:
+def _decode_all(items: list[tuple[str, object]], size: int, index: dict[str, int], skipped: Counter,
+                read) -> tuple[torch.Tensor, torch.Tensor, bool]:
     """Read and decode in threads (PIL releases the GIL while decoding)."""
     def one(item):
         try:
             return decode_image(read(item[1]), size), index[item[0]]
         except ImageRejected as e:
             return e.reason, None
-        except (OSError, zipfile.BadZipFile, ValueError, EOFError, NotImplementedError):  # a bad CRC, a vanished file
+        except UNREADABLE:
             return "unreadable, too large or a link", None
 
     arrays, labels, gray = [], [], True
@@ -284,15 +286,20 @@ def _decode_all(items: list[tuple[str, object]], size: int, index: dict[str, int
     return x, torch.tensor(labels, dtype=torch.int64), gray
 
 
-def _stream_all(items: list[tuple[str, object]], size: int, index: dict[str, int], skipped: Counter, read,
-                probe: list[bytes]) -> tuple[ImageFiles, torch.Tensor, bool]:
-    """The images as files, decoded per batch later; gray when the probed images all are."""
+def _probed_gray(probe: list[bytes]) -> bool:
+    """A streamed folder is gray when the images probed from it all are (decoding each would read it all)."""
     gray = True
     for blob in probe:
         try:
             gray &= decode_image(blob, MIN_SIZE)[1]
         except ImageRejected:
             continue
+    return gray
+
+
+def _stream_all(items: list[tuple[str, object]], index: dict[str, int], read, size: int,
+                gray: bool) -> tuple[ImageFiles, torch.Tensor, bool]:
+    """The images as files, decoded per batch later."""
     files = ImageFiles(read, [ref for _, ref in items], size, 3)
     return files, torch.tensor([index[c] for c, _ in items], dtype=torch.int64), gray
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import stat
 import zipfile
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -102,14 +101,3 @@ def open_zip(path: str | Path, limits: ZipLimits = ZipLimits()) -> tuple[zipfile
     except BaseException:
         zf.close()
         raise
-
-
-def read_members(zf: zipfile.ZipFile, infos: list[zipfile.ZipInfo]) -> Iterator[tuple[zipfile.ZipInfo, bytes | None]]:
-    """Yield (info, bytes) in order; bytes is None for a member that fails its CRC or inflate."""
-    for info in infos:
-        try:
-            with zf.open(info) as f:
-                data = f.read(info.file_size + 1)
-            yield info, (data if len(data) == info.file_size else None)
-        except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError):
-            yield info, None

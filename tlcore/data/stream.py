@@ -8,8 +8,8 @@ step. :class:`ImageFiles` stands where the uint8 tensor would (``Split.images``)
 decodes just those images, so the loader's seeded order, its per-rank shards, augmentation,
 evaluation and the feature cache work unchanged, and give the same numbers.
 
-A file that fails to decode mid-run (truncated after it was indexed) becomes a black image and is
-counted in :attr:`ImageFiles.failed`; stopping a long run for one file would be worse.
+A file that fails to decode mid-run (truncated after it was indexed) becomes a black image;
+stopping a long run for one file would be worse.
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import os
 import re
 import threading
 import zipfile
-from collections import Counter, deque
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -31,6 +31,9 @@ MEMORY_CAP_ENV = "TLCORE_MEMORY_CAP"
 # Of the memory free when a folder is loaded: the rest is for the model, its batches and the app.
 CAP_FRACTION = 0.5
 PREFETCH = 3  # batches decoded ahead of the step
+# What reading a file that was indexed may raise: a bad CRC, a vanished or truncated file, a zip
+# member in a compression zipfile cannot inflate.
+UNREADABLE = (OSError, zipfile.BadZipFile, ValueError, EOFError, NotImplementedError)
 _UNITS = {"": 1, "B": 1, "K": 1024, "KB": 1024, "M": 1024**2, "MB": 1024**2, "G": 1024**3, "GB": 1024**3}
 
 
@@ -129,7 +132,6 @@ class ImageFiles:
 
     def __init__(self, read, refs: list, size: int, channels: int):
         self.read, self.refs, self.size, self.channels = read, list(refs), size, channels
-        self.failed: Counter[str] = Counter()  # files that failed to decode while streaming, by reason
 
     @property
     def shape(self) -> torch.Size:
@@ -144,7 +146,7 @@ class ImageFiles:
 
     def _positions(self, idx) -> list[int]:
         if isinstance(idx, slice):
-            return list(range(len(self.refs)))[idx]
+            return list(range(len(self.refs))[idx])  # a range slices lazily: O(batch), not O(split)
         if isinstance(idx, torch.Tensor):
             idx = idx.cpu()
             return torch.nonzero(idx).flatten().tolist() if idx.dtype == torch.bool else idx.flatten().tolist()
@@ -154,15 +156,12 @@ class ImageFiles:
 
     def subset(self, idx) -> "ImageFiles":
         """These images, still as files."""
-        out = ImageFiles(self.read, [self.refs[i] for i in self._positions(idx)], self.size, self.channels)
-        out.failed = self.failed  # one count for the folder, whichever split found it
-        return out
+        return ImageFiles(self.read, [self.refs[i] for i in self._positions(idx)], self.size, self.channels)
 
     def _decode(self, ref) -> np.ndarray:
         try:
             return decode_image(self.read(ref), self.size)[0]
-        except (ImageRejected, OSError, zipfile.BadZipFile, ValueError, EOFError) as e:
-            self.failed[getattr(e, "reason", "unreadable")] += 1
+        except (ImageRejected, *UNREADABLE):
             return np.zeros((self.size, self.size, 3), np.uint8)
 
     def __getitem__(self, idx) -> torch.Tensor:
@@ -172,6 +171,11 @@ class ImageFiles:
             return torch.zeros(0, self.channels, self.size, self.size, dtype=torch.uint8)
         x = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2)
         return x[:, :self.channels].contiguous()
+
+
+def take(images, idx):
+    """``images[idx]``, except that streamed images stay files (indexing them would decode)."""
+    return images.subset(idx) if streamed(images) else images[idx]
 
 
 def streamed(images) -> bool:
