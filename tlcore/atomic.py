@@ -56,7 +56,8 @@ def fsync_tree(folder: Path) -> None:
         _fsync(Path(root))
 
 
-def _discard(path: Path) -> None:
+def discard(path: Path) -> None:
+    """Remove a file or folder if it is there (a link, not what it points to)."""
     if path.is_dir() and not path.is_symlink():
         shutil.rmtree(path, ignore_errors=True)
     else:
@@ -76,7 +77,7 @@ def atomic_write(path: str | Path) -> Iterator[Path]:
         _fsync(tmp)
         os.replace(tmp, path)
     except BaseException:
-        _discard(tmp)
+        discard(tmp)
         raise
     _fsync(path.parent)
 
@@ -112,7 +113,7 @@ def atomic_folder(path: str | Path, *, mark: str = RUN_MARK) -> Iterator[Path]:
         fsync_tree(tmp)
         _publish(tmp, path)
     except BaseException:
-        _discard(tmp)
+        discard(tmp)
         raise
     _fsync(path.parent)
 
@@ -176,5 +177,5 @@ def sweep(folder: str | Path) -> list[Path]:
                 with contextlib.suppress(OSError):
                     os.rename(p, final)
                     continue
-            _discard(p)
+            discard(p)
     return found

@@ -143,9 +143,11 @@ def feature_space(model: TransferNet, weights: str, images: torch.Tensor, labels
 
 def panels(space: FeatureSpace, method: str = "pca", *, seed: int = 0) -> list[tuple[str, np.ndarray, np.ndarray]]:
     """(title with its 5-NN accuracy, image indices, 2-D coordinates) per view, before first."""
-    out = []
+    out, last = [], None
     for view in (space.before, space.after):
         if view is not None:
-            idx, xy = project(view.features, method, seed=seed)
-            out.append((f"{view.title}<br>{NEIGHBOURS}-NN accuracy {view.knn_accuracy:.1%}", idx, xy))
+            # A frozen body's features are the source's: one projection (t-SNE takes seconds) serves both.
+            if last is None or not np.array_equal(last[0], view.features):
+                last = (view.features, *project(view.features, method, seed=seed))
+            out.append((f"{view.title}<br>{NEIGHBOURS}-NN accuracy {view.knn_accuracy:.1%}", last[1], last[2]))
     return out

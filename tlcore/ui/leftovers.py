@@ -15,9 +15,10 @@ from __future__ import annotations
 import atexit
 import os
 import secrets
-import shutil
 import tempfile
 from pathlib import Path
+
+from ..atomic import discard
 
 try:
     import fcntl
@@ -67,13 +68,11 @@ def owner() -> Owner | None:
 
 def session_folder() -> Path:
     """A new session folder in the temp folder, named after this process's owner."""
-    own = owner()
-    prefix = SESSION_PREFIX + (f"{own.tag}-" if own else "")
-    return Path(tempfile.mkdtemp(prefix=prefix))
+    return Path(tempfile.mkdtemp(prefix=SESSION_PREFIX + tag_prefix()))
 
 
-def stop_prefix() -> str:
-    """What this process's stop files' names begin with."""
+def tag_prefix() -> str:
+    """What this process's session folders' (after SESSION_PREFIX) and stop files' names begin with."""
     own = owner()
     return f"{own.tag}-" if own else ""
 
@@ -97,10 +96,7 @@ def _remove(root: Path, tag: str) -> list[Path]:
     """An owner's session folders, stop files and lock file."""
     found = [*root.glob(f"{SESSION_PREFIX}{tag}-*"), *(root / STOPS_NAME).glob(f"{tag}-*")]
     for p in found:
-        if p.is_dir():
-            shutil.rmtree(p, ignore_errors=True)
-        else:
-            p.unlink(missing_ok=True)
+        discard(p)
     lock = root / f"{OWNER_PREFIX}{tag}.lock"
     lock.unlink(missing_ok=True)  # last: a sweep cut short is finished by the next
     return [*found, lock]

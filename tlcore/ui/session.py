@@ -151,7 +151,7 @@ class Session:
         if not as_file:
             return StopToken()
         STOPS.mkdir(exist_ok=True)
-        return StopToken(STOPS / f"{leftovers.stop_prefix()}{uuid.uuid4().hex}")
+        return StopToken(STOPS / f"{leftovers.tag_prefix()}{uuid.uuid4().hex}")
 
     def end(self) -> None:
         """The training let go (called from its own thread, so it runs even if no tab watches)."""

@@ -56,10 +56,6 @@ class TrainTab(NamedTuple):
     inputs: dict[str, gr.components.Component]  # by RunConfig field name
     progress: gr.HTML
     status: gr.Markdown
-    find_lr: gr.Button  # the learning-rate finder; its chart, its sentence and "Use this"
-    lr_plot: gr.Plot
-    lr_note: gr.Markdown
-    use_lr: gr.Button
     train_event: object  # the Start click's event, for chaining
     view: list  # progress, loss chart, accuracy chart, status: what ``cleared`` resets
 
@@ -390,5 +386,5 @@ def build(session_state: gr.State, runs_dropdown: gr.Dropdown) -> TrainTab:
     # waits behind a training. Its status line would be overwritten by the running one's next update.
     start_btn.click(busy, session_state, None, concurrency_limit=None, concurrency_id="busy-note",
                     trigger_mode="multiple", api_visibility="private")
-    return TrainTab(device, inputs, progress, status, find_btn, lr_plot, lr_note, use_btn, train_event,
+    return TrainTab(device, inputs, progress, status, train_event,
                     [progress, loss_plot, acc_plot, status])
