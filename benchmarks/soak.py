@@ -143,6 +143,7 @@ def main():
         left_warm = settle(app_tmp)
         rss_warm = rss_mb(app.proc.pid)
         print(f"after {args.warm:3d} sessions: RSS {rss_warm:7.1f} MB, session folders left {left_warm}")
+        rss_end, left = rss_warm, left_warm  # when --sessions is not above --warm
         for first in range(args.warm, args.sessions, args.step):  # the curve between, to see a trend
             last = min(first + args.step, args.sessions)
             soak.run(first, last, args.parallel)

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from test_e2e import SHOTS, app, browser, from_the_bundled_model, shot  # noqa: F401 (fixtures)
+from test_e2e import app, browser, from_the_bundled_model, shot  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.slow
 

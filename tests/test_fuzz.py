@@ -27,13 +27,13 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from PIL import Image
 
-from conftest import ROOT, class_image, png_bytes
+from conftest import ROOT, class_image
 from tlcore.card import model_card
 from tlcore.checkpoints import list_runs, load_replay, load_run
 from tlcore.compare import parse_shots
 from tlcore.config import RunConfig
 from tlcore.data import load_dataset
-from tlcore.data.folder import load_image_folder, load_labelled
+from tlcore.data.folder import load_image_folder
 from tlcore.data.images import ImageRejected, decode_image
 from tlcore.errors import TLCoreError
 from tlcore.preprocess import InputSpec
@@ -438,10 +438,12 @@ def test_fuzzed_api_payloads_get_an_answer_or_a_message(jail, app_session, tmp_p
                                           ("evaluate_on", [["a"], 1, 2.0]), ("curve (refused)", [None, 3, 1])])
 def test_payloads_of_the_wrong_type_are_refused_with_a_message(app_session, handler, args):
     """Found by the fuzzer: a number or a list where a name goes failed inside with AttributeError/TypeError."""
-    try:
+    if handler == "choose_model":  # the Model tab's own change handler: a toast, the choice left as it was
+        with pytest.warns(UserWarning):
+            _handlers()[handler][0](app_session, *args)
+        return
+    with pytest.raises(gr.Error, match="must be"):
         _handlers()[handler][0](app_session, *args)
-    except gr.Error as e:
-        assert "must be" in str(e) or "Not" in str(e.title or ""), e
 
 
 def test_payloads_of_the_right_type_go_through(app_session):

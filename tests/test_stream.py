@@ -19,7 +19,7 @@ from tlcore.config import RunConfig
 from tlcore.data import BatchLoader, load_dataset
 from tlcore.data.stream import MEMORY_CAP_ENV, PREFETCH, ImageFiles, parse_bytes
 from tlcore.errors import TLCoreError
-from tlcore.events import Callback
+from tlcore.events import Recorder
 from tlcore.models import create_backbone
 from tlcore.train import train
 
@@ -99,15 +99,10 @@ def test_training_streamed_matches_the_resident_path(digits_folder, resident_run
 
 def test_a_frozen_body_caches_features_from_the_stream(digits_folder, small_cap):
     bundled = str(ROOT / "assets" / "models" / "lenet5-mnist")
-    seen = Seen()
     r = train(RunConfig(dataset=str(digits_folder), weights=bundled, preset="linear-probe", epochs=3,
-                        batch_size=64, lr=0.01, optimizer="adamw"), callbacks=[seen])
-    assert seen.info.feature_cache and r.test.accuracy > 0.5
-
-
-class Seen(Callback):
-    def on_run_start(self, trainer, info):
-        self.info = info
+                        batch_size=64, lr=0.01, optimizer="adamw"), callbacks=[rec := Recorder()])
+    info = next(p for kind, p in rec.events if kind == "run_start")
+    assert info.feature_cache and r.test.accuracy > 0.5
 
 
 @pytest.mark.parametrize("text,expected", [("100KB", 102400), ("1.5g", int(1.5 * 1024**3)), ("4096", 4096)])

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import pytest
-import torch
 
 from tlcore.config import RunConfig
 from tlcore.data import load_dataset
