@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from e2e_server import free_port
 from tlcore.checkpoints import load_run
 from tlcore.config import RunConfig
 from tlcore.resume import continue_run
@@ -73,9 +73,7 @@ def test_the_feature_cache_and_the_test_split_are_shared_across_ranks(tmp_path):
 def test_two_hosts_meet_at_a_rendezvous(tmp_path):
     """Two torchrun agents with --nnodes 2 and a c10d rendezvous, as two hosts would run them (here
     on one machine, each one process): one run, one summary between them, world_size 2."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc_per_node", "1",
            "--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{port}", "--rdzv-id", "two-hosts",

@@ -17,6 +17,8 @@ from tlcore.train import train
 from tlcore.ui import train_tab, zerogpu
 from tlcore.ui.session import STOPS, Session, delete_session
 
+from test_zerogpu import cfg
+
 # /train's inputs after the session, in train_tab.FIELDS order: a few epochs of LeNet-5 on digits.
 SETTINGS = dict(epochs=3, batch_size=64, lr=0.05, optimizer="sgd", scheduler="onecycle", body_lr_mult=1.0,
                 label_smoothing=0.1, augment="off", early_stopping=0, seed=0)
@@ -69,11 +71,6 @@ def test_stop_reaches_only_its_own_session(digits):
     assert b.runs["1-digits-lenet5"].result.config.epochs == 2 and a.runs["1-digits-lenet5"].result.config.epochs == 4
     for s in (a, b):
         delete_session(s)
-
-
-def cfg(**kw) -> RunConfig:
-    return RunConfig(**{"dataset": "digits", "backbone": "lenet5", "epochs": 4, "batch_size": 64,
-                        "precision": "fp32", **kw})
 
 
 def spaces_refusal(title: str, message: str) -> gr.Error:
