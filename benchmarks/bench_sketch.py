@@ -23,9 +23,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from tlcore.checkpoints import load_run  # noqa: E402
-from tlcore.evaluate import predict_probs  # noqa: E402
-from tlcore.sketch import sketch_batch  # noqa: E402
+from tlcore.runs.checkpoints import load_run  # noqa: E402
+from tlcore.insight.predict import predict_probs  # noqa: E402
+from tlcore.data.sketch import sketch_batch  # noqa: E402
 
 
 def canvas(seed: int) -> np.ndarray:

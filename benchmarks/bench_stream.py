@@ -58,7 +58,7 @@ def make_million(src: Path, into: Path, total: int) -> Path:
 def throughput(folder: Path, cap: str | None, steps: int, train_steps: bool) -> dict:
     """Images per second over ``steps`` batches: the loader alone, or LeNet-5 training steps."""
     from tlcore.config import RunConfig
-    from tlcore.trainer import Trainer
+    from tlcore.training.loop import Trainer
 
     if cap:
         os.environ["TLCORE_MEMORY_CAP"] = cap

@@ -65,7 +65,7 @@ from tlcore.config import RunConfig  # noqa: E402
 from tlcore.data import load_dataset  # noqa: E402
 from tlcore.events import Callback  # noqa: E402
 from tlcore.models import create_backbone  # noqa: E402
-from tlcore.train import train  # noqa: E402
+from tlcore.training.train import train  # noqa: E402
 
 
 def tutorial_epoch(root: str, batch_size: int = 64, workers: int = 4) -> float:

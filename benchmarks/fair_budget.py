@@ -26,10 +26,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tlcore.compare import shots_of, strategy_config  # noqa: E402
+from tlcore.studies.compare import strategy_config  # noqa: E402
+from tlcore.studies.curve import shots_of  # noqa: E402
 from tlcore.config import STRATEGIES  # noqa: E402
 from tlcore.data import load_dataset  # noqa: E402
-from tlcore.train import train  # noqa: E402
+from tlcore.training.train import train  # noqa: E402
 
 BUNDLED = str(Path(__file__).resolve().parents[1] / "assets" / "models" / "lenet5-mnist")
 

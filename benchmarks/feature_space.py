@@ -25,10 +25,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tlcore.config import RunConfig  # noqa: E402
 from tlcore.data import load_dataset  # noqa: E402
-from tlcore.defaults import suggested_for  # noqa: E402
-from tlcore.featurespace import feature_space, knn_accuracy, project  # noqa: E402
+from tlcore.training.suggest import suggested_for  # noqa: E402
+from tlcore.insight.feature_space import feature_space, knn_accuracy, project  # noqa: E402
 from tlcore.paths import BUNDLED_MNIST  # noqa: E402
-from tlcore.train import train  # noqa: E402
+from tlcore.training.train import train  # noqa: E402
 
 
 def timed(fn, *a, **kw):

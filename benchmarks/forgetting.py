@@ -24,11 +24,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tlcore.checkpoints import load_run  # noqa: E402
+from tlcore.runs.checkpoints import load_run  # noqa: E402
 from tlcore.config import RunConfig  # noqa: E402
 from tlcore.data import load_dataset  # noqa: E402
-from tlcore.evaluate import predict_probs  # noqa: E402
-from tlcore.train import train  # noqa: E402
+from tlcore.insight.predict import predict_probs  # noqa: E402
+from tlcore.training.train import train  # noqa: E402
 
 BUNDLED = Path(__file__).resolve().parents[1] / "assets" / "models" / "lenet5-mnist"
 SETTINGS = {"plain": {}, "L2-SP 0.03": {"l2sp": 0.03}, "L2-SP 0.1": {"l2sp": 0.1},

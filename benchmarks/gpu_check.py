@@ -24,7 +24,7 @@ from tlcore.config import RunConfig  # noqa: E402
 from tlcore.data import load_dataset  # noqa: E402
 from tlcore.events import Callback  # noqa: E402
 from tlcore.device import autocast_dtype, describe_device, pick_device  # noqa: E402
-from tlcore.train import train  # noqa: E402
+from tlcore.training.train import train  # noqa: E402
 
 
 class PhaseTimes(Callback):

@@ -27,9 +27,9 @@ from PIL import Image, ImageDraw, ImageFont
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tlcore.checkpoints import load_run  # noqa: E402
-from tlcore.evaluate import predict_probs  # noqa: E402
-from tlcore.sketch import sketch_batch  # noqa: E402
+from tlcore.runs.checkpoints import load_run  # noqa: E402
+from tlcore.insight.predict import predict_probs  # noqa: E402
+from tlcore.data.sketch import sketch_batch  # noqa: E402
 
 STYLES = ("dark-on-light", "light-on-dark", "transparent-layer", "colour")
 CANVAS = 420

@@ -47,8 +47,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tlcore.config import RunConfig  # noqa: E402
 from tlcore.events import Callback  # noqa: E402
-from tlcore.train import train  # noqa: E402
-from tlcore.trainer import load_run_data  # noqa: E402
+from tlcore.training.train import train  # noqa: E402
+from tlcore.training.loop import load_run_data  # noqa: E402
 
 
 class Thaws(Callback):

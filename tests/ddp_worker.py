@@ -10,7 +10,7 @@ import torch
 
 from tlcore import distributed
 from tlcore.config import RunConfig
-from tlcore.trainer import Trainer
+from tlcore.training.loop import Trainer
 
 
 class Checked:

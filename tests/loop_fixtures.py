@@ -50,7 +50,7 @@ torch.backends.nnpack.enabled = False
 
 from tlcore.config import RunConfig  # noqa: E402
 from tlcore.data import load_dataset  # noqa: E402
-from tlcore.train import train  # noqa: E402
+from tlcore.training.train import train  # noqa: E402
 
 COMMON = dict(backbone="lenet5", precision="fp32", seed=0, optimizer="sgd", scheduler="onecycle")
 

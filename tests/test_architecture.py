@@ -78,5 +78,62 @@ def test_every_function_fits_on_a_screen():
 
 
 def test_train_reads_as_set_up_fit_finish():
-    lines = dict(_functions())["tlcore.train.train"]
+    lines = dict(_functions())["tlcore.training.train.train"]
     assert lines <= 30, f"train() is {lines} lines"
+
+
+# The engine's face: what a front end may import (issue #23).
+FACE = {"tlcore.api", "tlcore.config", "tlcore.events", "tlcore.errors"}
+
+
+def test_front_ends_reach_the_engine_only_through_its_face():
+    fronts = {n: p for n, p in MODULES.items() if n == "tlcore.cli" or n.startswith("tlcore.ui")}
+    reached = {n: sorted(m for m in _imports(n, p) if not m.startswith("tlcore.ui") and m not in FACE | {"tlcore"})
+               for n, p in fronts.items()}
+    assert {n: m for n, m in reached.items() if m} == {}
+
+
+def test_the_face_is_not_a_front_end_and_the_engine_never_imports_one():
+    engine = {n: p for n, p in MODULES.items() if n not in ("tlcore.cli", "tlcore.__main__")
+              and not n.startswith("tlcore.ui")}
+    upward = {n: sorted(m for m in _imports(n, p) if m == "tlcore.cli" or m.startswith("tlcore.ui"))
+              for n, p in engine.items()}
+    assert {n: m for n, m in upward.items() if m} == {}
+
+
+def test_at_most_twelve_modules_at_the_top():
+    top = sorted(p.name for p in PACKAGE.glob("*.py"))
+    assert len(top) <= 12, top
+
+
+def test_each_package_says_what_lives_in_it():
+    """A newcomer finds a thing's room from the package's name and its one-line docstring."""
+    for init in PACKAGE.rglob("__init__.py"):
+        doc = ast.get_docstring(ast.parse(init.read_text()))
+        assert doc and len(doc.split()) >= 5, f"{init.relative_to(ROOT)} has no docstring saying what lives in it"
+
+
+# The layers, bottom up: a module imports its own layer or lower ones, never a higher one.
+LAYERS = [
+    {"tlcore.config", "tlcore.errors", "tlcore.events", "tlcore.registry", "tlcore.paths",
+     "tlcore.preprocess"},  # what every layer shares
+    {"tlcore.data", "tlcore.models", "tlcore.device", "tlcore.distributed",
+     "tlcore.runs.folder"},  # datasets, backbones, where they compute; the run format backbones load from
+    {"tlcore.runs", "tlcore.insight", "tlcore.training"},  # one run: stored, judged, trained
+    {"tlcore.studies"},  # workflows of many runs
+    {"tlcore", "tlcore.api"},  # the public package and the face
+    {"tlcore.cli", "tlcore.__main__", "tlcore.ui"},  # the front ends
+]
+
+
+def _layer(module: str) -> int:
+    """The layer of the most specific entry naming ``module`` or a package above it."""
+    named = [(len(p), i) for i, layer in enumerate(LAYERS) for p in layer
+             if module == p or (p != "tlcore" and module.startswith(p + "."))]
+    assert named, f"{module} is in no layer: add it to LAYERS"
+    return max(named)[1]
+
+
+def test_nothing_imports_upward():
+    upward = {n: sorted(m for m in _imports(n, p) if _layer(m) > _layer(n)) for n, p in MODULES.items()}
+    assert {n: m for n, m in upward.items() if m} == {}

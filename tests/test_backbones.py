@@ -4,10 +4,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tlcore.checkpoints import save_run
+from tlcore.runs.checkpoints import save_run
 from tlcore.errors import TLCoreError
-from tlcore.models import (HEAD, create_backbone, describe_backbone, freeze, list_backbones, preset_names,
-                           weights_choices)
+from tlcore.models import (
+    HEAD, create_backbone, describe_backbone, freeze, list_backbones, preset_names, weights_choices
+)
 from tlcore.preprocess import prepare
 
 # A small timm model stands in for "any timm model" so the generic path is exercised too.

@@ -26,12 +26,12 @@ import pytest
 from PIL import Image
 
 from conftest import ROOT, class_image, encrypted_zip, ok_members, png_bytes, symlink_member, write_zip, zip_bomb
-from tlcore.checkpoints import load_run, save_run
+from tlcore.runs.checkpoints import load_run, save_run
 from tlcore.config import RunConfig
 from tlcore.data import load_dataset
 from tlcore.errors import TLCoreError
 from tlcore.models import create_backbone, freeze
-from tlcore.sketch import to_mnist
+from tlcore.data.sketch import to_mnist
 
 UPLOAD = "upload a zip…"
 

@@ -60,7 +60,7 @@ def test_predict_labels_files(digits_run, tmp_path):
 def test_flags_not_given_follow_the_suggested_recipe(tmp_path):
     """A linear probe from the bundled MNIST model: the frozen-body recipe, except what was typed."""
     from tlcore.config import RunConfig
-    from tlcore.defaults import SUGGESTED, suggested_for
+    from tlcore.training.suggest import SUGGESTED, suggested_for
 
     out = tmp_path / "probe"
     r = run("train", "--dataset", "digits", "--backbone", "lenet5", "--weights", str(BUNDLED), "--preset",

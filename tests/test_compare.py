@@ -9,15 +9,15 @@ import pytest
 import torch
 
 from conftest import BUNDLED, run
-from tlcore.compare import (ProbeCache, TransferVsScratch, curve, shots_of, strategy_config,
-                            transfer_vs_scratch)
+from tlcore.studies.compare import TransferVsScratch, strategy_config, transfer_vs_scratch
+from tlcore.studies.curve import ProbeCache, curve, shots_of
 from tlcore.config import MAX_EPOCHS
 from tlcore.data import load_dataset
-from tlcore.defaults import MIN_STEPS, budget, suggested
-from tlcore.evaluate import evaluate_probs
+from tlcore.training.suggest import MIN_STEPS, budget, suggested
+from tlcore.insight.evaluate import evaluate_probs
 from tlcore.events import EpochEvent, StopToken
-from tlcore.result import RunResult, Status
-from tlcore.train import train
+from tlcore.training.result import RunResult, Status
+from tlcore.training.train import train
 
 GROUPS = ["conv1", "conv2", "fc1", "fc2", "head"]
 

@@ -19,16 +19,16 @@ from pathlib import Path
 import pytest
 import torch
 
-from tlcore.atomic import atomic_folder, atomic_write, is_temporary, sweep, write_text
-from tlcore.checkpoints import list_runs, load_run, save_run
+from tlcore.runs.atomic import atomic_folder, atomic_write, is_temporary, sweep, write_text
+from tlcore.runs.checkpoints import list_runs, load_run, save_run
 from tlcore.config import RunConfig
 from tlcore.data import load_dataset
 from tlcore.errors import TLCoreError
-from tlcore.evaluate import evaluate
+from tlcore.insight.evaluate import evaluate
 from tlcore.models import create_backbone
-from tlcore.resume import continuable
-from tlcore.train import train
-from tlcore.trainer import Trainer
+from tlcore.training.resume import continuable
+from tlcore.training.train import train
+from tlcore.training.loop import Trainer
 
 KILLS = 20
 SEED = 17

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from e2e_server import free_port
-from tlcore.checkpoints import load_run
+from tlcore.runs.checkpoints import load_run
 from tlcore.config import RunConfig
-from tlcore.resume import continue_run
-from tlcore.train import train
+from tlcore.training.resume import continue_run
+from tlcore.training.train import train
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]

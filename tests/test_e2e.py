@@ -171,7 +171,7 @@ def from_the_bundled_model(browser, url: str, preset: str, counts: str):
 
 def test_changing_the_model_suggests_its_settings(app, browser):
     """A linear probe from the bundled MNIST model: the Train tab's settings follow the model."""
-    from tlcore.defaults import suggested
+    from tlcore.training.suggest import suggested
 
     page = from_the_bundled_model(browser, app.url, "linear-probe", "850 of 61,706 parameters train")
     groups = ["conv1", "conv2", "fc1", "fc2", "head"]

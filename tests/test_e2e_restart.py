@@ -19,7 +19,7 @@ import pytest
 from conftest import BUNDLED, write_folder
 from e2e_server import CHROMIUM, CHROMIUM_ARGS, AppServer
 from tlcore.config import RunConfig
-from tlcore.train import train
+from tlcore.training.train import train
 
 # gradio_client's own thread still polls the killed server's job and fails to connect: expected here.
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")]

@@ -8,9 +8,9 @@ import pytest
 import torch
 from sklearn.metrics import accuracy_score, roc_auc_score
 
-from tlcore.checkpoints import load_run, save_run
+from tlcore.runs.checkpoints import load_run, save_run
 from tlcore.errors import TLCoreError
-from tlcore.evaluate import evaluate, evaluate_probs
+from tlcore.insight.evaluate import evaluate, evaluate_probs
 from tlcore.models import create_backbone
 
 

@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 import torch
 
-from tlcore.checkpoints import load_run
+from tlcore.runs.checkpoints import load_run
 from tlcore.config import RunConfig
 from tlcore.data import load_dataset
 from tlcore.errors import TLCoreError
-from tlcore.export import FORMATS, export_run
+from tlcore.runs.export import FORMATS, export_run
 from tlcore.preprocess import prepare
-from tlcore.train import train
+from tlcore.training.train import train
 
 from conftest import run, write_folder
 

@@ -13,7 +13,7 @@ import torch
 from tlcore.config import RunConfig
 from tlcore.data import load_dataset
 from tlcore.events import StopToken
-from tlcore.train import train
+from tlcore.training.train import train
 from tlcore.ui import train_tab, zerogpu
 from tlcore.ui.session import STOPS, Session, delete_session
 

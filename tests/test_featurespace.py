@@ -14,10 +14,10 @@ from sklearn.datasets import make_blobs
 
 from tlcore.config import RunConfig
 from tlcore.data import load_dataset
-from tlcore.defaults import suggested_for
-from tlcore.featurespace import feature_space, knn_accuracy, project, starting_body
+from tlcore.training.suggest import suggested_for
+from tlcore.insight.feature_space import feature_space, knn_accuracy, project, starting_body
 from tlcore.errors import TLCoreError
-from tlcore.train import train
+from tlcore.training.train import train
 
 from conftest import BUNDLED, run
 

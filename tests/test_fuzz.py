@@ -28,19 +28,19 @@ from hypothesis.extra import numpy as hnp
 from PIL import Image
 
 from conftest import ROOT, class_image
-from tlcore.card import model_card
-from tlcore.checkpoints import list_runs, load_replay, load_run
-from tlcore.compare import parse_shots
+from tlcore.runs.card import model_card
+from tlcore.runs.checkpoints import list_runs, load_replay, load_run
+from tlcore.studies.curve import parse_shots
 from tlcore.config import RunConfig
 from tlcore.data import load_dataset
 from tlcore.data.folder import load_image_folder
 from tlcore.data.images import ImageRejected, decode_image
 from tlcore.errors import TLCoreError
 from tlcore.preprocess import InputSpec
-from tlcore.resume import continuable
-from tlcore.runfiles import read_metrics, run_row
-from tlcore.sketch import sketch_batch, to_mnist
-from tlcore.train import train
+from tlcore.training.resume import continuable
+from tlcore.runs.folder import read_metrics, run_row
+from tlcore.data.sketch import sketch_batch, to_mnist
+from tlcore.training.train import train
 
 DEADLINE = timedelta(seconds=5)
 # Fuzzed zips have duplicate names, fuzzed images odd chunks: their libraries warn, as they should.

@@ -19,14 +19,14 @@ from scipy.stats import spearmanr
 from tlcore.config import RunConfig
 from tlcore.data import load_dataset
 from tlcore.data.base import few_shot
-from tlcore.defaults import suggested_for
+from tlcore.training.suggest import suggested_for
 from tlcore.errors import TLCoreError
 from tlcore.events import Recorder
-from tlcore.gradcam import gradcam, heat_overlay, is_convolutional
+from tlcore.insight.gradcam import gradcam, heat_overlay, is_convolutional
 from tlcore.models import create_backbone
 from tlcore.preprocess import prepare
-from tlcore.saliency import EXPLANATIONS
-from tlcore.train import train
+from tlcore.insight.saliency import EXPLANATIONS
+from tlcore.training.train import train
 
 SIZE = 112
 
@@ -95,7 +95,7 @@ def test_maps_for_two_classes_differ(probe):
 
 def test_lenet_on_digits_has_a_map_at_the_digits_size():
     from conftest import BUNDLED
-    from tlcore.checkpoints import load_run
+    from tlcore.runs.checkpoints import load_run
 
     model, _ = load_run(BUNDLED)
     digits = load_dataset("digits").test.images[:4]

@@ -8,10 +8,10 @@ import torch
 
 from tlcore.config import RunConfig
 from tlcore.events import EpochEvent
-from tlcore.health import chance_note, explode_threshold, majority_share
-from tlcore.plots import training_figures
-from tlcore.result import Status
-from tlcore.train import train
+from tlcore.training.health import chance_note, explode_threshold, majority_share
+from tlcore.insight.plots import training_figures
+from tlcore.training.result import Status
+from tlcore.training.train import train
 
 DIGITS = dict(dataset="digits", backbone="lenet5", batch_size=32, optimizer="sgd", scheduler="onecycle")
 

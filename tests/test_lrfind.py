@@ -10,12 +10,12 @@ import torch
 
 from tlcore.config import RunConfig
 from tlcore.data import load_dataset
-from tlcore.defaults import suggested_for
+from tlcore.training.suggest import suggested_for
 from tlcore.errors import TLCoreError
-from tlcore.lrfind import RULES, lr_find, minimum, steep, valley
+from tlcore.training.lr_finder import RULES, lr_find, minimum, steep, valley
 from tlcore.models import create_backbone
-from tlcore.train import train
-from tlcore.trainer import load_run_data
+from tlcore.training.train import train
+from tlcore.training.loop import load_run_data
 
 from conftest import BUNDLED, run
 

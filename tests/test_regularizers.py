@@ -12,10 +12,10 @@ from torch import nn
 from conftest import BUNDLED
 from tlcore.config import RunConfig
 from tlcore.data import load_dataset
-from tlcore.objective import Objective
-from tlcore.regularizers import L2SP, HeadL2, LwF, last_linear
-from tlcore.source import FROZEN_BODY, NO_SOURCE
-from tlcore.train import train
+from tlcore.training.objective import Objective
+from tlcore.training.regularizers import L2SP, HeadL2, LwF, last_linear
+from tlcore.training.source_task import FROZEN_BODY, NO_SOURCE
+from tlcore.training.train import train
 
 
 def toy(seed: int = 0) -> nn.Sequential:

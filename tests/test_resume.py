@@ -7,8 +7,8 @@ from safetensors.torch import load_file
 
 from tlcore.config import RunConfig
 from tlcore.errors import TLCoreError
-from tlcore.resume import continue_run
-from tlcore.train import train
+from tlcore.training.resume import continue_run
+from tlcore.training.train import train
 
 from conftest import run
 

@@ -6,7 +6,7 @@ import torch
 
 from tlcore.events import StopToken
 from tlcore.config import RunConfig
-from tlcore.train import train
+from tlcore.training.train import train
 from tlcore.ui.session import MAX_LOADED, RunRecord, Session, delete_session
 
 

@@ -7,9 +7,9 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 
 from conftest import BUNDLED, digit_canvas
-from tlcore.checkpoints import load_run
-from tlcore.evaluate import predict_probs
-from tlcore.sketch import EmptySketch, ink_map, sketch_batch, to_mnist
+from tlcore.runs.checkpoints import load_run
+from tlcore.insight.predict import predict_probs
+from tlcore.data.sketch import EmptySketch, ink_map, sketch_batch, to_mnist
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +90,7 @@ def test_sketch_batches_fit_three_channel_models():
 
 
 def test_saliency_lights_up_the_ink(model):
-    from tlcore.saliency import overlay, saliency
+    from tlcore.insight.saliency import overlay, saliency
 
     x = sketch_batch([np.asarray(digit_canvas("1"))], model.spec)
     heat = saliency(model, x)[0]

@@ -12,8 +12,8 @@ from conftest import ROOT
 from tlcore.config import RunConfig
 from tlcore.data import load_dataset
 from tlcore.errors import TLCoreError
-from tlcore.state import TENSORS_FILE, TREE_FILE, LoopState
-from tlcore.train import train
+from tlcore.training.state import TENSORS_FILE, TREE_FILE, LoopState
+from tlcore.training.train import train
 
 CONFIGS = {
     "augmented-onecycle-sgd": {"augment": True, "scheduler": "onecycle"},

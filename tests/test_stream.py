@@ -21,7 +21,7 @@ from tlcore.data.stream import MEMORY_CAP_ENV, PREFETCH, ImageFiles, parse_bytes
 from tlcore.errors import TLCoreError
 from tlcore.events import Recorder
 from tlcore.models import create_backbone
-from tlcore.train import train
+from tlcore.training.train import train
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPE = dict(backbone="lenet5", epochs=20, batch_size=64, lr=0.1, optimizer="sgd", scheduler="onecycle")

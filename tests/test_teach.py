@@ -9,13 +9,13 @@ import pytest
 import torch
 
 from conftest import BUNDLED, digit_canvas
-from tlcore.checkpoints import REPLAY_FILE, list_runs, load_replay, load_run, replay_sample, save_replay
+from tlcore.runs.checkpoints import REPLAY_FILE, list_runs, load_replay, load_run, replay_sample, save_replay
 from tlcore.data import load_dataset
 from tlcore.data.base import ImageData, Split
 from tlcore.errors import TLCoreError
-from tlcore.evaluate import predict_probs
-from tlcore.sketch import EmptySketch, sketch_batch
-from tlcore.teach import MAX_DRAWINGS, Drawings, teach, teaching_data
+from tlcore.insight.predict import predict_probs
+from tlcore.data.sketch import EmptySketch, sketch_batch
+from tlcore.studies.teach import MAX_DRAWINGS, Drawings, teach, teaching_data
 
 DIGITS = [str(i) for i in range(10)]
 

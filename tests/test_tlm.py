@@ -14,13 +14,13 @@ from torch.utils.data import DataLoader
 
 from conftest import BUNDLED, ROOT
 from tlcore import TransferLearningModel
-from tlcore.batches import run_batches
+from tlcore.training.batches import run_batches
 from tlcore.config import RunConfig
 from tlcore.data import SplitDataset, load_dataset
 from tlcore.events import StopToken
 from tlcore.models import create_backbone, freeze
-from tlcore.optim import build_optimizer
-from tlcore.train import train
+from tlcore.training.optim import build_optimizer
+from tlcore.training.train import train
 
 
 @pytest.fixture(scope="module")

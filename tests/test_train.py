@@ -15,10 +15,10 @@ from tlcore.data import ImageData, Split, load_dataset
 from tlcore.errors import TLCoreError
 from tlcore.events import Callback, Recorder, StopToken
 from tlcore.models import create_backbone
-from tlcore.objective import Objective
-from tlcore.optim import build_optimizer
-from tlcore.train import train
-from tlcore.trainer import BestEpoch, Trainer
+from tlcore.training.objective import Objective
+from tlcore.training.optim import build_optimizer
+from tlcore.training.train import train
+from tlcore.training.loop import BestEpoch, Trainer
 
 
 @pytest.fixture(scope="module")
@@ -299,9 +299,9 @@ def test_a_runs_test_metrics_are_what_evaluate_finds_in_its_saved_files(digits, 
     where the CPU has AMX): ``tlcore evaluate`` on the saved run reproduces every probability."""
     import numpy as np
 
-    from tlcore.checkpoints import load_run
+    from tlcore.runs.checkpoints import load_run
     from tlcore.device import pick_device, run_autocast_dtype
-    from tlcore.evaluate import evaluate
+    from tlcore.insight.evaluate import evaluate
 
     r = train(quick(preset="linear-probe", augment=False, precision="auto"), data=digits, out=tmp_path / "run")
     model, meta = load_run(tmp_path / "run")

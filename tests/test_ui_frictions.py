@@ -11,10 +11,10 @@ import torch
 
 from tlcore.config import RunConfig
 from tlcore.data import load_dataset
-from tlcore.defaults import suggested_for
+from tlcore.training.suggest import suggested_for
 from tlcore.models import create_backbone, frozen_for_preset
-from tlcore.plots import roc_figure, training_figures
-from tlcore.train import train
+from tlcore.insight.plots import roc_figure, training_figures
+from tlcore.training.train import train
 from tlcore.ui import FOOTER, data_tab, draw_tab, evaluate_tab, fields, model_tab, train_tab
 from tlcore.ui.session import DEFAULT_FROZEN, DEFAULT_PRESET, DEFAULT_WEIGHTS, RunRecord, Session
 from tlcore.ui.text import escape

@@ -9,8 +9,8 @@ import pytest
 
 from tlcore.config import RunConfig
 from tlcore.data import load_dataset
-from tlcore.defaults import suggested_for
-from tlcore.train import train
+from tlcore.training.suggest import suggested_for
+from tlcore.training.train import train
 from tlcore.ui import evaluate_insight, evaluate_tab
 from tlcore.ui.session import RunRecord, Session
 

@@ -6,7 +6,7 @@ import pytest
 
 from tlcore.config import RunConfig
 from tlcore.data import load_dataset
-from tlcore.train import train
+from tlcore.training.train import train
 from tlcore.ui import evaluate_tab
 from tlcore.ui.session import RunRecord, Session
 

@@ -7,9 +7,9 @@ from tlcore.config import RunConfig
 from tlcore.data import load_dataset
 from tlcore.events import Callback
 from tlcore.models import HEAD, create_backbone, freeze
-from tlcore.optim import group_rates
-from tlcore.train import train
-from tlcore.unfreeze import plan
+from tlcore.training.optim import group_rates
+from tlcore.training.train import train
+from tlcore.training.unfreeze import plan
 
 from conftest import BUNDLED
 

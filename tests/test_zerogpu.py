@@ -9,7 +9,7 @@ from tlcore.config import RunConfig
 from tlcore.data import ImageData, Split, load_dataset
 from tlcore.errors import TLCoreError
 from tlcore.events import StopToken
-from tlcore.train import train
+from tlcore.training.train import train
 from tlcore.ui import train_tab, zerogpu
 from tlcore.ui.session import Session
 

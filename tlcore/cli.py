@@ -27,7 +27,7 @@ def _summary(fn) -> str:
 
 
 def cmd_datasets(args) -> int:
-    from .data import DATASETS, list_datasets, load_dataset
+    from .api import DATASETS, list_datasets, load_dataset
 
     if not args.describe:
         for name in list_datasets():
@@ -52,7 +52,7 @@ def cmd_datasets(args) -> int:
 
 
 def cmd_backbones(args) -> int:
-    from .models import BACKBONES, describe_backbone, list_backbones, weights_choices
+    from .api import BACKBONES, describe_backbone, list_backbones, weights_choices
 
     if not args.describe:
         for name in list_backbones():
@@ -140,21 +140,17 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
 
 
 def cmd_train(args) -> int:
-    from . import distributed
+    from .api import distributed_run
 
-    if distributed.init_from_env():  # under torchrun: one process per rank, one run
-        try:
-            return _train(args)
-        finally:
-            distributed.finish()
-    return _train(args)
+    with distributed_run():  # under torchrun: one process per rank, one run
+        return _train(args)
 
 
 def suggested_config(args: argparse.Namespace):
     """``(cfg, data)``: the flags' RunConfig, the suggestions for this model and this much data in
     place of the suggested flags not given (``data``: loaded to size them, or None)."""
-    from .defaults import SUGGESTED, suggested_for
-    from .trainer import load_run_data
+    from .api import SUGGESTED, suggested_for
+    from .api import load_run_data
 
     # RunConfig's defaults stand in while everything typed is validated, then the suggestions replace them.
     missing = [k for k in SUGGESTED if getattr(args, k) is None]
@@ -168,8 +164,8 @@ def suggested_config(args: argparse.Namespace):
 
 def cmd_lr_find(args) -> int:
     """The learning-rate sweep on the run the flags describe; the suggested rate and its rule."""
-    from .lrfind import lr_find
-    from .plots import lr_find_figure
+    from .api import lr_find
+    from .api import lr_find_figure
 
     cfg, data = suggested_config(args)
     f = lr_find(cfg, data=data, start_lr=args.start_lr, end_lr=args.end_lr, steps=args.steps, rule=args.rule)
@@ -185,8 +181,8 @@ def cmd_lr_find(args) -> int:
 def _train(args) -> int:
     import time
 
-    from .paths import runs_dir
-    from .train import train
+    from .api import runs_dir
+    from .api import train
 
     if args.resume:
         return _continue(args)
@@ -197,8 +193,8 @@ def _train(args) -> int:
 
 def _continue(args) -> int:
     """``train --resume RUN --epochs N``: that run trained on to N epochs, saved as a new run."""
-    from .paths import runs_dir
-    from .resume import continue_run
+    from .api import runs_dir
+    from .api import continue_run
 
     if args.epochs is None:
         raise TLCoreError("--resume needs --epochs: how many epochs the run should have in all.")
@@ -207,7 +203,7 @@ def _continue(args) -> int:
 
 
 def _report(result, args) -> int:
-    from .device import is_main_process
+    from .api import is_main_process
 
     if not is_main_process():  # one run, one summary: rank 0's
         return 0
@@ -226,14 +222,14 @@ def _report(result, args) -> int:
 
 
 def _comparison_data(args):
-    from .trainer import load_run_data
+    from .api import load_run_data
 
     return load_run_data(RunConfig(dataset=args.dataset, data_dir=args.data_dir).validate())
 
 
 def cmd_curve(args) -> int:
-    from .compare import check_curve, curve, parse_shots
-    from .plots import curve_figure
+    from .api import check_curve, curve, parse_shots
+    from .api import curve_figure
 
     fixed = {k: v for k, v in (("image_size", args.image_size), ("precision", args.precision),
                                ("device", args.device)) if v is not None}
@@ -259,7 +255,7 @@ def cmd_curve(args) -> int:
 
 
 def cmd_compare(args) -> int:
-    from .compare import transfer_vs_scratch
+    from .api import transfer_vs_scratch
 
     r = transfer_vs_scratch(_comparison_data(args), backbone=args.backbone, weights=args.weights,
                             preset=args.preset, seed=args.seed)
@@ -282,7 +278,7 @@ def _write_figure(fig, path: str) -> None:
 def _run_test_data(args, model, meta):
     """The images a saved run is judged on: ``--dataset`` (any labelled set, all of it unless it holds a
     held-out folder), else the run's own dataset's test split, cut as the run's was."""
-    from .data import is_path, load_dataset, load_labelled
+    from .api import is_path, load_dataset, load_labelled
 
     run = meta.get("run") or {}
     name = args.dataset or run.get("dataset")
@@ -300,17 +296,11 @@ def _run_test_data(args, model, meta):
 
 
 def cmd_evaluate(args) -> int:
-    from .checkpoints import load_run
-    from .evaluate import evaluate
-    from .device import pick_device, run_autocast_dtype
+    from .api import evaluate_run, load_run
 
     model, meta = load_run(args.checkpoint)
     name, data = _run_test_data(args, model, meta)
-    # The precision training was tested in, so the test accuracy is reproduced exactly.
-    device = pick_device("auto")
-    amp = run_autocast_dtype(device, meta.get("run") or {})
-    result = evaluate(model.to(device), data.test.images, data.test.labels, data.classes, device=device,
-                      autocast_dtype=amp)
+    result = evaluate_run(model, data.test, data.classes, run=meta.get("run"))
     d = result.to_dict()
     if args.json:
         print(json.dumps(d))
@@ -322,9 +312,9 @@ def cmd_evaluate(args) -> int:
 
 def cmd_features(args) -> int:
     """Penultimate-layer features of the test images, before and after: 5-NN accuracy, and a 2-D chart."""
-    from .checkpoints import load_run
-    from .featurespace import feature_space, panels
-    from .plots import feature_space_figure
+    from .api import load_run
+    from .api import feature_space, panels
+    from .api import feature_space_figure
 
     model, meta = load_run(args.checkpoint)
     name, data = _run_test_data(args, model, meta)
@@ -345,8 +335,8 @@ def cmd_features(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from .card import card_beside
-    from .export import export_run
+    from .api import card_beside
+    from .api import export_run
 
     out = export_run(args.checkpoint, args.format, args.out)
     card = card_beside(out)
@@ -357,12 +347,12 @@ def cmd_export(args) -> int:
 
 
 def cmd_predict(args) -> int:
-    from .checkpoints import load_run
-    from .predict import load_image_files, predict_files
+    from .api import load_run
+    from .api import load_image_files, predict_files
 
     model, meta = load_run(args.checkpoint)
     if args.sketch:
-        from .sketch import sketch_files
+        from .api import sketch_files
         batch = sketch_files(args.images, model.spec)
     else:
         batch = load_image_files(args.images, model.spec)

@@ -8,7 +8,7 @@ import torch
 from ..config import RunConfig
 from ..errors import TLCoreError
 from ..preprocess import InputSpec
-from ..runfiles import read_run_config, read_tensors
+from ..runs.folder import read_run_config, read_tensors
 from .freeze import PRESETS, freeze, frozen_for_preset, preset_names
 from .net import HEAD, BodySpec, GroupInfo, TransferNet
 from .zoo import BACKBONES, IMAGENET, NONE, TIMM_PREFIX, timm_backbone

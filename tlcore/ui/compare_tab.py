@@ -14,13 +14,13 @@ from typing import NamedTuple
 import gradio as gr
 import pandas as pd
 
-from ..compare import BUDGET_RULE, Curve, Point, curve, parse_shots, source_name, transfer_vs_scratch
+from ..api import (
+    BUDGET_RULE, BUNDLED_MNIST, Curve, curve, curve_figure, list_runs, overlay_figure, parse_shots, Point,
+    read_metrics, run_row, runs_dir, saved_run, source_name, transfer_vs_scratch
+)
 from ..config import STRATEGIES
 from ..errors import TLCoreError
 from ..events import Recorder, StopToken, stream
-from ..paths import BUNDLED_MNIST, runs_dir
-from ..plots import curve_figure, overlay_figure
-from ..runfiles import list_runs, read_metrics, run_row, saved_run
 from .session import SAVED, RunRecord, Session
 from .text import escape
 from .payload import typed

@@ -6,9 +6,8 @@ from typing import NamedTuple
 import gradio as gr
 
 from ..config import RunConfig
-from ..data import list_datasets, load_dataset
+from ..api import class_count_figure, examples, list_datasets, load_dataset
 from ..errors import TLCoreError, verify_choice
-from ..plots import class_count_figure, examples
 from . import fields
 from .text import escape, warn
 from .session import Session, bind

@@ -10,19 +10,13 @@ import gradio as gr
 import numpy as np
 from PIL import Image, ImageDraw
 
-from ..atomic import write_bytes
-from ..checkpoints import list_runs, load_replay, load_run, replay_sample
+from ..api import (
+    BUNDLED_MNIST, EmptySketch, list_runs, load_replay, load_run, overlay, predict_probs, prepare,
+    probability_figure, read_run_config, replay_sample, runs_dir, saliency, saved_run, sketch_batch, teach,
+    write_bytes
+)
 from ..errors import TLCoreError
-from ..evaluate import predict_probs
 from ..events import Callback
-from ..paths import runs_dir
-from ..paths import BUNDLED_MNIST
-from ..runfiles import read_run_config, saved_run
-from ..plots import probability_figure
-from ..preprocess import prepare
-from ..saliency import overlay, saliency
-from ..sketch import EmptySketch, sketch_batch
-from ..teach import teach
 from . import zerogpu
 from .fair import PerSession, TooMany
 from .session import SAVED as SAVED_PREFIX

@@ -14,11 +14,10 @@ import numpy as np
 import torch
 
 from ..errors import TLCoreError
-from ..evaluate import predict_probs
-from ..featurespace import NEIGHBOURS, FeatureSpace, feature_space, panels
-from ..gradcam import NOT_CONV, gradcam, heat_overlay, is_convolutional
-from ..plots import PROJECTION_NAMES, enlarged, feature_space_figure, to_display
-from ..predict import load_image_files
+from ..api import (
+    NEIGHBOURS, NOT_CONV, PROJECTION_NAMES, enlarged, feature_space, feature_space_figure, FeatureSpace,
+    gradcam, heat_overlay, is_convolutional, load_image_files, panels, predict_probs, to_display
+)
 from .clicks import on_plotly_click
 from .payload import typed
 from .session import Session

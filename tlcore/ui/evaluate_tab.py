@@ -11,13 +11,10 @@ import gradio as gr
 import numpy as np
 import pandas as pd
 
-from ..atomic import atomic_write
-from ..card import card_beside
-from ..data import load_labelled
+from ..api import (
+    FORMATS, atomic_write, card_beside, confusion_figure, evaluate_run, export_run, load_labelled, roc_figure
+)
 from ..errors import TLCoreError
-from ..evaluate import evaluate
-from ..export import FORMATS, export_run
-from ..plots import confusion_figure, roc_figure
 from . import evaluate_insight as insight
 from .clicks import on_plotly_click
 from .session import Session
@@ -88,8 +85,14 @@ def _evaluated(session: Session, rec):
     """The run's test evaluation; a stopped run's kept epoch is evaluated now, the first time it is shown."""
     if rec.result.test is None and rec.result.history:
         d = rec.data
-        rec.result.test = evaluate(session.model(rec.name), d.test.images, d.test.labels, list(rec.result.classes))
+        rec.result.test = evaluate_run(session.model(rec.name), d.test, rec.result.classes, **_judged(rec))
     return rec.result.test
+
+
+def _judged(rec) -> dict:
+    """How the tab judges a run: the engine's one rule (the precision it trained in), on the CPU
+    where the app keeps its models (GPU work goes through ZeroGPU's calls, not here)."""
+    return {"run": rec.result.cfg.to_dict(), "device": "cpu"}
 
 
 NO_RUN = "Train a model on the Train tab; its evaluation on the test split appears here."
@@ -115,7 +118,7 @@ def show_other(session: Session, name: str | None, upload, normalized: str):
     try:
         model = session.model(rec.name)
         data = load_labelled(str(upload), list(rec.result.classes), image_size=model.spec.size)
-        ev = evaluate(model, data.test.images, data.test.labels, list(rec.result.classes))
+        ev = evaluate_run(model, data.test, rec.result.classes, **_judged(rec))
     except TLCoreError as e:
         raise error(e, "Not evaluated") from None
     session.evaluated_on[rec.name] = view = dataclasses.replace(

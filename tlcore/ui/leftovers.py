@@ -18,7 +18,7 @@ import secrets
 import tempfile
 from pathlib import Path
 
-from ..atomic import discard
+from ..api import discard
 
 try:
     import fcntl

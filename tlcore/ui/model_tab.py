@@ -9,11 +9,10 @@ import pandas as pd
 
 from ..config import RunConfig
 from ..errors import TLCoreError
-from ..optim import group_rates
-from ..unfreeze import plan
-from ..models import create_backbone, freeze, frozen_for_preset, list_backbones, preset_names, weights_choices
-from ..runfiles import list_runs, read_run_config
-from ..paths import BUNDLED_RUNS
+from ..api import (
+    BUNDLED_RUNS, create_backbone, freeze, frozen_for_preset, group_rates, list_backbones, list_runs,
+    preset_names, read_run_config, unfreeze_plan as plan, weights_choices
+)
 from .session import DEFAULT_BACKBONE, DEFAULT_FROZEN, DEFAULT_PRESET, DEFAULT_WEIGHTS, Session
 from .text import escape, info, warn
 from .payload import typed

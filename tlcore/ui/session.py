@@ -19,13 +19,8 @@ import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..checkpoints import load_run
-from ..data import ImageData
+from ..api import BUNDLED_MNIST, Drawings, ImageData, load_run, RunResult, TransferNet
 from ..events import StopToken
-from ..models import TransferNet
-from ..paths import BUNDLED_MNIST
-from ..result import RunResult
-from ..teach import Drawings
 from . import leftovers
 
 # Every run of a session stays listed (its files are on disk until the session ends); only this

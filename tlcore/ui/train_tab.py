@@ -17,18 +17,12 @@ import gradio as gr
 import torch
 
 from ..config import RunConfig
-from ..data import load_dataset
-from ..defaults import SUGGESTED, suggested, suggested_for
-from ..defaults import body_frozen as frozen_body
-from ..device import describe_device, pick_device
+from ..api import (
+    HEAD, SUGGESTED, body_frozen as frozen_body, continuable, continue_run, describe_device, load_dataset,
+    lr_find, lr_find_figure, pick_device, RunResult, Status, suggested, suggested_for, train, training_figures
+)
 from ..errors import TLCoreError
 from ..events import Recorder, StepEvent, StopToken, stream
-from ..models import HEAD
-from ..lrfind import lr_find
-from ..plots import lr_find_figure, training_figures
-from ..result import RunResult, Status
-from ..resume import continuable, continue_run
-from ..train import train
 from . import data_tab, fields, zerogpu
 from .session import DEFAULT_FROZEN, RunRecord, Session
 from .text import escape, warn

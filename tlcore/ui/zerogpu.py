@@ -20,12 +20,9 @@ from pathlib import Path
 import gradio as gr
 
 from ..config import RunConfig
-from ..data import ImageData
+from ..api import ImageData, LoopState, RunResult, Status, train
 from ..errors import TLCoreError
 from ..events import Recorder, StopToken, stream
-from ..result import RunResult, Status
-from ..state import LoopState
-from ..train import train
 
 try:
     import spaces

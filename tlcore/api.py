@@ -1,0 +1,115 @@
+"""The engine's one face: everything a front end (the app in ``tlcore.ui``, the command line in
+``tlcore.cli``) may ask of it. Front ends import the engine only through this module and the few
+shared ones (``tlcore.config``, ``tlcore.events``, ``tlcore.errors``); an architecture test holds it.
+
+The operations, by what a user asks:
+
+- *what data, which model*: :func:`load_dataset`, :func:`load_run_data`, :func:`create_backbone`,
+  the freezing presets, :func:`suggest` (the settings a model and this much data start from);
+- *train it*: :func:`train`, :func:`continue_run`, :func:`lr_find`, gradual unfreezing's plan;
+- *how good is it*: :func:`load_run`, :func:`evaluate_run` (one device and precision rule for
+  every front end), :func:`predict_probs`, the feature space, Grad-CAM, saliency, the figures;
+- *take it elsewhere*: :func:`export_run`, the model card;
+- *studies of many runs*: :func:`transfer_vs_scratch`, :func:`curve`, :func:`teach`.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from collections.abc import Iterator
+
+import torch
+
+from . import distributed
+from .config import RunConfig
+from .data import DATASETS, ImageData, Split, is_path, list_datasets, load_dataset, load_labelled
+from .data.sketch import EmptySketch, sketch_batch, sketch_files
+from .device import describe_device, is_main_process, pick_device, run_autocast_dtype
+from .insight.evaluate import Evaluation, evaluate, evaluate_probs
+from .insight.feature_space import NEIGHBOURS, FeatureSpace, feature_space, panels
+from .insight.gradcam import NOT_CONV, gradcam, heat_overlay, is_convolutional
+from .insight.plots import (
+    PROJECTION_NAMES, class_count_figure, confusion_figure, curve_figure, enlarged, examples, feature_space_figure,
+    lr_find_figure, overlay_figure, probability_figure, roc_figure, to_display, training_figures
+)
+from .insight.predict import load_image_files, predict_files, predict_probs
+from .insight.saliency import overlay, saliency
+from .models import (
+    BACKBONES, HEAD, TransferNet, create_backbone, describe_backbone, freeze, frozen_for_preset, list_backbones,
+    preset_names, weights_choices
+)
+from .paths import BUNDLED_MNIST, BUNDLED_RUNS, runs_dir
+from .preprocess import prepare
+from .runs.atomic import atomic_write, discard, write_bytes
+from .runs.card import card_beside
+from .runs.checkpoints import list_runs, load_replay, load_run, replay_sample
+from .runs.export import FORMATS, export_run
+from .runs.folder import read_metrics, read_run_config, run_row, saved_run
+from .studies.compare import TransferVsScratch, source_name, transfer_vs_scratch
+from .studies.curve import BUDGET_RULE, Curve, Point, check_curve, curve, parse_shots
+from .studies.teach import Drawings, teach
+from .training.loop import load_run_data
+from .training.lr_finder import lr_find
+from .training.optim import group_rates
+from .training.result import RunResult, Status
+from .training.resume import continuable, continue_run
+from .training.state import LoopState
+from .training.suggest import SUGGESTED, body_frozen, suggested, suggested_for
+from .training.train import train
+from .training.unfreeze import plan as unfreeze_plan
+
+__all__ = [
+    "BACKBONES", "BUDGET_RULE", "BUNDLED_MNIST", "BUNDLED_RUNS", "Curve", "DATASETS", "Drawings", "EmptySketch",
+    "Evaluation", "FORMATS", "FeatureSpace", "HEAD", "ImageData", "LoopState", "NEIGHBOURS", "NOT_CONV",
+    "PROJECTION_NAMES", "Point", "RunConfig", "RunResult", "SUGGESTED", "Split", "Status", "TransferNet",
+    "TransferVsScratch", "atomic_write", "body_frozen", "card_beside", "check_curve", "class_count_figure",
+    "confusion_figure", "continuable", "continue_run", "create_backbone", "curve", "curve_figure", "describe_backbone",
+    "describe_device", "discard", "distributed_run", "enlarged", "evaluate", "evaluate_probs", "evaluate_run",
+    "examples", "export_run", "feature_space", "feature_space_figure", "freeze", "frozen_for_preset", "gradcam",
+    "group_rates", "heat_overlay", "is_convolutional", "is_main_process", "is_path", "list_backbones",
+    "list_datasets", "list_runs", "load_dataset", "load_image_files", "load_labelled", "load_replay", "load_run",
+    "load_run_data", "lr_find", "lr_find_figure", "overlay", "overlay_figure", "panels", "parse_shots",
+    "pick_device", "predict_files", "predict_probs", "prepare", "preset_names", "probability_figure",
+    "read_metrics", "read_run_config", "replay_sample", "roc_figure", "run_row", "runs_dir", "saliency",
+    "saved_run", "sketch_batch", "sketch_files", "source_name", "suggest", "suggested", "suggested_for", "teach",
+    "to_display", "train", "training_figures", "transfer_vs_scratch", "unfreeze_plan", "weights_choices",
+    "write_bytes",
+]
+
+
+def suggest(cfg: RunConfig, n_train: int, *, keep: dict | None = None) -> RunConfig:
+    """``cfg`` with the suggested settings (:data:`SUGGESTED`) for its model and ``n_train``
+    training images, except those in ``keep`` (the user's own, which win). The one place both
+    front ends get suggestions from."""
+    keep = keep or {}
+    chosen = {k: v for k, v in suggested_for(cfg, n_train).items() if k in SUGGESTED and k not in keep}
+    return dataclasses.replace(cfg, **chosen, **keep).validate()
+
+
+def evaluate_run(model: TransferNet, split: Split, classes: list[str], *, run: dict | None = None,
+                 device: str | torch.device = "auto") -> Evaluation:
+    """A trained model judged on ``split``: the one device and precision rule of every front end.
+
+    ``run``: the run's saved config (``config.json``'s ``run``, or ``RunConfig.to_dict()`` plus
+    ``precision_used``). On a CPU the run is judged in the precision it was trained and tested
+    in, so the accuracy training reported is reproduced exactly; on a GPU, the run's precision
+    setting. ``device``: "auto" takes the best there is, as training did.
+    """
+    dev = device if isinstance(device, torch.device) else pick_device(device)
+    amp = run_autocast_dtype(dev, run or {})
+    try:
+        return evaluate(model.to(dev), split.images, split.labels, list(classes), device=dev, autocast_dtype=amp)
+    finally:
+        model.to("cpu")
+
+
+@contextlib.contextmanager
+def distributed_run() -> Iterator[bool]:
+    """Inside: torchrun's process group when started by torchrun (True), else nothing (False)."""
+    if not distributed.init_from_env():
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        distributed.finish()

@@ -1,0 +1,1 @@
+"""Looking at a trained model: evaluation, prediction, plots, the feature space, Grad-CAM, saliency."""

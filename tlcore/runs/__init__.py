@@ -1,0 +1,1 @@
+"""The run folder on disk: its format, atomic writes, checkpoints, the model card, export."""

@@ -1,0 +1,248 @@
+"""The data-efficiency curve: test accuracy against samples per class, for each strategy, over seeds.
+
+Every run gets the settings :func:`tlcore.studies.compare.strategy_config` gives its strategy
+and data size (one fair budget rule). The linear probes of a curve share one pass of the source
+body over the images: each probe then trains a head on rows of that cache.
+"""
+from __future__ import annotations
+
+import dataclasses
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import torch
+
+from ..config import STRATEGIES, RunConfig
+from ..data import ImageData
+from ..data.base import few_shot
+from ..data.loader import TensorLoader
+from ..device import autocast, autocast_dtype, pick_device
+from ..errors import TLCoreError, verify_choice
+from ..events import StopToken
+from ..insight.evaluate import Evaluation, evaluate_probs
+from ..models import create_backbone, freeze
+from ..training.feature_cache import compute_features
+from ..training.loop import Trainer
+from ..training.objective import Objective
+from ..training.optim import build_optimizer
+from ..training.result import Status
+from ..training.step import Step
+from ..training.suggest import MIN_STEPS
+from ..training.train import train
+from .compare import strategy_config
+
+DEFAULT_SHOTS = (1, 2, 5, 10, 20, 50, None)  # samples per class; None: every training image
+BUDGET_RULE = (f"Every run: the settings suggested for its strategy and data size, at least {MIN_STEPS} updates "
+               f"(small data: smaller batches, more epochs), early stopping on validation loss, the best epoch kept.")
+
+
+def parse_shots(text: str) -> list[int | None]:
+    """"1, 5, 20" or "1,5,all" -> [1, 5, 20] / [1, 5, None] (None: every training image)."""
+    out = []
+    for part in (p.strip() for p in str(text).split(",") if p.strip()):
+        if part == "all":
+            out.append(None)
+        elif part.isdigit() and int(part) > 0:
+            out.append(int(part))
+        else:
+            raise TLCoreError(f"Samples per class are whole numbers >= 1 or 'all', comma-separated; got {part!r}.")
+    return out
+
+
+def shots_of(data: ImageData, shots: int | None, seed: int) -> ImageData:
+    """``data`` with ``shots`` training images per class (all with None), chosen with ``seed``.
+
+    Stratified, and nested: for one seed, the 5-shot set holds the 2-shot set. Validation and
+    test stay whole, so every point is judged on the same images.
+    """
+    if shots is None:
+        return data
+    idx = few_shot(data.train.labels, shots, seed)
+    return dataclasses.replace(data, train=data.train.subset(idx))
+
+
+@dataclass
+class Point:
+    """One run of a curve."""
+
+    strategy: str
+    shots: int | None
+    seed: int
+    accuracy: float  # on the test split
+    seconds: float
+    epochs: int  # trained (early stopping may end before the budget's)
+    n_train: int
+
+
+@dataclass
+class Curve:
+    """Test accuracy against samples per class, for each strategy, over seeds."""
+
+    dataset: str
+    backbone: str
+    weights: str
+    n_classes: int
+    points: list[Point] = field(default_factory=list)
+    stopped: bool = False
+    feature_pass_seconds: float = 0.0  # the linear probes' one pass over the images
+
+    def results(self) -> list[dict]:
+        """Mean and spread over seeds, per strategy and shot count, in the order they ran."""
+        groups: dict[tuple, list[Point]] = {}
+        for p in self.points:
+            groups.setdefault((p.shots, p.strategy), []).append(p)
+        return [{"shots": shots, "strategy": strategy, "accuracy": statistics.fmean(p.accuracy for p in ps),
+                 "std": statistics.stdev([p.accuracy for p in ps]) if len(ps) > 1 else 0.0,
+                 "seconds": statistics.fmean(p.seconds for p in ps), "seeds": len(ps),
+                 "n_train": ps[0].n_train} for (shots, strategy), ps in groups.items()]
+
+    def to_dict(self) -> dict:
+        return {"dataset": self.dataset, "backbone": self.backbone, "weights": self.weights,
+                "classes": self.n_classes, "budget": BUDGET_RULE,
+                "stopped": self.stopped, "feature_pass_seconds": round(self.feature_pass_seconds, 2),
+                "results": self.results(), "points": [dataclasses.asdict(p) for p in self.points]}
+
+
+class ProbeCache:
+    """The source body's features of every image, computed once; each probe trains a head on rows of it.
+
+    A probe is the same run as ``train`` with a frozen body makes (same loaders, optimizer,
+    schedule, objective and validation), only without computing the features again.
+    """
+
+    def __init__(self, data: ImageData, cfg: RunConfig, *, stop: StopToken, rows: torch.Tensor | None = None):
+        """``rows``: the training images any probe will use (sorted indices; None: all of them)."""
+        t = time.perf_counter()
+        self.device = pick_device(cfg.device)
+        self.amp = autocast_dtype(self.device, cfg.precision)
+        torch.manual_seed(cfg.seed)
+        self.model = freeze(create_backbone(cfg.backbone, weights=cfg.weights, num_classes=len(data.classes),
+                                            image_size=cfg.image_size), preset="linear-probe")
+        self.model = self.model.to(self.device).to(memory_format=torch.channels_last)
+        self.rows = rows
+        self.features = {}
+        for name, split in data.splits.items():
+            images = split.images if name != "train" or rows is None else split.images[rows]
+            f = compute_features(self.model, images, self.device, batch_size=256, amp=self.amp, stop=stop)
+            if f is None:
+                raise _Stopped()
+            self.features[name] = f
+        self.data, self.seconds = data, time.perf_counter() - t
+
+    def probe(self, cfg: RunConfig, train_idx: torch.Tensor | None, stop: StopToken) -> "ProbeRun":
+        """A head on ``cfg``'s settings, trained on the cached rows ``train_idx`` (all with None)."""
+        head = torch.nn.Linear(self.model.num_features, len(self.data.classes)).to(self.device)
+        torch.nn.init.zeros_(head.weight), torch.nn.init.zeros_(head.bias)  # as a pretrained body's new head
+        self.model.head = head  # the frozen body is shared; the head is this probe's
+        if train_idx is None:
+            rows, labels = slice(None), self.data.train.labels
+            assert self.rows is None, "a probe on every image needs every image's features"
+        else:  # where those images sit among the cached rows
+            rows = train_idx if self.rows is None else torch.searchsorted(self.rows, train_idx)
+            rows, labels = rows.to(self.device), self.data.train.labels[train_idx]
+        bs = min(cfg.batch_size, len(labels))
+        loader = TensorLoader(self.features["train"][rows], labels, batch_size=bs, shuffle=True, device=self.device,
+                              seed=cfg.seed)
+        val = TensorLoader(self.features["val"], self.data.val.labels, batch_size=512, device=self.device)
+        opt, sched = build_optimizer(self.model, cfg, len(loader))
+        trainer = Trainer(cfg, stop=stop)
+        trainer.assemble(head, Step(head, opt, sched, Objective(cfg.label_smoothing), amp=self.amp, device=self.device),
+                         loader, val)
+        trainer.fit()
+        if trainer.best.weights is not None:
+            head.load_state_dict(trainer.best.weights)
+        test = self._test(trainer, head)
+        return ProbeRun(head.cpu(), trainer.status, trainer.history, trainer.best.epoch, test)
+
+    @torch.no_grad()
+    def _test(self, trainer: Trainer, head: torch.nn.Linear) -> Evaluation | None:
+        if trainer.status is Status.STOPPED:
+            return None
+        with autocast(self.device, self.amp):
+            probs = head.eval()(self.features["test"]).float().softmax(1).cpu()
+        return evaluate_probs(self.data.test.labels.numpy(), probs.numpy(), self.data.classes)
+
+
+@dataclass
+class ProbeRun:
+    """What a probe on the cache ends with (the fields of a RunResult that a probe has)."""
+
+    head: torch.nn.Linear  # the best epoch's, on the CPU
+    status: Status
+    history: list
+    best_epoch: int
+    test: Evaluation | None
+
+
+class _Stopped(Exception):
+    pass
+
+
+def curve(data: ImageData, *, backbone: str, weights: str, shots: Sequence[int | None] = DEFAULT_SHOTS,
+          seeds: int = 3, strategies: Sequence[str] = STRATEGIES, sink: Callable[[Point], None] | None = None,
+          stop: StopToken | None = None, **fixed) -> Curve:
+    """Test accuracy against samples per class for each strategy, ``seeds`` runs per point.
+
+    Points stream to ``sink`` as they finish; a stop ends the curve keeping every finished
+    point (``curve.stopped``). ``fixed`` RunConfig settings (``image_size``, ``precision``...)
+    apply to every run.
+    """
+    check_curve(shots, seeds, strategies, weights)
+    stop, out = stop or StopToken(), Curve(data.name, backbone, weights, len(data.classes))
+    common = dict(dataset=data.name, backbone=backbone, weights=weights, **fixed)
+    try:
+        cache = None
+        if "linear-probe" in strategies:
+            cache = ProbeCache(data, strategy_config("linear-probe", n_train=len(data.train), **common), stop=stop,
+                               rows=_rows(data, shots, seeds))
+            out.feature_pass_seconds = cache.seconds
+        for k in sorted(shots, key=lambda s: float("inf") if s is None else s):
+            for seed in range(seeds):
+                for strategy in strategies:
+                    point = _point(data, strategy, k, seed, common, cache, stop)
+                    out.points.append(point)
+                    if sink:
+                        sink(point)
+    except _Stopped:
+        out.stopped = True
+    return out
+
+
+def _rows(data: ImageData, shots, seeds: int) -> torch.Tensor | None:
+    """The training images some point of the curve uses (None: all, when "all" is a point)."""
+    if None in shots:
+        return None
+    picked = [few_shot(data.train.labels, k, seed) for k in shots for seed in range(seeds)]
+    return torch.unique(torch.cat(picked))  # sorted
+
+
+def check_curve(shots, seeds, strategies, weights) -> None:
+    """A TLCoreError naming the first thing wrong with a curve's request."""
+    for s in strategies:
+        verify_choice(s, "strategy", STRATEGIES)
+    if not strategies or not shots:
+        raise TLCoreError("A curve needs at least one strategy and one shot count.")
+    if any(s is not None and (not isinstance(s, int) or s < 1) for s in shots):
+        raise TLCoreError(f"Shots are whole numbers >= 1 (or 'all'), got {list(shots)!r}.")
+    if not isinstance(seeds, int) or not 1 <= seeds <= 10:
+        raise TLCoreError(f"seeds must be a whole number from 1 to 10, got {seeds!r}.")
+    if weights == "none" and set(strategies) - {"scratch"}:
+        raise TLCoreError("The linear probe and the fine-tune start from a source model: choose weights other than 'none'.")
+
+
+def _point(data: ImageData, strategy: str, k: int | None, seed: int, common: dict, cache: ProbeCache | None,
+           stop: StopToken) -> Point:
+    if stop.requested:
+        raise _Stopped()
+    subset = shots_of(data, k, seed)
+    cfg = strategy_config(strategy, n_train=len(subset.train), seed=seed, **common)
+    t = time.perf_counter()
+    if strategy == "linear-probe":
+        r = cache.probe(cfg, None if k is None else few_shot(data.train.labels, k, seed), stop)
+    else:
+        r = train(cfg, data=subset, stop=stop)
+    if r.status is Status.STOPPED or r.test is None:
+        raise _Stopped()
+    return Point(strategy, k, seed, r.test.accuracy, time.perf_counter() - t, len(r.history), len(subset.train))

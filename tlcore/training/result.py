@@ -1,0 +1,78 @@
+"""What a run ends with: its status, message, history, test evaluation and where it was saved."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+
+from ..config import RunConfig
+from ..insight.evaluate import Evaluation
+from ..events import EpochEvent
+from ..models import TransferNet
+from .state import LoopState
+
+
+class Status(str, Enum):
+    """How a run ended. A str, so it compares, prints and serialises as its value."""
+
+    COMPLETED = "completed"
+    EARLY_STOPPED = "early-stopped"
+    STOPPED = "stopped"  # on request
+    FAILED = "failed"  # diverged, or out of memory
+    PAUSED = "paused"  # out of its time budget at an epoch boundary; ``resume`` goes on
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass
+class RunResult:
+    model: TransferNet | None  # the best epoch's weights, on the CPU, in eval mode (None once let go of: see checkpoint)
+    config: RunConfig
+    classes: list[str]
+    status: Status
+    message: str
+    history: list[EpochEvent] = field(default_factory=list)
+    best_epoch: int = 0
+    test: Evaluation | None = None
+    images_per_second: float = 0.0
+    seconds: float = 0.0
+    device: str = ""
+    checkpoint: Path | None = None
+    resume: LoopState | None = None  # set when status is PAUSED (see train's budget_s)
+    notes: list[str] = field(default_factory=list)  # about its settings (a regularizer that could not act)
+    # The source task (a saved run's replay sample), read through the source's own head:
+    source_accuracy_before: float | None = None  # by the source model
+    source_accuracy_after: float | None = None  # by this run's body: what fine-tuning kept of it
+
+    @property
+    def val_accuracy(self) -> float | None:
+        best = [e for e in self.history if e.epoch == self.best_epoch]
+        return best[0].val_accuracy if best else None
+
+    def summary(self) -> dict:
+        """The CLI's ``--json`` line."""
+        return {
+            "status": self.status.value,
+            "message": self.message,
+            "checkpoint": str(self.checkpoint) if self.checkpoint else None,
+            "test_accuracy": self.test.accuracy if self.test else None,
+            "val_accuracy": self.val_accuracy,
+            "epochs": len(self.history),
+            "best_epoch": self.best_epoch,
+            "images_per_second": round(self.images_per_second, 1),
+            "seconds": round(self.seconds, 2),
+            "device": self.device,
+            "source_accuracy_before": self.source_accuracy_before,
+            "source_accuracy_after": self.source_accuracy_after,
+            "notes": list(self.notes),
+        }
+
+    def metrics(self, dataset: dict) -> dict:
+        """``metrics.json``: the summary, the per-epoch history, the test metrics and the data."""
+        return {
+            "summary": {k: v for k, v in self.summary().items() if k != "checkpoint"},
+            "history": [vars(e) for e in self.history],
+            "test": self.test.to_dict() if self.test else None,
+            "dataset": dataset,
+        }

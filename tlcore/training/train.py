@@ -1,0 +1,38 @@
+"""``train(cfg)``: fine-tune a TransferNet on an ImageData, firing events as it goes.
+
+The pieces are elsewhere, one concept each: :mod:`tlcore.trainer` (set up, fit, finish),
+:mod:`tlcore.step` (the one weight update), :mod:`tlcore.objective` (the loss),
+:mod:`tlcore.state` (a paused run, in memory and on disk), :mod:`tlcore.device` (device and
+precision), :mod:`tlcore.optim` (optimizer and schedule).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..runs.atomic import check_target
+from ..config import RunConfig
+from ..data import ImageData
+from ..events import Callback, StopToken
+from ..models import TransferNet
+from .result import RunResult
+from .state import LoopState
+from .loop import Trainer
+
+
+def train(cfg: RunConfig, *, data: ImageData | None = None, callbacks: list[Callback] = (),
+          stop: StopToken | None = None, out: str | Path | None = None, start: TransferNet | None = None,
+          budget_s: float | None = None, resume: LoopState | None = None) -> RunResult:
+    """Fine-tune as ``cfg`` says; save the run into ``out`` if given.
+
+    ``data`` skips loading (the app passes what it has loaded). ``start`` continues from a model
+    (a copy; ``cfg``'s freezing still applies) instead of building ``cfg.backbone``.
+    ``budget_s`` splits a long run into calls that fit a time limit (ZeroGPU's): the run pauses
+    at the epoch boundary that would overrun it, with ``result.resume``; ``train(cfg, data=data,
+    resume=result.resume)`` goes on and ends exactly as one uninterrupted run would.
+    """
+    if out is not None:
+        check_target(out)  # a folder it may not replace is refused now, not after the training
+    trainer = Trainer(cfg, callbacks=callbacks, stop=stop)
+    if trainer.setup(data, start=start, resume=resume):
+        trainer.fit(budget_s)
+    return trainer.finish(out)
