@@ -5,16 +5,21 @@ Every user error exits with code 2 and one line on stderr; no traceback reaches 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import os
+import signal
 import sys
-
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 from .config import STRATEGIES, RunConfig
 from .errors import TLCoreError
-from .events import Callback
+from .events import Callback, StopToken
+
+INTERRUPTED = 130  # the shell's code for a command ended by Ctrl-C (128 + SIGINT)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -149,8 +154,7 @@ def cmd_train(args) -> int:
 def suggested_config(args: argparse.Namespace):
     """``(cfg, data)``: the flags' RunConfig, the suggestions for this model and this much data in
     place of the suggested flags not given (``data``: loaded to size them, or None)."""
-    from .api import SUGGESTED, suggested_for
-    from .api import load_run_data
+    from .api import SUGGESTED, load_run_data, suggest
 
     # RunConfig's defaults stand in while everything typed is validated, then the suggestions replace them.
     missing = [k for k in SUGGESTED if getattr(args, k) is None]
@@ -158,14 +162,12 @@ def suggested_config(args: argparse.Namespace):
     if not missing:
         return cfg, None
     data = load_run_data(cfg)
-    suggestion = suggested_for(cfg, len(data.train))
-    return dataclasses.replace(cfg, **{k: suggestion[k] for k in missing}).validate(), data
+    return suggest(cfg, len(data.train), keep={k: getattr(cfg, k) for k in SUGGESTED if k not in missing}), data
 
 
 def cmd_lr_find(args) -> int:
     """The learning-rate sweep on the run the flags describe; the suggested rate and its rule."""
-    from .api import lr_find
-    from .api import lr_find_figure
+    from .api import lr_find, lr_find_figure
 
     cfg, data = suggested_config(args)
     f = lr_find(cfg, data=data, start_lr=args.start_lr, end_lr=args.end_lr, steps=args.steps, rule=args.rule)
@@ -178,31 +180,61 @@ def cmd_lr_find(args) -> int:
     return 0
 
 
+@contextlib.contextmanager
+def interrupt_stops() -> Iterator[StopToken]:
+    """Inside: the first Ctrl-C asks the run to stop, as the app's Stop button does (it ends within
+    a step, keeps its best epoch and is saved, marked stopped); a second one quits at once.
+
+    Under torchrun every rank gets the signal at its own step, and a rank that stops alone would
+    leave the others waiting in their gradient sums: there Ctrl-C quits, as Python's default does.
+    """
+    stop = StopToken()
+    if threading.current_thread() is not threading.main_thread() or int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        yield stop
+        return
+
+    def first_asks_second_quits(signum, frame):
+        if stop.requested:
+            raise KeyboardInterrupt
+        stop.stop()
+        print("\nStopping within a step; the best epoch so far is kept and saved (Ctrl-C again quits now).",
+              file=sys.stderr, flush=True)
+
+    previous = signal.signal(signal.SIGINT, first_asks_second_quits)
+    try:
+        yield stop
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def _train(args) -> int:
     import time
 
-    from .api import runs_dir
-    from .api import train
+    from .api import runs_dir, train
 
     if args.resume:
         return _continue(args)
     cfg, data = suggested_config(args)
     out = Path(args.out) if args.out else runs_dir() / f"{Path(cfg.dataset).stem}-{cfg.backbone.replace(':', '-')}-{time.strftime('%Y%m%d-%H%M%S')}"
-    return _report(train(cfg, data=data, callbacks=[ProgressBar()], out=out), args)
+    with interrupt_stops() as stop:
+        result = train(cfg, data=data, callbacks=[ProgressBar()], out=out, stop=stop)
+    return _report(result, args, interrupted=stop.requested)
 
 
 def _continue(args) -> int:
     """``train --resume RUN --epochs N``: that run trained on to N epochs, saved as a new run."""
-    from .api import runs_dir
-    from .api import continue_run
+    from .api import continue_run, runs_dir
 
     if args.epochs is None:
         raise TLCoreError("--resume needs --epochs: how many epochs the run should have in all.")
     out = Path(args.out) if args.out else runs_dir() / f"{Path(args.resume).name}-to{args.epochs}"
-    return _report(continue_run(args.resume, args.epochs, callbacks=[ProgressBar()], out=out), args)
+    with interrupt_stops() as stop:
+        result = continue_run(args.resume, args.epochs, callbacks=[ProgressBar()], out=out, stop=stop)
+    return _report(result, args, interrupted=stop.requested)
 
 
-def _report(result, args) -> int:
+def _report(result, args, *, interrupted: bool = False) -> int:
+    """The run's summary (one JSON object with ``--json``); exit code 130 if Ctrl-C ended it."""
     from .api import is_main_process
 
     if not is_main_process():  # one run, one summary: rank 0's
@@ -210,15 +242,16 @@ def _report(result, args) -> int:
     if result.status == "failed":
         raise TLCoreError(result.message)
     s = result.summary()
-    print(f"{result.message} test accuracy: "
-          f"{s['test_accuracy'] if s['test_accuracy'] is None else format(s['test_accuracy'], '.4f')}; "
-          f"saved to {s['checkpoint']}", file=sys.stderr)
+    tested = (f"test accuracy: {s['test_accuracy']:.4f}" if s["test_accuracy"] is not None else
+              "not measured on the test split" + (f" (python -m tlcore evaluate {s['checkpoint']} measures it)"
+                                                  if s["checkpoint"] else ""))
+    print(f"{result.message} {tested}; saved to {s['checkpoint']}", file=sys.stderr)
     if result.source_accuracy_after is not None:
         print(f"source task (its replay sample): {result.source_accuracy_before:.4f} before, "
               f"{result.source_accuracy_after:.4f} after", file=sys.stderr)
     if args.json:
         print(json.dumps(s))
-    return 0
+    return INTERRUPTED if interrupted else 0
 
 
 def _comparison_data(args):
@@ -228,8 +261,7 @@ def _comparison_data(args):
 
 
 def cmd_curve(args) -> int:
-    from .api import check_curve, curve, parse_shots
-    from .api import curve_figure
+    from .api import check_curve, curve, curve_figure, parse_shots
 
     fixed = {k: v for k, v in (("image_size", args.image_size), ("precision", args.precision),
                                ("device", args.device)) if v is not None}
@@ -241,8 +273,9 @@ def cmd_curve(args) -> int:
         print(f"{p.strategy:12s} {p.shots or 'all'!s:>4} per class, seed {p.seed}: test accuracy {p.accuracy:.4f} "
               f"({p.epochs} epochs, {p.seconds:.1f} s)", file=sys.stderr, flush=True)
 
-    result = curve(data, backbone=args.backbone, weights=args.weights, shots=shots, seeds=args.seeds,
-                   strategies=strategies, sink=report, **fixed)
+    with interrupt_stops() as stop:  # Ctrl-C: the curve ends keeping every finished point
+        result = curve(data, backbone=args.backbone, weights=args.weights, shots=shots, seeds=args.seeds,
+                       strategies=strategies, sink=report, stop=stop, **fixed)
     if args.plot:
         _write_figure(curve_figure(result.results(), result.n_classes), args.plot)
     if args.json:
@@ -257,10 +290,11 @@ def cmd_curve(args) -> int:
 def cmd_compare(args) -> int:
     from .api import transfer_vs_scratch
 
-    r = transfer_vs_scratch(_comparison_data(args), backbone=args.backbone, weights=args.weights,
-                            preset=args.preset, seed=args.seed)
+    with interrupt_stops() as stop:
+        r = transfer_vs_scratch(_comparison_data(args), backbone=args.backbone, weights=args.weights,
+                                preset=args.preset, seed=args.seed, stop=stop)
     print(json.dumps(r.to_dict()) if args.json else r.summary().replace("**", ""))
-    return 0
+    return INTERRUPTED if stop.requested else 0
 
 
 def _write_figure(fig, path: str) -> None:
@@ -312,9 +346,7 @@ def cmd_evaluate(args) -> int:
 
 def cmd_features(args) -> int:
     """Penultimate-layer features of the test images, before and after: 5-NN accuracy, and a 2-D chart."""
-    from .api import load_run
-    from .api import feature_space, panels
-    from .api import feature_space_figure
+    from .api import feature_space, feature_space_figure, load_run, panels
 
     model, meta = load_run(args.checkpoint)
     name, data = _run_test_data(args, model, meta)
@@ -335,8 +367,7 @@ def cmd_features(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from .api import card_beside
-    from .api import export_run
+    from .api import card_beside, export_run
 
     out = export_run(args.checkpoint, args.format, args.out)
     card = card_beside(out)
@@ -347,8 +378,7 @@ def cmd_export(args) -> int:
 
 
 def cmd_predict(args) -> int:
-    from .api import load_run
-    from .api import load_image_files, predict_files
+    from .api import load_image_files, load_run, predict_files
 
     model, meta = load_run(args.checkpoint)
     if args.sketch:
@@ -484,7 +514,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        return 130
+        return INTERRUPTED
     except BrokenPipeError:  # `... | head` closed the pipe: not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
