@@ -137,3 +137,16 @@ def _layer(module: str) -> int:
 def test_nothing_imports_upward():
     upward = {n: sorted(m for m in _imports(n, p) if _layer(m) > _layer(n)) for n, p in MODULES.items()}
     assert {n: m for n, m in upward.items() if m} == {}
+
+
+def test_the_readme_lays_out_the_tree_as_it_is():
+    """README's "How the code is laid out": one line per package, every package and top module named."""
+    import re
+
+    text = (ROOT / "README.md").read_text()
+    section = text.split("## How the code is laid out", 1)[1].split("\n## ", 1)[0]
+    named = set(re.findall(r"`(?:tlcore/)?([a-z_]+(?:\.py|/))`", section))
+    packages = {p.name + "/" for p in PACKAGE.iterdir() if (p / "__init__.py").is_file()}
+    top = {p.name for p in PACKAGE.glob("*.py")} - {"__init__.py", "__main__.py"}
+    assert packages | top <= named, f"not in the README's layout: {sorted(packages | top - named)}"
+    assert named <= packages | top, f"in the README's layout, not in the tree: {sorted(named - packages - top)}"
