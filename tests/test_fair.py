@@ -1,8 +1,9 @@
-"""Sessions do not get in each other's way: one training queued or running per session, Stop
+"""Sessions do not get in each other's way: one job waiting or running per session, Stop
 reaching only its own, a refused ZeroGPU call going on on the CPU, and a tab closed during a
 ZeroGPU run stopping its worker (issue #17)."""
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 
@@ -14,8 +15,9 @@ from tlcore.config import RunConfig
 from tlcore.data import load_dataset
 from tlcore.events import StopToken
 from tlcore.training.train import train
-from tlcore.ui import train_tab, zerogpu
-from tlcore.ui.session import STOPS, Session, delete_session
+from tlcore.ui import jobs, train_tab, zerogpu
+from tlcore.ui.session import Session, delete_session
+from tlcore.ui.slot import STOPS
 
 from test_zerogpu import cfg
 
@@ -36,37 +38,49 @@ def digits():
 
 
 def test_a_second_start_is_refused_while_one_waits_or_runs(digits):
-    """Gradio runs ``admit`` as the request arrives, before it queues: the second press of a
-    session is refused at once, with the sentence, whether the first still waits or runs."""
+    """Gradio runs ``admit`` as the request arrives, before it queues: while the session's job
+    waits for its turn or runs, another Start is refused at once, with the sentence."""
     s = Session(dataset=digits)
     inputs = values()
-    first, second = train_tab.admit(s, *inputs), train_tab.admit(s, *inputs)
+    first = jobs.admit(s, *inputs)
     assert all(v["is_valid"] for v in first) and len(first) == 1 + len(inputs)
-    assert not second[0]["is_valid"] and second[0]["message"] == train_tab.QUEUED
-    assert s.claim() and not train_tab.admit(s, *inputs)[0]["is_valid"]  # its turn came: it runs
-    s.begin(StopToken())
-    assert not train_tab.admit(s, *inputs)[0]["is_valid"]
-    s.end()
-    assert train_tab.admit(Session(), *inputs)[0]["is_valid"] and train_tab.admit(s, *inputs)[0]["is_valid"]
+    held = s.jobs.open("training", StopToken())  # the first, waiting for its turn
+    second = jobs.admit(s, *inputs)
+    assert not second[0]["is_valid"] and second[0]["message"] == jobs.TAKEN.format("A training")
+    assert s.jobs.start(held) and not jobs.admit(s, *inputs)[0]["is_valid"]  # its turn came: it runs
+    s.end_job(held)
+    assert jobs.admit(Session(), *inputs)[0]["is_valid"] and jobs.admit(s, *inputs)[0]["is_valid"]
+
+
+async def _rest(frames) -> list:
+    return [f async for f in frames]
 
 
 def test_stop_reaches_only_its_own_session(digits):
-    """Session B's Stop while A trains: A's run goes on to its end; B's training that waited for
-    its turn never starts, and B may Start again (and trains its own run)."""
+    """B's training waits behind A's in the line; B's Stop ends B's (its place given back at once)
+    and leaves A's run alone; B may Start again, and trains its own run after A's."""
     a, b = Session(dataset=digits), Session(dataset=digits)
-    assert a.admit() and b.admit()
-    frames = train_tab.start(a, *values(epochs=4))
-    first = next(frames)  # A's turn came; it trains (B's waits behind it on a CPU)
-    assert a.stop is not None and b.queued
-    assert train_tab.stop_training(b).startswith("Stopped: the training waiting")
-    assert not a.stop.requested and train_tab.stop_training(b) == "Nothing is training."
-    *_, last = frames
-    assert first[3] == "" and last[3].startswith("**Completed.**") and [*a.runs] == ["1-digits-lenet5"]
+    train = jobs.in_line(train_tab.start, jobs.Line(slots=1))
+
+    async def main():
+        run_a = train(a, *values(epochs=4))
+        first = await anext(run_a)  # A's turn came at once: it trains
+        waiting_b = train(b, *values())
+        waited = await anext(waiting_b)  # B's waits behind it
+        assert "place 1 in line" in waited[0] and a.jobs.job.running and not b.jobs.job.running
+        assert jobs.stop(b).startswith("Stopped: the training waiting")
+        withdrawn = await _rest(waiting_b)
+        assert withdrawn[-1][3] == f"**Not started:** {jobs.WITHDRAWN}" and b.jobs.job is None
+        assert not a.stop.requested and jobs.stop(b) == "Nothing is running."
+        own_b = train(b, *values(epochs=2, seed=1))
+        assert "place 1 in line" in (await anext(own_b))[0]
+        *_, last = await _rest(run_a)
+        assert first[3] == "" and last[3].startswith("**Completed.**") and [*a.runs] == ["1-digits-lenet5"]
+        *_, own = await _rest(own_b)  # A's ended: B's turn
+        return last, own
+
+    last, own = asyncio.run(main())
     assert len(a.runs["1-digits-lenet5"].result.history) == 4
-    withdrawn = list(train_tab.start(b, *values()))  # its turn comes after all: it ends at once
-    assert withdrawn[-1][3] == f"**Not started:** {train_tab.WITHDRAWN}" and not b.runs
-    assert b.admit()
-    *_, own = train_tab.start(b, *values(epochs=2, seed=1))
     assert own[3].startswith("**Completed.**") and [*b.runs] == ["1-digits-lenet5"] and b.stop is None
     assert b.runs["1-digits-lenet5"].result.config.epochs == 2 and a.runs["1-digits-lenet5"].result.config.epochs == 4
     for s in (a, b):
@@ -193,12 +207,23 @@ def test_a_flooding_session_waits_on_itself_not_on_the_others():
     asyncio.run(main())
 
 
-def test_a_start_after_a_withdrawn_one_still_holds_the_only_place():
-    """Admit, Stop (withdrawn), admit again; the first reaching its turn ends at once, and the
-    second still waits: a third Start is refused (one flag forgot the second and admitted it)."""
-    s = Session()
-    assert s.admit() and s.withdraw() and s.admit()
-    assert not s.claim()  # the withdrawn one reaches its turn and ends
-    assert s.queued and not s.admit()  # the second still holds the session's place
-    assert s.claim() and s.stop is not None
-    s.end()
+def test_a_stopped_waiting_job_gives_its_place_back_at_once():
+    """Start, Stop while it waits: it ends at once and the session's place is free; the next Start
+    takes it (and waits), and a third is refused. (Counting withdrawn Starts once let a third in.)"""
+    line, other = jobs.Line(slots=1), Session()
+    running = other.jobs.open("training", StopToken())  # another session's job holds the one slot
+    assert line.join(running) and other.jobs.start(running)
+    s, train = Session(), jobs.in_line(train_tab.start, line)
+
+    async def main():
+        first = train(s, *values())
+        assert "place 1 in line" in (await anext(first))[0]
+        assert jobs.stop(s).startswith("Stopped: the training waiting")
+        assert (await _rest(first))[-1][3] == f"**Not started:** {jobs.WITHDRAWN}"
+        assert s.jobs.job is None and line.state_dict()["jobs"] == [("training", True)]
+        second = train(s, *values())
+        assert "place 1 in line" in (await anext(second))[0] and not jobs.admit(s, *values())[0]["is_valid"]
+        await second.aclose()  # Gradio closes the handler of a call that went away
+        assert s.jobs.job is None and line.state_dict()["jobs"] == [("training", True)]
+
+    asyncio.run(main())

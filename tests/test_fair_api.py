@@ -11,7 +11,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from e2e_server import AppServer
-from tlcore.ui import train_tab
+from tlcore.ui import jobs
 
 pytestmark = pytest.mark.slow
 
@@ -57,14 +57,16 @@ def test_one_training_per_session_and_stop_reaches_only_its_own(app):
     long_a = a.submit(*LONG, api_name="/train")
     assert wait_until(lambda: len(long_a.outputs()) > 0), "A's training never started"
     first_b = b.submit(*LONG, api_name="/train")
-    # B's Start is admitted when its join is answered (the validator runs there); a Stop sent
-    # before that finds nothing of B's to stop.
+    # B's Start passes the validator when its join is answered, and takes its session's place as
+    # its handler begins, at once (it then waits in the jobs' line); a Stop sent before that finds
+    # nothing of B's to stop.
     assert wait_until(lambda: first_b.status().code not in (Status.STARTING, Status.JOINING_QUEUE)), \
         "B's training never reached the queue"
     with pytest.raises(ValidationError, match="already running or waiting for its turn"):
         a.submit(*SHORT, api_name="/train").result(timeout=30)  # refused as it arrives, not queued
-    waits = train_tab.SLOTS == 1
-    assert wait_until(lambda: waits or len(first_b.outputs()) > 0), "B's training never started"
+    waits = jobs.SLOTS == 1
+    # B's first output: "Waiting for its turn" on a CPU, its first epoch's progress on a GPU.
+    assert wait_until(lambda: len(first_b.outputs()) > 0), "B's training never began to wait or run"
     said = b.predict(api_name="/stop")
     assert said.startswith("Stopped: the training waiting" if waits else "Stopping"), said
     time.sleep(2)
@@ -77,7 +79,7 @@ def test_one_training_per_session_and_stop_reaches_only_its_own(app):
     assert a_status.startswith("**Stopped.**") and "saved as run `1-digits-lenet5`" in a_status
     if waits:
         b_status = first_b.result(timeout=60)[3]
-        assert b_status == f"**Not started:** {train_tab.WITHDRAWN}"
+        assert b_status == f"**Not started:** {jobs.WITHDRAWN}"
     else:
         assert b_status.startswith("**Stopped.**")
     b_out = own_b.result(timeout=180)
@@ -123,3 +125,39 @@ def test_a_flood_of_predictions_is_refused_beyond_its_share(app, tmp_path):
     assert errors and all("calls running or waiting" in e for e in errors), errors[:2]
     np.testing.assert_allclose([c["confidence"] for c in mine["confidences"]][:1],
                                [c["confidence"] for c in answers[0]["confidences"]][:1])
+
+
+def test_a_cancelled_waiting_training_gives_its_place_back(app):
+    """A client that cancels its training while it waits for its turn (gradio_client's
+    job.cancel()) frees its session's place: its next Start is admitted, not refused as "already
+    waiting", and the cancelled one never runs. (Waiting in Gradio's own queue, the handler never
+    ran, so nothing could give the place back until Stop or the tab closed.)"""
+    from gradio_client.exceptions import ValidationError
+
+    if jobs.SLOTS > 1:
+        pytest.skip("two jobs run at once on a GPU: a second session's training does not wait")
+    a, b = client(app.url), client(app.url)
+    long_a = a.submit(*LONG, api_name="/train")
+    assert wait_until(lambda: len(long_a.outputs()) > 0), "A's training never started"
+    waiting_b = b.submit(*LONG, api_name="/train")
+    assert wait_until(lambda: any("Waiting for its turn" in o[0] for o in waiting_b.outputs())), \
+        "B's training never said it waits"
+    with pytest.raises(ValidationError, match="already running or waiting for its turn"):
+        b.submit(*SHORT, api_name="/train").result(timeout=30)  # its place is taken while it waits
+    waiting_b.cancel()
+    own_b = None
+    for _ in range(20):  # the cancel reaches the server in a moment: until then the place is taken
+        try:
+            own_b = b.submit(*SHORT, api_name="/train")
+            assert wait_until(lambda: len(own_b.outputs()) > 0 or own_b.done(), 10)
+            own_b.outputs() or own_b.result(timeout=1)  # a refusal raises here
+            break
+        except ValidationError:
+            own_b = None
+            time.sleep(0.25)
+    assert own_b is not None, "B's cancelled training still holds its session's place"
+    assert "Waiting for its turn" in own_b.outputs()[0][0]  # admitted, and waits behind A's
+    assert a.predict(api_name="/stop").startswith("Stopping")
+    assert long_a.result(timeout=120)[3].startswith("**Stopped.**")
+    b_out = own_b.result(timeout=180)
+    assert b_out[3].startswith("**Completed.**") and [c[0] for c in b_out[4]["choices"]] == ["1-digits-lenet5"]

@@ -183,12 +183,12 @@ def test_another_model_clears_the_last_runs_charts():
 def test_a_second_start_says_a_run_is_going():
     """Item 18."""
     from tlcore.events import StopToken
+    from tlcore.ui import jobs
 
     s = Session()
-    s.begin(StopToken())
-    s.started -= 5
+    s.jobs.open("training", StopToken()).since -= 5  # opened five seconds ago
     with pytest.warns(UserWarning, match="A training is already running"):  # gr.Warning, outside a request
-        train_tab.busy(s)
+        jobs.busy(s)
 
 
 def test_gradio_s_own_runs_link_is_not_in_the_footer():

@@ -2,10 +2,11 @@
 
 Layout: functions live in one module per tab; here the tabs are assembled and wired to each
 other (a finished run appears in Evaluate, Draw and Model's weights), and the queue is set:
-one training at a time per CPU machine (two on a GPU), a bounded waiting line whose members
-see their place, and prediction endpoints that never wait behind training. Fairness between
-sessions: each has at most one training queued or running (train_tab.admit, Gradio's validator,
-refuses a second as it arrives) and one prediction running with a few waiting (fair.PerSession).
+a bounded waiting line, prediction endpoints that never wait behind training, and the jobs'
+own line (jobs.Line: one at a time per CPU machine, two on a GPU, each seeing its place).
+Fairness between sessions: each has at most one job (a training, a sweep, a comparison, a curve,
+a teaching) waiting or running (jobs.admit, Gradio's validator, refuses a second as it arrives)
+and one prediction running with a few waiting (fair.PerSession).
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import os
 
 import gradio as gr
 
-from . import compare_tab, data_tab, draw_tab, evaluate_tab, leftovers, model_tab, train_tab
+from . import compare_tab, data_tab, draw_tab, evaluate_tab, jobs, leftovers, model_tab, train_tab
 from .session import Session, close_session, delete_session
 
 TITLE = "Transfer Learning Studio"
@@ -108,10 +109,9 @@ def build_app() -> gr.Blocks:
         # A finished run (trained, taught, or one of a comparison) appears in Evaluate, Draw and as
         # a source model on the Model tab.
         # Continue a run (Evaluate tab): it trains on the Train tab, with its live charts.
-        continued = evaluation.continue_button.click(lambda: gr.Tabs(selected=TRAIN), None, tabs, **private) \
-            .then(train_tab.continue_training, [session, runs, evaluation.more_epochs], [*training.view, runs],
-                  api_name="continue_training", concurrency_limit=train_tab.SLOTS, concurrency_id="training",
-                  validator=train_tab.admit)
+        to_train = evaluation.continue_button.click(lambda: gr.Tabs(selected=TRAIN), None, tabs, **private)
+        continued = jobs.wire(to_train.then, train_tab.continue_training, [session, runs, evaluation.more_epochs],
+                              [*training.view, runs], api_name="continue_training")
         # (Training and continuing set the run list themselves; teaching and a duel do not.)
         named = [draw.taught.then(_run_names, session, runs, **private),
                  compare.duel_event.then(_run_names, session, runs, **private)]

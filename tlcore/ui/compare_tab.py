@@ -20,11 +20,11 @@ from ..api import (
 )
 from ..config import STRATEGIES
 from ..errors import TLCoreError
-from ..events import Recorder, StopToken, stream
+from ..events import Recorder, stream
+from . import jobs
 from .session import SAVED, RunRecord, Session
 from .text import escape
 from .payload import typed
-from .train_tab import SLOTS, admit, not_claimed, stop_training
 
 DEFAULT_SHOTS = "1, 2, 5, 10, 20, 50, all"
 
@@ -48,25 +48,21 @@ def source_of(session: Session) -> tuple[str, str, list[str] | None]:
 
 
 # -- transfer vs scratch --------------------------------------------------------------------------
+@jobs.job("comparison", refused=lambda why: (gr.skip(), f"**Not started:** {escape(why)}", gr.skip()),
+          waiting=lambda place: (gr.skip(), jobs.WAITING.format(place), gr.skip()))
 def run_duel(session: Session):
     """Stream (chart, summary, runs to overlay): both runs' validation accuracy as they go, then the answer."""
-    if why := not_claimed(session):
-        yield gr.skip(), f"**Not started:** {why}", gr.skip()
-        return
     if session.dataset is None:
-        session.end()
         yield gr.skip(), "Load a dataset on the Data tab first.", gr.skip()
         return
     try:
         backbone, weights, frozen = source_of(session)
     except TLCoreError as e:
-        session.end()
         yield gr.skip(), f"**Not started:** {escape(e)}", gr.skip()
         return
-    stop = session.begin(StopToken())
-    curves: dict[str, list] = {}
+    stop, curves = session.stop, {}
     label = {"transfer": f"from {source_name(weights)}", "scratch": "from scratch"}
-    names = {run: session.new_run_name(f"{run}-{session.dataset.name}-{backbone.replace(':', '-')}")
+    names = {run: session.runs.new_name(f"{run}-{session.dataset.name}-{backbone.replace(':', '-')}")
              for run in label}
     data = session.dataset
 
@@ -75,7 +71,7 @@ def run_duel(session: Session):
                                    stop=stop, out=lambda run: session.folder / names[run],
                                    callbacks=lambda run: [Recorder(sink=lambda ev: sink((run, *ev)))])
 
-    for item in stream(session.guarded(work)):
+    for item in stream(work):
         if len(item) == 3 and item[1] == "epoch_end":
             curves.setdefault(label[item[0]], []).append(item[2])
             yield overlay_figure(curves, title="Validation accuracy, transfer vs scratch"), "Training…", gr.skip()
@@ -101,14 +97,12 @@ def _results_table(points: list[Point], n_classes: int) -> tuple[object, pd.Data
     return curve_figure(rows, n_classes), table.round(4)
 
 
+@jobs.job("curve", refused=lambda why: (gr.skip(), gr.skip(), f"**Not started:** {escape(why)}"),
+          waiting=lambda place: (gr.skip(), gr.skip(), jobs.WAITING.format(place)))
 @typed
 def run_curve(session: Session, shots_text: str, seeds, strategies: list[str]):
     """Stream (chart, table, status) as each point of the curve finishes; Stop keeps what is done."""
-    if why := not_claimed(session):
-        yield gr.skip(), gr.skip(), f"**Not started:** {why}"
-        return
     if session.dataset is None:
-        session.end()
         yield gr.skip(), gr.skip(), "Load a dataset on the Data tab first."
         return
     try:
@@ -116,16 +110,15 @@ def run_curve(session: Session, shots_text: str, seeds, strategies: list[str]):
         shots = parse_shots(shots_text)
         seeds = int(seeds) if float(seeds or 0).is_integer() else seeds
     except (TLCoreError, ValueError, TypeError) as e:
-        session.end()
         yield gr.skip(), gr.skip(), f"**Not started:** {escape(e)}"
         return
-    stop, data, points = session.begin(StopToken()), session.dataset, []
+    stop, data, points = session.stop, session.dataset, []
 
     def work(sink):
         return curve(data, backbone=backbone, weights=weights, shots=shots, seeds=seeds, strategies=strategies,
                      sink=sink, stop=stop)
 
-    for item in stream(session.guarded(work)):
+    for item in stream(work):
         if isinstance(item, Point):
             points.append(item)
             yield *_results_table(points, len(data.classes)), f"{len(points)} runs done…"
@@ -201,7 +194,6 @@ def refresh(session: Session):
 
 
 def build(session_state: gr.State) -> CompareTab:
-    training = dict(concurrency_limit=SLOTS, concurrency_id="training", validator=admit)
     gr.Markdown("Does a pretrained body help on this data, and by how much? Every run here gets the settings "
                 "suggested for it and for this much data, by one budget rule, so no line is an undertrained "
                 "straw man.")
@@ -241,13 +233,13 @@ def build(session_state: gr.State) -> CompareTab:
             refresh_btn = gr.Button("Refresh the list")
         delete_text = gr.Markdown()
     lists = [table, chosen, to_delete]
-    duel_event = duel_btn.click(run_duel, session_state, [duel_plot, duel_text, chosen], api_name="transfer_vs_scratch",
-                                **training)
+    duel_event = jobs.wire(duel_btn.click, run_duel, [session_state], [duel_plot, duel_text, chosen],
+                           api_name="transfer_vs_scratch")
     duel_event.then(refresh, session_state, lists, api_visibility="private")
     for btn, out in ((duel_stop, duel_text), (curve_stop, curve_status)):
-        btn.click(stop_training, session_state, out, queue=False, api_visibility="private")
-    curve_btn.click(run_curve, [session_state, shots, seeds, strategies], [curve_plot, curve_table, curve_status],
-                    api_name="curve", **training)
+        btn.click(jobs.stop, session_state, out, queue=False, api_visibility="private")
+    jobs.wire(curve_btn.click, run_curve, [session_state, shots, seeds, strategies],
+              [curve_plot, curve_table, curve_status], api_name="curve")
     chosen.change(overlay, [session_state, chosen], [overlay_plot, overlay_text], api_visibility="private")
     delete_btn.click(delete_run, [session_state, to_delete], [*lists, delete_text], api_visibility="private")
     refresh_btn.click(refresh, session_state, lists, api_visibility="private")

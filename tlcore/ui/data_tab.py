@@ -10,11 +10,11 @@ from ..api import class_count_figure, examples, list_datasets, load_dataset
 from ..errors import TLCoreError, verify_choice
 from . import fields
 from .text import escape, warn
-from .session import Session, bind
+from .session import DEFAULT_DATASET, Session, bind
 
 UPLOAD = "upload a zip…"
 EXAMPLES_MAX_HEIGHT = 600  # beyond it (many classes) the examples scroll
-DEFAULT = "digits"  # offline, loaded at once: the app is useful before anything is chosen
+DEFAULT = DEFAULT_DATASET
 
 
 class DataTab(NamedTuple):

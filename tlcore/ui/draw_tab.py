@@ -1,4 +1,5 @@
-"""Draw tab: sketch a digit and watch the model's guess update as you draw."""
+"""Draw tab: sketch a digit and watch the model's guess update as you draw; teach the model your
+handwriting (a job of the session, as a training is: one at a time, and Stop reaches it)."""
 from __future__ import annotations
 
 import functools
@@ -12,12 +13,12 @@ from PIL import Image, ImageDraw
 
 from ..api import (
     BUNDLED_MNIST, EmptySketch, list_runs, load_replay, load_run, overlay, predict_probs, prepare,
-    probability_figure, read_run_config, replay_sample, runs_dir, saliency, saved_run, sketch_batch, teach,
+    probability_figure, read_run_config, replay_sample, runs_dir, saliency, saved_run, sketch_batch, Status, teach,
     write_bytes
 )
 from ..errors import TLCoreError
 from ..events import Callback
-from . import zerogpu
+from . import jobs, zerogpu
 from .fair import PerSession, TooMany
 from .session import SAVED as SAVED_PREFIX
 from .session import RunRecord, Session
@@ -76,7 +77,7 @@ def _source(session: Session, choice: str):
     The replay sample is read only when teaching asks for it."""
     if choice in session.runs:
         rec = session.runs[choice]
-        return session.model(choice), lambda: replay_sample(rec.data)
+        return session.runs.model(choice), lambda: replay_sample(rec.data)
     folder = _saved_folder(choice) if choice and choice.startswith(SAVED_PREFIX) else None
     model = _saved(str(folder), folder.stat().st_mtime) if folder else bundled_model()
     return model, lambda: load_replay(folder or BUNDLED, model.classes)
@@ -231,23 +232,31 @@ def label_choices(session: Session, choice: str, current: str | None):
     return gr.update(choices=classes, value=current if current in classes else None)
 
 
+def _not_taught(why) -> tuple:
+    """(status, model choice) when nothing was taught, and why."""
+    return f"**Not taught:** {escape(why)}", gr.skip()
+
+
+@jobs.job("teaching", refused=_not_taught, waiting=lambda place: (jobs.WAITING.format(place), gr.skip()))
 @typed
 def teach_it(session: Session, choice: str, progress=gr.Progress()):
     """Fine-tune the current model on the drawings (mixed with its replay sample): a new run."""
     try:
         model, replay = _source(session, choice)
         base = choice if choice in session.runs else choice.split(": ", 1)[-1]
-        name = session.new_run_name(f"taught-{base}")
+        name = session.runs.new_name(f"taught-{base}")
         folder = session.folder / name
         progress(0, desc="Teaching")
         # A few seconds of LeNet-5: on ZeroGPU it stays on the CPU rather than queue for a GPU call.
         taught = teach(model, session.drawings, replay(), out=folder, device="cpu" if zerogpu.ENABLED else "auto",
-                       callbacks=[_Steps(lambda f: progress(f, desc="Teaching"))])
+                       callbacks=[_Steps(lambda f: progress(f, desc="Teaching"))], stop=session.stop)
     except TLCoreError as e:
         warn(e)
-        return f"**Not taught:** {escape(e)}", gr.skip()
+        return _not_taught(e)
     session.add_run(RunRecord(name, taught.result, taught.data, folder))
-    return taught.message() + f" Saved as run `{name}`.", gr.update(choices=model_choices(session), value=name)
+    stopped = " Stopped early: it keeps its best epoch so far." if taught.result.status == Status.STOPPED else ""
+    return (taught.message() + stopped + f" Saved as run `{name}`.",
+            gr.update(choices=model_choices(session), value=name))
 
 
 class _Steps(Callback):
@@ -289,6 +298,7 @@ def build(session_state: gr.State) -> DrawTab:
                                 elem_id="teach-label", scale=1)
             add_btn = gr.Button("Add to my drawings", elem_id="teach-add", scale=1)
             teach_btn = gr.Button("Teach it", variant="primary", elem_id="teach-go", scale=1)
+            teach_stop = gr.Button("Stop", variant="stop", elem_id="teach-stop", scale=0, min_width=80)
         count = gr.Markdown(Session().drawings.summary(), elem_id="teach-count")
         gallery = gr.Image(label="My drawings (newest first)", interactive=False, buttons=[], height=170,
                            elem_id="teach-drawings")
@@ -308,8 +318,9 @@ def build(session_state: gr.State) -> DrawTab:
     add_btn.click(add_drawing, [session_state, model, pad, truth], [count, gallery, download, *outs],
                   api_visibility="private").success(None, js=CLEAR_CANVAS, api_visibility="private")
     clear_btn.click(clear_drawings, session_state, [count, gallery, download], api_visibility="private")
-    taught_event = teach_btn.click(teach_it, [session_state, model], [taught, model], api_visibility="private",
-                                   concurrency_id="training")
+    taught_event = jobs.wire(teach_btn.click, teach_it, [session_state, model], [taught, model],
+                             api_visibility="private")
+    teach_stop.click(jobs.stop, session_state, taught, queue=False, api_visibility="private")
     # The API endpoint: an image in, the bundled model's label confidences out.
     # A file, decoded by tlcore (pixel limits, odd formats, clear errors), not by Gradio.
     api_in = gr.File(type="filepath", visible=False)

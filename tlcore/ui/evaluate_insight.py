@@ -55,7 +55,7 @@ def gallery_pictures(session: Session, rec, idx: np.ndarray) -> list[np.ndarray]
     session.gallery = [int(i) for i in idx]
     images = rec.data.test.images[torch.as_tensor(idx, dtype=torch.long)]
     if session.gradcam and len(idx):
-        model = session.model(rec.name)
+        model = session.runs.model(rec.name)
         if is_convolutional(model):
             return [a for a in _overlaid(model, images, GALLERY_SIDE).permute(0, 2, 3, 1).numpy()]
     return to_display(images, min_side=GALLERY_SIDE)
@@ -74,7 +74,7 @@ def _overlaid(model, images: torch.Tensor, side: int, targets: torch.Tensor | No
 
 def conv_note(session: Session, name: str) -> str | None:
     """Why Grad-CAM cannot be shown for this run, or None when it can."""
-    model = session.model(name)
+    model = session.runs.model(name)
     return None if is_convolutional(model) else NOT_CONV.format(backbone=model.backbone)
 
 
@@ -82,7 +82,7 @@ def conv_note(session: Session, name: str) -> str | None:
 def _space(session: Session, rec) -> FeatureSpace:
     """The run's feature space, computed once per run shown (a projection switch reuses it)."""
     if session.feature_space is None or session.feature_space[0] != rec.name:
-        model = session.model(rec.name)
+        model = session.runs.model(rec.name)
         space = feature_space(model, rec.result.config.weights, rec.data.test.images, rec.data.test.labels)
         session.feature_space = (rec.name, space)
     return session.feature_space[1]
@@ -148,7 +148,7 @@ def explain_upload(session: Session, name: str | None, path: str | None):
     rec = session.runs.get(name or "")
     if rec is None or not path:
         raise error("Pick a run, then upload an image to see where it looked.", "Not explained")
-    model = session.model(rec.name)
+    model = session.runs.model(rec.name)
     try:
         x = load_image_files([path], model.spec)
     except TLCoreError as e:

@@ -85,14 +85,14 @@ def _evaluated(session: Session, rec):
     """The run's test evaluation; a stopped run's kept epoch is evaluated now, the first time it is shown."""
     if rec.result.test is None and rec.result.history:
         d = rec.data
-        rec.result.test = evaluate_run(session.model(rec.name), d.test, rec.result.classes, **_judged(rec))
+        rec.result.test = evaluate_run(session.runs.model(rec.name), d.test, rec.result.classes, **_judged(rec))
     return rec.result.test
 
 
 def _judged(rec) -> dict:
     """How the tab judges a run: the engine's one rule (the precision it trained in), on the CPU
     where the app keeps its models (GPU work goes through ZeroGPU's calls, not here)."""
-    return {"run": rec.result.cfg.to_dict(), "device": "cpu"}
+    return {"run": rec.result.config.to_dict(), "device": "cpu"}
 
 
 NO_RUN = "Train a model on the Train tab; its evaluation on the test split appears here."
@@ -116,7 +116,7 @@ def show_other(session: Session, name: str | None, upload, normalized: str):
     if rec is None or not upload:
         raise error("Pick a run, then upload a .zip of labelled images (class folders).", "Not evaluated")
     try:
-        model = session.model(rec.name)
+        model = session.runs.model(rec.name)
         data = load_labelled(str(upload), list(rec.result.classes), image_size=model.spec.size)
         ev = evaluate_run(model, data.test, rec.result.classes, **_judged(rec))
     except TLCoreError as e:

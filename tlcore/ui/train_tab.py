@@ -2,9 +2,9 @@
 
 The run goes through :func:`tlcore.events.stream`: a worker thread trains (in this process, or
 through ZeroGPU calls) while the handler, a generator, turns its events into chart updates
-about once a second (Gradio streams them). Stop sets the session's StopToken, which the loop
-checks every step. The inputs are made from RunConfig's fields, so the app offers and checks
-each setting as the CLI does.
+about once a second (Gradio streams them). Each handler here is a job of the session
+(:mod:`tlcore.ui.jobs`): Stop sets the job's StopToken, which the loop checks every step. The
+inputs are made from RunConfig's fields, so the app offers and checks each setting as the CLI does.
 """
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ import time
 from typing import NamedTuple
 
 import gradio as gr
-import torch
 
 from ..config import RunConfig
 from ..api import (
@@ -23,16 +22,12 @@ from ..api import (
 )
 from ..errors import TLCoreError
 from ..events import Recorder, StepEvent, StopToken, stream
-from . import data_tab, fields, zerogpu
-from .session import DEFAULT_FROZEN, RunRecord, Session
+from . import fields, jobs, zerogpu
+from .session import DEFAULT_DATASET, DEFAULT_FROZEN, RunRecord, Session
 from .text import escape, warn
 from .payload import typed
 
 UPDATE_EVERY_S = 1.0
-BUSY = "A training is already running: Stop it, or wait for it to end."
-QUEUED = "A training of this session is already running or waiting for its turn: Stop it, or wait for it to end."
-WITHDRAWN = "Stopped before it began."
-SLOTS = 2 if torch.cuda.is_available() else 1  # trainings at once (the "training" concurrency group)
 CHART_NOTE = ("*Training loss sits above validation loss here: training is scored with label smoothing (softer "
               "targets) and, when the body learns, on augmented images (shifted, rotated, zoomed); validation "
               "images are plain and scored without either.*")
@@ -84,8 +79,8 @@ def first_suggestion() -> dict:
     """What the tab shows when it opens: the suggestion for the app's first data and model (digits,
     a linear probe on the bundled MNIST LeNet-5), so the page opening overwrites nothing typed meanwhile."""
     s = Session()
-    cfg = RunConfig(dataset=data_tab.DEFAULT, backbone=s.backbone, weights=s.weights, preset=None, frozen=s.frozen)
-    return {k: v for k, v in suggested_for(cfg, len(load_dataset(data_tab.DEFAULT).train)).items() if k in SUGGESTED}
+    cfg = RunConfig(dataset=DEFAULT_DATASET, backbone=s.backbone, weights=s.weights, preset=None, frozen=s.frozen)
+    return {k: v for k, v in suggested_for(cfg, len(load_dataset(DEFAULT_DATASET).train)).items() if k in SUGGESTED}
 
 
 def body_frozen(session: Session) -> bool:
@@ -117,7 +112,7 @@ def cleared(session: Session):
     """(progress, loss chart, accuracy chart, status) of a tab with no run, once the data or the
     model changed: the last run's charts would describe something else. An event that changed
     nothing (a list of choices refreshed) leaves them."""
-    if session.charts_for in (None, _setup_key(session)) or session.stop is not None:
+    if session.charts_for in (None, _setup_key(session)) or session.jobs.job is not None:
         return gr.skip(), gr.skip(), gr.skip(), gr.skip()
     session.charts_for = None
     return _progress_html(0, "Ready."), None, None, ""
@@ -184,40 +179,30 @@ def _run(cfg: RunConfig, session: Session, stop: StopToken, folder, sink) -> Run
     return train(cfg, data=session.dataset, callbacks=[Recorder(sink=sink)], stop=stop, out=folder)
 
 
-def admit(session: Session, *inputs):
-    """Gradio's validator for every training event, run as the request arrives (before it queues):
-    a session with a training queued or running is refused at once, so one session holds at most
-    one place in the training line however often it presses Start or calls the API."""
-    ok = isinstance(session, Session) and session.admit()
-    return [gr.validate(ok, "" if ok else QUEUED), *(gr.validate(True, "") for _ in inputs)]
+def _not_started(why) -> tuple:
+    """The tab's outputs when a run does not start, and why."""
+    return _progress_html(0, "Not started."), gr.skip(), gr.skip(), f"**Not started:** {escape(why)}", gr.skip()
 
 
-def not_claimed(session: Session) -> str | None:
-    """Why a training that reached its turn does not start (None: it starts, and holds the
-    session's training until ``session.end``, which each way out calls)."""
-    if session.claim():
-        return None
-    return BUSY if session.stop is not None else WITHDRAWN
+def _waiting(place: int) -> tuple:
+    """The tab's outputs while the run waits for its turn (behind other sessions' jobs)."""
+    return _progress_html(0, jobs.WAITING.format(place)), gr.skip(), gr.skip(), "", gr.skip()
 
 
+@jobs.job("training", refused=_not_started, waiting=_waiting)
 def start(session: Session, *values):
     """Stream a training run: (progress, loss chart, accuracy chart, status, run list)."""
-    if why := not_claimed(session):
-        yield _progress_html(0, "Not started."), gr.skip(), gr.skip(), f"**Not started:** {why}", gr.skip()
-        return
     if session.dataset is None:
-        session.end()
         warn("Load a dataset on the Data tab first.")
         yield _progress_html(0, "No dataset."), gr.skip(), gr.skip(), "", gr.skip()
         return
     try:
         cfg = config(session, dict(zip(FIELDS, values)))
     except (TLCoreError, TypeError, ValueError) as e:
-        session.end()
         warn(e)
         yield _progress_html(0, "Not started."), None, None, f"**Not started:** {escape(e)}", gr.skip()
         return
-    name = session.new_run_name(f"{session.dataset.name}-{session.backbone.replace(':', '-')}")
+    name = session.runs.new_name(f"{session.dataset.name}-{session.backbone.replace(':', '-')}")
     session.charts_for = _setup_key(session)
     yield from _stream(session, name, session.dataset,
                        lambda stop, folder, sink: _run(cfg, session, stop, folder, sink))
@@ -225,12 +210,8 @@ def start(session: Session, *values):
 
 def _stream(session: Session, name: str, data, work, history: list | None = None):
     """Run ``work(stop, folder, sink)`` as run ``name``, streaming the tab's outputs as it goes."""
-    folder, view = session.folder / name, LiveView(history)
-    # On ZeroGPU the stop request is a file too: it reaches the worker process. Elsewhere the
-    # in-process flag is enough, and the loop need not ask the file system at every step.
-    # The session's training ends in the run's own thread (guarded), even if no tab watches.
-    stop = session.begin(session.stop_token(as_file=zerogpu.ENABLED))
-    for kind, payload in stream(session.guarded(lambda sink: work(stop, folder, sink))):
+    folder, view, stop = session.folder / name, LiveView(history), session.stop  # the job's (on ZeroGPU a file too)
+    for kind, payload in stream(lambda sink: work(stop, folder, sink)):
         if kind in ("result", "error"):
             outcome = kind, payload
         elif kind == "notice":  # said now; the run's result keeps it among its notes
@@ -244,25 +225,21 @@ def _stream(session: Session, name: str, data, work, history: list | None = None
     yield _finished(session, name, outcome[1], data, folder, view)
 
 
+@jobs.job("training", refused=_not_started, waiting=_waiting)
 @typed
 def continue_training(session: Session, run: str | None, epochs):
     """Stream run ``run`` trained on to ``epochs`` in all, as a new run (tlcore.resume)."""
     rec = session.runs.get(run or "")
-    if why := not_claimed(session):
-        warn(why)
-        yield _progress_html(0, "Not started."), gr.skip(), gr.skip(), f"**Not started:** {escape(why)}", gr.skip()
-        return
     try:
         if rec is None:
             raise TLCoreError("Pick a run of this session to continue (Evaluate tab, Run).")
         state = continuable(rec.folder, epochs)  # refuse now, before anything starts, if it cannot continue
         epochs = int(epochs)
     except TLCoreError as e:
-        session.end()
         warn(e)
-        yield _progress_html(0, "Not started."), gr.skip(), gr.skip(), f"**Not started:** {escape(e)}", gr.skip()
+        yield _not_started(e)
         return
-    name = session.new_run_name(f"{run.split('-', 1)[-1]}-to{epochs}")
+    name = session.runs.new_name(f"{run.split('-', 1)[-1]}-to{epochs}")
     yield from _stream(session, name, rec.data, lambda stop, folder, sink: continue_run(
         rec.folder, epochs, data=rec.data, callbacks=[Recorder(sink=sink)], stop=stop, out=folder, state=state),
         history=rec.result.history)
@@ -290,23 +267,24 @@ start.__signature__ = inspect.Signature(
     [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD) for n in ("session", *FIELDS)])
 
 
+def _no_suggestion(why) -> tuple:
+    """The finder's outputs when it suggests nothing, and why: (chart, its sentence, the Use button)."""
+    return gr.skip(), f"**No suggestion:** {escape(why)}", gr.update(interactive=False)
+
+
+@jobs.job("lr-finder", refused=_no_suggestion,
+          waiting=lambda place: (gr.skip(), jobs.WAITING.format(place), gr.skip()))
 def find_lr(session: Session, *values):
     """The learning-rate sweep (tlcore.lrfind) for the tab's settings, on a copy of the model:
-    (chart, its sentence, the Use button)."""
+    (chart, its sentence, the Use button). A job of its own: Stop reaches it, Start waits for it."""
     try:
-        if why := not_claimed(session):  # the session's one training slot, as Start takes it
-            raise TLCoreError(why)
-        try:
-            if session.dataset is None:
-                raise TLCoreError("Load a dataset on the Data tab first.")
-            cfg = config(session, dict(zip(FIELDS, values)))
-            stop = session.begin(StopToken())  # Stop reaches the sweep, and Start waits for it
-            found = lr_find(cfg, data=session.dataset, stop=stop)
-        finally:
-            session.end()
+        if session.dataset is None:
+            raise TLCoreError("Load a dataset on the Data tab first.")
+        cfg = config(session, dict(zip(FIELDS, values)))
+        found = lr_find(cfg, data=session.dataset, stop=session.stop)
     except (TLCoreError, TypeError, ValueError) as e:
         warn(e)
-        return gr.skip(), f"**No suggestion:** {escape(e)}", gr.update(interactive=False)
+        return _no_suggestion(e)
     session.lr_found = float(f"{found.suggested_lr:.3g}")
     note = (f"**Suggested learning rate: {session.lr_found:g}** (for the head) · rule: {escape(found.rule)} · "
             f"{len(found.lrs)} steps on a copy of the model; nothing was trained.")
@@ -319,23 +297,6 @@ def use_lr(session: Session):
         warn("Find a learning rate first.")
         return gr.skip()
     return session.lr_found
-
-
-def busy(session: Session) -> None:
-    """Start pressed while this session trains: say so in a toast (that press starts nothing: the
-    browser does not send it, the API is refused by ``admit``). The press that began the run is
-    not answered here."""
-    if session.busy_for() > 1.0:
-        warn(BUSY)
-
-
-def stop_training(session: Session) -> str:
-    """Stop this session's training (never another's): the running one, or the one waiting its turn."""
-    if session.stop is None:
-        return "Stopped: the training waiting for its turn will not start." if session.withdraw() \
-            else "Nothing is training."
-    session.stop.stop()
-    return "Stopping… the best epoch so far is kept."
 
 
 def build(session_state: gr.State, runs_dropdown: gr.Dropdown) -> TrainTab:
@@ -368,17 +329,15 @@ def build(session_state: gr.State, runs_dropdown: gr.Dropdown) -> TrainTab:
             lr_note = gr.Markdown(elem_id="lr-note")
             lr_plot = gr.Plot(label="Learning-rate finder")
     suggest_btn.click(suggest, session_state, [inputs[k] for k in SUGGESTED], api_name="suggest_settings")
-    train_event = start_btn.click(
-        start, [session_state, *(inputs[k] for k in FIELDS)],
-        [progress, loss_plot, acc_plot, status, runs_dropdown], api_name="train", validator=admit,
-        concurrency_limit=SLOTS, concurrency_id="training")
-    find_btn.click(find_lr, [session_state, *(inputs[k] for k in FIELDS)], [lr_plot, lr_note, use_btn],
-                   api_name="find_lr", validator=admit, concurrency_limit=SLOTS, concurrency_id="training")
+    train_event = jobs.wire(start_btn.click, start, [session_state, *(inputs[k] for k in FIELDS)],
+                            [progress, loss_plot, acc_plot, status, runs_dropdown], api_name="train")
+    jobs.wire(find_btn.click, find_lr, [session_state, *(inputs[k] for k in FIELDS)], [lr_plot, lr_note, use_btn],
+              api_name="find_lr")
     use_btn.click(use_lr, session_state, inputs["lr"], api_visibility="private")
-    stop_btn.click(stop_training, session_state, status, api_name="stop", queue=False)
+    stop_btn.click(jobs.stop, session_state, status, api_name="stop", queue=False)
     # Queued (a toast needs the queue's stream), in a group of its own without a limit: it never
-    # waits behind a training. Its status line would be overwritten by the running one's next update.
-    start_btn.click(busy, session_state, None, concurrency_limit=None, concurrency_id="busy-note",
+    # waits behind a job. Its status line would be overwritten by the running one's next update.
+    start_btn.click(jobs.busy, session_state, None, concurrency_limit=None, concurrency_id="busy-note",
                     trigger_mode="multiple", api_visibility="private")
     return TrainTab(device, inputs, progress, status, train_event,
                     [progress, loss_plot, acc_plot, status])
