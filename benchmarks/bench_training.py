@@ -43,6 +43,14 @@ Against the one-function loop of d37e362 (``--baseline``, 2026-11-30, an Intel X
 and, in a second run, 1.005x (0.969-1.032); the old code against a copy of itself, 0.992x
 (0.946-1.054): the same speed within this machine's noise. Its profile agrees: 0.7% more Python
 calls per epoch (540,871 vs 536,851), no more time in any of them.
+
+Behaviours as callbacks (#23: keep-best, unfreezing, divergence, budget, forgetting, saving; 2026-12-03,
+the 2-core AMD EPYC VM, shared with other test runs) against the tree before it: 0.985 (4 rounds,
+0.953-0.988; medians of all epochs 15,655 vs 15,445 img/s) on a quiet machine; 1.056 and 0.984 in two
+runs under load (single epochs there fell to 600 img/s); the old code against a copy of itself, the
+same hour, 1.112 (0.998-1.793). Per-step code is unchanged; each step event (about two a second)
+passes through the acting callbacks' hooks: with an event every step, 3.0% more Python calls per MNIST
+epoch (569,483 vs 553,039); at the default interval, about 0.05%.
 """
 from __future__ import annotations
 
@@ -125,7 +133,10 @@ import os, sys, torch
 from tlcore.config import RunConfig
 from tlcore.data import load_dataset
 from tlcore.events import Callback
-from tlcore.train import train
+try:
+    from tlcore.training.train import train
+except ImportError:  # a tree from before the training package (d37e362)
+    from tlcore.train import train
 torch.set_num_threads(os.cpu_count() or 1)
 class Rate(Callback):
     rate = None

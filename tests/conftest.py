@@ -1,18 +1,37 @@
-"""Shared fixtures and helpers: the offline data folder, a private cache, tiny image folders and
-zips made on the fly, drawn digits, and the command line run as a user runs it."""
+"""Shared fixtures and helpers, and the tiers the tests run in.
+
+Tiers (pytest.ini names the markers; every test gets exactly one, assigned here at collection):
+
+    unit   in this process: no server, no browser, no subprocess, no MNIST-sized training
+    e2e    the real app: a server and Chromium (Playwright), or gradio_client against it
+    fuzz   Hypothesis (@given); HYPOTHESIS_PROFILE=ci or --hypothesis-profile=ci for the full count
+    kill   processes killed or interrupted on purpose (SIGKILL, SIGINT)
+    slow   what remains heavy: fresh interpreters, torchrun, MNIST, long trainings
+
+``python -m pytest -m unit`` is the inner loop. A test is unit unless a rule below says
+otherwise, and a unit test that starts a process anyway fails, naming it (``_in_process``).
+
+Fixtures: the offline data folder, a private cache, digits, one quick config, the command line
+in this process (``cli``) or as a user runs it (``cli_process``), and one app server and one
+browser for the whole session (each test opens its own pages: a fresh Gradio session each).
+"""
 from __future__ import annotations
 
+import contextlib
 import io
+import multiprocessing.util
 import os
 import stat
 import subprocess
 import sys
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from hypothesis import settings
 from PIL import Image, ImageDraw
 
 torch.set_num_threads(min(2, os.cpu_count() or 1))
@@ -21,7 +40,148 @@ DATA_DIR = os.environ.get("TLCORE_DATA_DIR")
 ROOT = Path(__file__).resolve().parents[1]
 BUNDLED = ROOT / "assets" / "models" / "lenet5-mnist"
 
+# Fuzzing: each fuzz test names its input count under "ci" (5,700 in all); "dev", the default,
+# runs a twentieth of each (285). Both derandomized: the same inputs every run, no database.
+settings.register_profile("ci", max_examples=100, derandomize=True, database=None)
+settings.register_profile("dev", max_examples=5, derandomize=True, database=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 
+
+def fuzz_examples(ci_count: int) -> int:
+    """How many inputs a fuzz test that gets ``ci_count`` under the ci profile gets under the loaded one."""
+    return max(1, ci_count * settings.default.max_examples // 100)
+
+
+# -- tiers ------------------------------------------------------------------------------------------
+TIERS = ("e2e", "kill", "fuzz", "slow")  # the first that applies wins; none applies: "unit"
+# Whole modules of one kind.
+MODULES = {
+    "test_e2e": "e2e", "test_e2e_frictions": "e2e", "test_e2e_insight": "e2e", "test_e2e_restart": "e2e",
+    "test_e2e_takehome": "e2e", "test_e2e_tune": "e2e", "test_fair_api": "e2e",
+    "test_cli_interrupt": "kill",  # SIGINT to a real `python -m tlcore train`
+    "test_distributed": "slow",  # torchrun: two fresh interpreters a test
+    "test_loop_fixtures": "slow",  # pinned arithmetic needs a fresh interpreter (and one case is MNIST)
+}
+# Fixtures that make a test what they are, used directly or through another fixture.
+FIXTURES = {"app": "e2e", "browser": "e2e", "chromium": "e2e", "cli_process": "slow",
+            "shared_data": "slow"}  # MNIST / cifar10-mini from $TLCORE_DATA_DIR: MNIST-sized work
+# Single tests of modules that mix kinds and do not mark their own (test ids without parameters):
+# fresh interpreters, and in-process trainings that cost seconds each (the unit tier's budget is a minute).
+TESTS = {
+    "test_crash_safety.py::test_sigkill_while_saving_never_leaves_half_a_run": "kill",  # 20 forked savers SIGKILLed
+    "test_tlm.py::test_the_readme_runs_the_tutorials_code_as_written": "slow",  # a fresh interpreter
+    "test_train.py::test_events_fire_in_order_and_the_run_learns": "slow",
+    "test_train.py::test_the_feature_cache_gives_the_slow_paths_result": "slow",
+    "test_compare.py::test_the_curve_command_prints_its_results": "slow",
+    "test_compare.py::test_transfer_vs_scratch_from_the_bundled_model_at_five_shots": "slow",
+    "test_compare.py::test_a_stopped_curve_keeps_its_finished_points": "slow",
+    "test_compare.py::test_the_shared_feature_probe_is_the_run_train_makes": "slow",
+    "test_ui_frictions.py::test_a_stopped_run_is_evaluated_when_shown": "slow",
+    "test_session.py::test_every_run_stays_listed_and_only_the_weights_are_capped": "slow",
+    "test_fair.py::test_a_refused_gpu_call_goes_on_on_the_cpu": "slow",
+    "test_compare_conclusions.py::test_a_curve_says_where_it_is_and_what_it_found": "slow",
+    "test_compare_conclusions.py::test_a_frozen_body_is_said_plainly": "slow",
+}
+
+
+def tier_of(item: pytest.Item) -> str:
+    """The item's tier: its own marks, Hypothesis' @given, then TESTS, FIXTURES and MODULES; else unit."""
+    said = {m.name for m in item.iter_markers() if m.name in TIERS}
+    if getattr(getattr(item, "obj", None), "is_hypothesis_test", False):
+        said.add("fuzz")
+    said.add(TESTS.get(f"{item.path.name}::{item.originalname}" if hasattr(item, "originalname") else "", ""))
+    said.update(FIXTURES[f] for f in getattr(item, "fixturenames", ()) if f in FIXTURES)
+    said.add(MODULES.get(item.path.stem, ""))
+    return next((t for t in TIERS if t in said), "unit")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Give every test its one tier marker (before ``-m`` selects). A ``slow`` that a module put on
+    its end-to-end tests (slow once meant end-to-end) is dropped where a stronger tier applies, so
+    that ``-m slow`` selects what is heavy and nothing of another tier."""
+    tiers = [tier_of(item) for item in items]  # all first: dropping a module's mark must not move its other tests
+    for item, tier in zip(items, tiers):
+        if tier != "slow":
+            for node in item.listchain():
+                node.own_markers[:] = [m for m in node.own_markers if m.name != "slow"]
+        if item.get_closest_marker(tier) is None:
+            item.add_marker(getattr(pytest.mark, tier))
+    config.stash[COLLECTED] = list(items)
+
+
+COLLECTED = pytest.StashKey[list]()  # every collected test, before -m / -k deselect (see test_tiers)
+
+
+# A unit test that starts a process fails: whatever its module or name, it was not in-process.
+# Libraries asking the OS about the machine are not that (scikit-learn's t-SNE: loky runs lscpu).
+_STARTED: list | None = None
+_MACHINE_PROBES = {"lscpu", "uname", "nproc"}
+
+
+def _record(what):
+    if _STARTED is not None and not (isinstance(what, (list, tuple)) and what
+                                     and Path(str(what[0])).name in _MACHINE_PROBES):
+        _STARTED.append(what)
+
+
+def _spy(real, describe):
+    def spy(*args, **kwargs):
+        _record(describe(*args, **kwargs))
+        return real(*args, **kwargs)
+    return spy
+
+
+subprocess.Popen._execute_child = _spy(subprocess.Popen._execute_child, lambda self, args, *a, **k: args)
+os.fork = _spy(os.fork, lambda: "os.fork()")
+multiprocessing.util.spawnv_passfds = _spy(multiprocessing.util.spawnv_passfds, lambda path, args, fds: args)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item):
+    return (yield from _in_process(item, "setting up"))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item):
+    return (yield from _in_process(item, "running"))
+
+
+def _in_process(item, phase: str):
+    global _STARTED
+    if item.get_closest_marker("unit") is None:
+        return (yield)
+    _STARTED = []
+    try:
+        result = yield
+    finally:
+        started, _STARTED = _STARTED, None
+    if started:
+        pytest.fail(f"a unit test runs in this process, but {phase} it started {len(started)} process(es), "
+                    f"first {started[0]!r}: use the `cli` fixture for the command line, or give the test its "
+                    f"tier (a mark, or a rule in tests/conftest.py)", pytrace=False)
+    return result
+
+
+# The unit tier is the inner loop: say which of its tests are heavy enough to belong elsewhere.
+UNIT_HEAVY_S = 3.0
+_UNIT_SECONDS: dict[str, float] = {}
+
+
+def pytest_runtest_logreport(report):
+    if "unit" in report.keywords and report.when in ("setup", "call"):
+        _UNIT_SECONDS[report.nodeid] = _UNIT_SECONDS.get(report.nodeid, 0.0) + report.duration
+
+
+def pytest_terminal_summary(terminalreporter):
+    if not _UNIT_SECONDS:
+        return
+    heavy = sorted(((s, n) for n, s in _UNIT_SECONDS.items() if s > UNIT_HEAVY_S), reverse=True)
+    terminalreporter.write_line(f"unit tier: {len(_UNIT_SECONDS)} tests, {sum(_UNIT_SECONDS.values()):.0f} s in "
+                                f"tests; over {UNIT_HEAVY_S:.0f} s (setup + call) here: "
+                                + ("; ".join(f"{n} {s:.1f} s" for s, n in heavy[:8]) or "none"))
+
+
+# -- shared fixtures --------------------------------------------------------------------------------
 @pytest.fixture(autouse=True)
 def _private_cache(tmp_path_factory, monkeypatch):
     """Every test writes caches to its own temp folder, never to the user's or the data folder."""
@@ -124,7 +284,7 @@ def encrypted_zip(path: Path) -> Path:
     return path
 
 
-# -- drawings and the command line --------------------------------------------------------------
+# -- drawings -------------------------------------------------------------------------------------
 def digit_canvas(text: str, *, size=400, box=(100, 60, 300, 340), ink=0, paper=255, mode="L", width=22):
     """A handwritten-style digit drawn with strokes (thick lines) at ``box`` on a canvas."""
     img = Image.new(mode, (size, size), paper)
@@ -143,7 +303,110 @@ def digit_canvas(text: str, *, size=400, box=(100, 60, 300, 340), ink=0, paper=2
     return img
 
 
-def run(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    e = {**os.environ, **(env or {})}
-    return subprocess.run([sys.executable, "-m", "tlcore", *args], cwd=ROOT, env=e, capture_output=True,
-                          text=True, timeout=300)
+# -- training -------------------------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def digits():
+    """scikit-learn's digits, loaded once for the session (tests read it, never change it)."""
+    from tlcore.data import load_dataset
+
+    return load_dataset("digits")
+
+
+def quick(**kw):
+    """A small run on digits: LeNet-5, 2 epochs, batch 64, fp32 (no bf16 autocast, whatever the CPU
+    offers); ``kw`` changes it."""
+    from tlcore.config import RunConfig
+
+    return RunConfig(**{"dataset": "digits", "backbone": "lenet5", "epochs": 2, "batch_size": 64, "precision": "fp32",
+                        **kw})
+
+
+# -- the command line -------------------------------------------------------------------------------------
+@dataclass
+class Ran:
+    """What a command did: its exit code and what it printed (as subprocess.CompletedProcess names them)."""
+    args: list[str]
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def cli_main(*args: str, env: dict | None = None) -> Ran:
+    """``python -m tlcore ARGS`` in this process: ``tlcore.cli.main``, from the repository's folder,
+    with ``env`` added to the environment, stdout and stderr captured, SystemExit's code kept."""
+    from tlcore.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    saved = {k: os.environ.get(k) for k in env or {}}
+    os.environ.update(env or {})
+    try:
+        with contextlib.chdir(ROOT), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = main(list(args))
+            except SystemExit as e:  # argparse's --help and its one-line errors
+                code = e.code
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    return Ran(list(args), code, out.getvalue(), err.getvalue())
+
+
+run = cli_main  # the name modules used when it was a subprocess: now the same command, in this process
+
+
+@pytest.fixture
+def cli():
+    """The command line in this process (see ``cli_main``): ``cli("train", "--epochs", "2").stdout``."""
+    return cli_main
+
+
+@pytest.fixture
+def cli_process():
+    """``python -m tlcore ARGS`` as a user runs it, a fresh interpreter (about 2 s to import): for what
+    only a process shows. Its users are in the slow tier (FIXTURES)."""
+    def run_process(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "tlcore", *args], cwd=ROOT, env={**os.environ, **(env or {})},
+                              capture_output=True, text=True, timeout=300)
+    return run_process
+
+
+# -- the app, end to end ------------------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def app(tmp_path_factory):
+    """The real app (``python app.py``) for the whole session, with its own TMPDIR (``app.tmp``).
+    Tests share it as users share a Space: each works in its own session (a page, a client)."""
+    from e2e_server import AppServer
+
+    root = tmp_path_factory.mktemp("app")
+    (root / "tmp").mkdir()
+    server = AppServer(root, env={"TMPDIR": str(root / "tmp")})
+    server.tmp = root / "tmp"
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    """One headless Chromium for the session (Debian's; Playwright's own download is never used)."""
+    from e2e_server import CHROMIUM, CHROMIUM_ARGS
+
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Chromium is not installed (apt-get install -y chromium); .ci/run installs it")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def browser(chromium):
+    """The session's Chromium. ``browser.new_page()`` opens a page in a new context, so a new Gradio
+    session; whatever the test left open is closed after it (closing a tab ends its session)."""
+    yield chromium
+    for context in chromium.contexts:
+        context.close()

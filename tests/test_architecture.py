@@ -150,3 +150,11 @@ def test_the_readme_lays_out_the_tree_as_it_is():
     top = {p.name for p in PACKAGE.glob("*.py")} - {"__init__.py", "__main__.py"}
     assert packages | top <= named, f"not in the README's layout: {sorted(packages | top - named)}"
     assert named <= packages | top, f"in the README's layout, not in the tree: {sorted(named - packages - top)}"
+
+
+def test_the_trainer_knows_hook_names_not_behaviours():
+    """Behaviours are callbacks (tlcore.training.callbacks): the Trainer stays the size of its loop."""
+    tree = ast.parse((PACKAGE / "training" / "loop.py").read_text())
+    trainer = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "Trainer")
+    methods = [n.name for n in ast.walk(trainer) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
+    assert len(methods) <= 15, f"Trainer has {len(methods)} methods: {methods}"

@@ -23,6 +23,8 @@ PUBLISHED_TOTAL_10 = {
     "efficientnet_lite0": 4_652_008 - 1_281_000 + 12_810,
 }
 INPUTS = [(1, 8), (1, 28), (3, 32), (3, 300)]  # (channels, side): digits, MNIST, CIFAR, a photo
+# Their forward pass is at 224 px: a second or more a call on 2 cores, too much for the unit tier.
+IMAGENET_SIZED = {"resnet18", "mobilenet_v3_small", "vgg11", "efficientnet_lite0"}
 
 
 @pytest.fixture(scope="module", params=BACKBONES)
@@ -36,6 +38,8 @@ def test_the_registry_has_the_issues_backbones():
 
 
 @pytest.mark.parametrize("c,side", INPUTS)
+@pytest.mark.parametrize("net", [pytest.param(b, marks=pytest.mark.slow) if b in IMAGENET_SIZED else b
+                                 for b in BACKBONES], indirect=True)
 def test_forward_shapes_and_no_nan_on_every_input_kind(net, c, side):
     images = torch.randint(0, 256, (2, c, side, side), dtype=torch.uint8)
     x = prepare(images, net.spec)

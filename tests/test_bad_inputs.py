@@ -13,8 +13,6 @@ import html
 import io
 import pickle
 import struct
-import subprocess
-import sys
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -183,7 +181,7 @@ CHECKPOINT_DAMAGE = {
 
 
 @pytest.mark.parametrize("name", list(CHECKPOINT_DAMAGE))
-def test_damaged_checkpoints_are_refused_by_engine_and_cli(name, tmp_path):
+def test_damaged_checkpoints_are_refused_by_engine_and_cli(name, tmp_path, cli):
     damage, match = CHECKPOINT_DAMAGE[name]
     run = save_run(tmp_path / "run", create_backbone("lenet5", num_classes=3), ["a", "b", "c"])
     damage(run)
@@ -191,31 +189,22 @@ def test_damaged_checkpoints_are_refused_by_engine_and_cli(name, tmp_path):
         load_run(run)
     png = tmp_path / "x.png"
     png.write_bytes(png_bytes(class_image(0, 28, rgb=False)))
-    r = subprocess.run([sys.executable, "-m", "tlcore", "predict", "--checkpoint", str(run), str(png)],
-                       capture_output=True, text=True, cwd=ROOT)
+    r = cli("predict", "--checkpoint", str(run), str(png))
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
     assert not Path("/tmp/tlcore-pwned").exists()
 
 
-# -- the app -------------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def app(tmp_path_factory):
-    from e2e_server import AppServer
-
-    server = AppServer(tmp_path_factory.mktemp("app"))
-    yield server
-    server.close()
-
-
+# -- the app (the session's server; this module's one client session) ----------------------------
 @pytest.fixture(scope="module")
 def client(app):
-    from gradio_client import Client
+    from e2e_pages import api_client
 
-    c = Client(app.url, verbose=False)
+    c = api_client(app.url, digits_and_lenet5=False)
     summary = c.predict("digits", None, 0, 0.1, 0, api_name="/load_dataset")[0]
     assert "train **1,295**" in summary
     c.predict("lenet5", "none", "", False, api_name="/choose_model")
-    return c
+    yield c
+    c.close()
 
 
 TRAIN_DEFAULTS = {"epochs": 1, "batch_size": 64, "lr": 0.1, "optimizer": "sgd", "scheduler": "onecycle",
@@ -244,7 +233,6 @@ def api(case: Case, client, tmp: Path) -> str:
         return f"{type(e).__name__}: {e}"
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("name", list(CASES))
 def test_the_app_refuses_with_the_reason_and_keeps_serving(name, app, client, tmp_path):
     from gradio_client import handle_file
@@ -265,7 +253,6 @@ def test_the_app_refuses_with_the_reason_and_keeps_serving(name, app, client, tm
         assert "train **1,295**" in said  # the previous summary is shown under the reason
 
 
-@pytest.mark.slow
 def test_files_outside_what_the_app_serves_are_not_served(app, client, tmp_path):
     """Gradio's file route serves uploads and outputs only: not the app's code, not /etc, not
     another session's folder; and a path passed as an uploaded file is refused."""

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from conftest import BUNDLED, run
-from tlcore.studies.compare import TransferVsScratch, strategy_config, transfer_vs_scratch
+from tlcore.studies.compare import Setup, TransferVsScratch, strategy_config, transfer_vs_scratch
 from tlcore.studies.curve import ProbeCache, curve, shots_of
 from tlcore.config import MAX_EPOCHS
 from tlcore.data import load_dataset
@@ -138,13 +138,18 @@ def _result(test_acc: float, val: list[float]) -> RunResult:
 @pytest.mark.parametrize("transfer,scratch,verdict", [
     (0.95, 0.80, "Transfer helps here"), (0.80, 0.95, "transfer does not help"), (0.90, 0.905, "About the same")])
 def test_the_summary_says_what_happened_even_when_transfer_hurts(transfer, scratch, verdict):
-    duel = TransferVsScratch("lenet5-mnist", _result(transfer, [0.9, 0.95]), _result(scratch, [0.5, 0.7, 0.9]))
+    duel = TransferVsScratch("lenet5-mnist", _result(transfer, [0.9, 0.95]), _result(scratch, [0.5, 0.7, 0.9]),
+                             Setup(20, "every layer", False))
     assert verdict in duel.summary() and f"{transfer:.1%}" in duel.summary()
-    assert duel.reach() == (0.9, 1, 3)  # the lower best (0.9): epoch 1 from the source, epoch 3 from scratch
+    head = duel.head_start()  # 90% of the lower best (0.9): epoch 1 from the source, epoch 3 from scratch
+    assert head.level == pytest.approx(0.81) and head.epochs == (1, 3) and head.after_one == (0.9, 0.5)
 
 
 def test_transfer_vs_scratch_from_the_bundled_model_at_five_shots(digits):
     duel = transfer_vs_scratch(shots_of(digits, 5, seed=0), backbone="lenet5", weights=str(BUNDLED))
     assert duel.transfer.config.weights == str(BUNDLED) and duel.scratch.config.weights == "none"
-    assert duel.scratch.config.preset == "full" and duel.transfer.test.accuracy > duel.scratch.test.accuracy
-    assert duel.to_dict()["reach"]["scratch_epochs"] >= 1
+    assert duel.scratch.config.preset == duel.transfer.config.preset == "full"  # like with like
+    assert duel.transfer.test.accuracy > duel.scratch.test.accuracy
+    head = duel.to_dict()["head_start"]
+    assert head["epochs_to_level"]["scratch"] >= head["epochs_to_level"]["transfer"] >= 1
+    assert head["after_one_epoch"]["transfer"] > head["after_one_epoch"]["scratch"]

@@ -28,6 +28,7 @@ from tlcore.insight.evaluate import evaluate
 from tlcore.models import create_backbone
 from tlcore.training.resume import continuable
 from tlcore.training.train import train
+from tlcore.training.callbacks import SaveRun, run_callbacks
 from tlcore.training.loop import Trainer
 
 KILLS = 20
@@ -38,12 +39,18 @@ SEED = 17
 def trained(tmp_path_factory):
     """A finished digits run (with its end state, so saves include the resume folder), and its data."""
     data = load_dataset("digits", seed=0)
-    trainer = Trainer(RunConfig(dataset="digits", backbone="lenet5", epochs=1, batch_size=64))
+    cfg = RunConfig(dataset="digits", backbone="lenet5", epochs=1, batch_size=64)
+    first = tmp_path_factory.mktemp("first") / "run"
+    trainer = Trainer(cfg, callbacks=run_callbacks(cfg, out=first))
     trainer.setup(data)
     trainer.fit()
-    first = tmp_path_factory.mktemp("first") / "run"
-    result = trainer.finish(first)
+    result = trainer.finish()
     return trainer, result, data
+
+
+def _save(trainer, result, out: Path) -> None:
+    """The run's own save (its SaveRun callback, holding the end state), into ``out``."""
+    next(cb for cb in trainer.callbacks if isinstance(cb, SaveRun)).save(trainer, result, out)
 
 
 def _save_forever(trainer, result, root: Path, fd: int) -> None:
@@ -52,7 +59,7 @@ def _save_forever(trainer, result, root: Path, fd: int) -> None:
     for i in range(10**6):
         out = root / ("again" if i % 2 else f"run-{os.getpid()}-{i}")
         os.write(fd, f"s {i}\n".encode())
-        trainer.save(out, result)
+        _save(trainer, result, out)
         os.write(fd, f"d {i}\n".encode())
 
 
@@ -76,7 +83,7 @@ def _one_kill(ctx, trainer, result, root: Path, delay: float) -> tuple[bool, int
 
 def _measure_save(trainer, result, root: Path) -> float:
     t = time.perf_counter()
-    trainer.save(root / "timed", result)
+    _save(trainer, result, root / "timed")
     return time.perf_counter() - t
 
 

@@ -8,7 +8,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 
 from e2e_server import free_port
 from tlcore.runs.checkpoints import load_run
@@ -16,7 +15,6 @@ from tlcore.config import RunConfig
 from tlcore.training.resume import continue_run
 from tlcore.training.train import train
 
-pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
 
 

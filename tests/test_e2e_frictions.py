@@ -10,16 +10,7 @@ import zipfile
 import pytest
 
 from conftest import write_folder, zip_folder
-from test_e2e import app, browser, draw_stroke, shot, train_and_open_evaluate  # noqa: F401  (fixtures)
-
-pytestmark = pytest.mark.slow
-
-
-def _page(browser, url, height=1100):
-    page = browser.new_page(viewport={"width": 1400, "height": height})
-    page.goto(url)
-    page.get_by_text("1,295").first.wait_for(timeout=30_000)
-    return page
+from e2e_pages import draw_stroke, opened, shot, train_and_open_evaluate
 
 
 def _toasts(page, text: str) -> int:
@@ -53,7 +44,7 @@ def _digit_zip(tmp_path, classes=(0, 1)):
 def test_uploads_load_at_once_and_errors_keep_their_words(app, browser, tmp_path):
     """Items 6, 7, 9, 18: load on upload, '<class>/<image>' kept, val/ said to be the test split,
     one warning per bad file."""
-    page = _page(browser, app.url)
+    page = opened(browser, app.url)
     flat = tmp_path / "flat.zip"
     with zipfile.ZipFile(flat, "w") as z:
         z.writestr("a.png", b"x")
@@ -63,7 +54,7 @@ def test_uploads_load_at_once_and_errors_keep_their_words(app, browser, tmp_path
     assert _toasts(page, "<class>/<image>") == 1
     page.close()
     # A .png where a zip belongs: said once, and the digits stay.
-    page = _page(browser, app.url)
+    page = opened(browser, app.url)
     png = tmp_path / "digit.png"
     png.write_bytes(zipfile.Path(flat).joinpath("a.png").read_bytes())
     _upload(page, png)
@@ -73,7 +64,7 @@ def test_uploads_load_at_once_and_errors_keep_their_words(app, browser, tmp_path
     assert "1,295" in page.locator("body").inner_text()
     page.close()
     # A photo set with train/ and val/: loaded without pressing Load, the split explained.
-    page = _page(browser, app.url)
+    page = opened(browser, app.url)
     bees = zip_folder(write_folder(tmp_path / "bees", {"train/ants": 12, "train/bees": 12, "val/ants": 5,
                                                         "val/bees": 5}, size=32), tmp_path / "bees.zip")
     _upload(page, bees)
@@ -87,7 +78,7 @@ def test_train_tab_frictions(app, browser, tmp_path):
     """Items 1, 14, 15, 16: an exploding run fails with advice on a log axis; the learning rate
     steps by 0.001; the body multiplier is greyed for a frozen body; the ending said once; a
     model change clears the charts."""
-    page = _page(browser, app.url)
+    page = opened(browser, app.url)
     page.get_by_role("tab", name="Train").click()
     body_mult = page.get_by_label("Body learning-rate multiplier")
     assert body_mult.is_disabled()  # the first model is a linear probe: its body is frozen
@@ -137,7 +128,7 @@ def test_train_tab_frictions(app, browser, tmp_path):
 def test_evaluate_and_draw_frictions(app, browser, tmp_path):
     """Items 3, 8, 10, 12, 13: the heatmap is clickable, row shares keep the gallery, a stopped run
     is evaluated; the empty canvas claims nothing and clearing it clears the map."""
-    page = _page(browser, app.url, height=1400)
+    page = opened(browser, app.url, height=1400)
     page.get_by_role("tab", name="Model").click()  # from scratch: slow enough to stop mid-run
     page.get_by_label("Pretrained weights").click()
     page.get_by_role("option", name="none", exact=True).click()
@@ -182,7 +173,7 @@ def test_evaluate_and_draw_frictions(app, browser, tmp_path):
 
 def test_evaluate_two_classes(app, browser, tmp_path):
     """Item 11, 12 at the small end: two classes, the ROC legend readable, captions whole."""
-    page = _page(browser, app.url, height=1400)
+    page = opened(browser, app.url, height=1400)
     _upload(page, _digit_zip(tmp_path))
     page.get_by_text(re.compile(r"2 classes")).first.wait_for(timeout=30_000)
     train_and_open_evaluate(page, 5, r"Test accuracy .* on 40 images")

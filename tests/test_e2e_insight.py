@@ -5,11 +5,7 @@ from __future__ import annotations
 
 import re
 
-import pytest
-
-from test_e2e import app, browser, from_the_bundled_model, shot, train_and_open_evaluate  # noqa: F401  (fixtures)
-
-pytestmark = pytest.mark.slow
+from e2e_pages import from_the_bundled_model, shot, train_and_open_evaluate
 
 
 def test_feature_space_and_grad_cam_in_a_browser(app, browser, tmp_path):

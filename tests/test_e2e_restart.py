@@ -17,12 +17,13 @@ from pathlib import Path
 import pytest
 
 from conftest import BUNDLED, write_folder
-from e2e_server import CHROMIUM, CHROMIUM_ARGS, AppServer
+from e2e_pages import api_client, opened
+from e2e_server import AppServer
 from tlcore.config import RunConfig
 from tlcore.training.train import train
 
 # gradio_client's own thread still polls the killed server's job and fails to connect: expected here.
-pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")]
+pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
 RECIPE = (32, 0.1, "sgd", "step", 1.0, 0.1, "on", 0, 0)  # /train's inputs after epochs (see test_e2e_takehome)
 
 
@@ -42,11 +43,7 @@ def runs(tmp_path) -> Path:
 
 def _kill_while_training(server: AppServer) -> None:
     """Start a long training through the API, wait until it runs, then SIGKILL the server."""
-    from gradio_client import Client
-
-    c = Client(server.url, verbose=False)
-    c.predict("digits", None, 0, 0.1, 0, api_name="/load_dataset")
-    c.predict("lenet5", "none", "", False, api_name="/choose_model")
+    c = api_client(server.url)
     job = c.submit(200, *RECIPE, api_name="/train")
     t0 = time.monotonic()
     while time.monotonic() - t0 < 60 and not any("Epoch" in str(o) for o in job.outputs()):
@@ -57,11 +54,8 @@ def _kill_while_training(server: AppServer) -> None:
     threading.Thread(target=job.cancel, daemon=True).start()  # the client's side of a dead server
 
 
-def test_a_killed_server_restarts_with_its_saved_runs(runs, tmp_path):
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Chromium is not installed")
-    from playwright.sync_api import sync_playwright
-
+def test_a_killed_server_restarts_with_its_saved_runs(runs, browser, tmp_path):
+    """Its own server (the session's is never killed), on a runs folder and a TMPDIR of its own."""
     env = {"TLCORE_RUNS_DIR": str(runs), "TMPDIR": str(tmp_path / "tmp")}
     (tmp_path / "tmp").mkdir()
     before = sorted(p.name for p in runs.iterdir())
@@ -73,30 +67,26 @@ def test_a_killed_server_restarts_with_its_saved_runs(runs, tmp_path):
     server = AppServer(tmp_path, env)
     assert not any(p.exists() for p in left), "the new server removes what the killed one left"
     try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.goto(server.url)
-            page.get_by_text("1,295").first.wait_for(timeout=30_000)
-            # Compare: every saved run, and nothing else (no half-written run, no cut-off training).
-            page.get_by_role("tab", name="Compare").click()
-            page.wait_for_function("() => document.querySelector('#runs-table').innerText.includes('saved: shapes-1')",
-                                   timeout=30_000)
-            table = page.locator("#runs-table").inner_text()
-            assert re.search(r"saved: shapes-1\s+shapes\s+lenet5", table) and "saved: mnist-copy" in table
-            assert "shapes-cut" not in table and "shapes-2" not in table and not re.search(r"\d+-digits-lenet5", table)
-            # Draw: a saved run is offered and loads (its classes and input size come from its weights' run).
-            page.get_by_role("tab", name="Draw").click()
-            page.locator("#draw-model input").click()
-            options = [o.inner_text() for o in page.get_by_role("option").all()]
-            assert "saved: shapes-1" in options and "saved: mnist-copy" in options and "saved: shapes-cut" not in options
-            page.get_by_role("option", name="saved: shapes-1").click()
-            page.locator("#draw-knows").get_by_text("This model knows 3 classes: a, b, c").wait_for(timeout=30_000)
-            # Evaluate: a new session has no runs; the training cut off by the kill is not offered.
-            page.get_by_role("tab", name="Evaluate").click()
-            page.get_by_label("Run", exact=True).click()
-            time.sleep(0.5)
-            assert page.get_by_role("option").count() == 0
-            browser.close()
+        page = opened(browser, server.url, height=1000)
+        # Compare: every saved run, and nothing else (no half-written run, no cut-off training).
+        page.get_by_role("tab", name="Compare").click()
+        page.wait_for_function("() => document.querySelector('#runs-table').innerText.includes('saved: shapes-1')",
+                               timeout=30_000)
+        table = page.locator("#runs-table").inner_text()
+        assert re.search(r"saved: shapes-1\s+shapes\s+lenet5", table) and "saved: mnist-copy" in table
+        assert "shapes-cut" not in table and "shapes-2" not in table and not re.search(r"\d+-digits-lenet5", table)
+        # Draw: a saved run is offered and loads (its classes and input size come from its weights' run).
+        page.get_by_role("tab", name="Draw").click()
+        page.locator("#draw-model input").click()
+        options = [o.inner_text() for o in page.get_by_role("option").all()]
+        assert "saved: shapes-1" in options and "saved: mnist-copy" in options and "saved: shapes-cut" not in options
+        page.get_by_role("option", name="saved: shapes-1").click()
+        page.locator("#draw-knows").get_by_text("This model knows 3 classes: a, b, c").wait_for(timeout=30_000)
+        # Evaluate: a new session has no runs; the training cut off by the kill is not offered.
+        page.get_by_role("tab", name="Evaluate").click()
+        page.get_by_label("Run", exact=True).click()
+        time.sleep(0.5)
+        assert page.get_by_role("option").count() == 0
+        page.close()
     finally:
         server.close()

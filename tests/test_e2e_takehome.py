@@ -5,13 +5,12 @@ import json
 import re
 import zipfile
 
-import pytest
 import torch
 from safetensors.torch import load
 
-from test_e2e import app, browser, shot, train_and_open_evaluate  # noqa: F401  (fixtures)
+from conftest import write_folder, zip_folder
+from e2e_pages import api_client, opened, shot, train_and_open_evaluate
 
-pytestmark = pytest.mark.slow
 CURVE = ("epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr", "best")
 
 
@@ -25,11 +24,7 @@ def _run_files(client, run: str) -> dict:
 
 
 def test_continue_training_through_the_api_equals_one_long_run(app):
-    from gradio_client import Client
-
-    c = Client(app.url, verbose=False)
-    c.predict("digits", None, 0, 0.1, 0, api_name="/load_dataset")
-    c.predict("lenet5", "none", "", False, api_name="/choose_model")
+    c = api_client(app.url)
     recipe = (32, 0.1, "sgd", "step", 1.0, 0.1, "on", 0, 0)  # the tutorial's StepLR: it does not depend on the length
     two = c.predict(2, *recipe, api_name="/train")[4]["value"]
     back = c.predict(two, 4, api_name="/continue_training")
@@ -46,9 +41,7 @@ def test_continue_training_through_the_api_equals_one_long_run(app):
 
 
 def test_export_and_continue_in_a_browser(app, browser, tmp_path):
-    page = browser.new_page(viewport={"width": 1400, "height": 1300})
-    page.goto(app.url)
-    page.get_by_text("1,295").first.wait_for(timeout=30_000)
+    page = opened(browser, app.url, height=1300)
     train_and_open_evaluate(page, 3)
     for fmt, suffix in (("onnx", ".onnx"), ("torchscript", ".pt")):
         page.locator(f"#export-{fmt}").click()
@@ -58,8 +51,6 @@ def test_export_and_continue_in_a_browser(app, browser, tmp_path):
         page.locator("#export-files a").first.click()
     assert got.value.suggested_filename.endswith((".pt", ".onnx", ".md"))
     # Another labelled set, uploaded: only a test/ folder, so every image counts.
-    from conftest import write_folder, zip_folder
-
     mine = zip_folder(write_folder(tmp_path / "mine", {f"test/{c}": 2 for c in range(10)}, size=8, rgb=False),
                       tmp_path / "mine.zip")
     page.locator("#evaluate-other input[type=file]").set_input_files(str(mine))

@@ -5,26 +5,12 @@ from __future__ import annotations
 import re
 import time
 
-import pytest
-
-from test_e2e import app, browser, from_the_bundled_model, shot  # noqa: F401 (fixtures)
-
-pytestmark = pytest.mark.slow
+from e2e_pages import fill_when_settled, from_the_bundled_model, shot
 
 
-def _fill_when_settled(box, value: str):
-    """The app re-suggests settings after a model change: fill once that has landed."""
-    for _ in range(10):
-        box.fill(value)
-        time.sleep(1.0)
-        if box.input_value() == value:
-            return
-    raise AssertionError(f"could not set {value}")
-
-
-def test_find_the_rate_use_it_and_unfreeze_gradually(app, browser, tmp_path):  # noqa: F811
+def test_find_the_rate_use_it_and_unfreeze_gradually(app, browser, tmp_path):
     page = from_the_bundled_model(browser, app.url, "full", "61,706 of 61,706 parameters train")
-    _fill_when_settled(page.get_by_label("Epochs"), "4")
+    fill_when_settled(page.get_by_label("Epochs"), "4")
     page.get_by_text("Gradual unfreezing", exact=True).click()
     page.get_by_label(re.compile("Unfreeze one more group every")).fill("1")
     page.get_by_label(re.compile("Per-group rate decay")).fill("0.5")

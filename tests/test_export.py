@@ -17,7 +17,7 @@ from tlcore.runs.export import FORMATS, export_run
 from tlcore.preprocess import prepare
 from tlcore.training.train import train
 
-from conftest import run, write_folder
+from conftest import write_folder, zip_folder
 
 # What a consumer writes: read the facts from the file, normalize, predict. No tlcore anywhere.
 CONSUMER = r'''
@@ -49,20 +49,28 @@ print(json.dumps([meta["classes"][i] for i in logits.argmax(1)]))
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
-    """A LeNet-5 run on digits and an EfficientNet-Lite0 (ImageNet weights, offline) run on photos."""
-    root = tmp_path_factory.mktemp("runs")
-    lenet = train(RunConfig(dataset="digits", epochs=1), out=root / "lenet")
+def lenet5(tmp_path_factory):
+    """A LeNet-5 run on digits, and its data."""
+    root = tmp_path_factory.mktemp("lenet5")
+    train(RunConfig(dataset="digits", epochs=1), out=root / "lenet")
+    return root / "lenet", load_dataset("digits")
+
+
+@pytest.fixture(scope="module")
+def lite0(tmp_path_factory):
+    """An EfficientNet-Lite0 (ImageNet weights, offline) run on photos, and its data."""
+    root = tmp_path_factory.mktemp("lite0")
     photos = write_folder(root / "photos", {"ants": 80, "bees": 80}, size=32)  # 20% test: 32 images
-    lite = train(RunConfig(dataset=str(photos), backbone="efficientnet_lite0", weights="imagenet",
-                           preset="linear-probe", epochs=1, image_size=64), out=root / "lite0")
-    return {"lenet5": (root / "lenet", load_dataset("digits")), "lite0": (root / "lite0", load_dataset(str(photos)))}
+    train(RunConfig(dataset=str(photos), backbone="efficientnet_lite0", weights="imagenet", preset="linear-probe",
+                    epochs=1, image_size=64), out=root / "lite0")
+    return root / "lite0", load_dataset(str(photos))
 
 
+@pytest.mark.slow  # a fresh interpreter per export: the consumer has no tlcore
 @pytest.mark.parametrize("fmt", list(FORMATS))
 @pytest.mark.parametrize("name", ["lenet5", "lite0"])
-def test_an_export_agrees_with_pytorch_and_stands_alone(runs, name, fmt, tmp_path):
-    folder, data = runs[name]
+def test_an_export_agrees_with_pytorch_and_stands_alone(request, name, fmt, tmp_path):
+    folder, data = request.getfixturevalue(name)
     out = export_run(folder, fmt, tmp_path / f"model{FORMATS[fmt][0]}")
     assert (tmp_path / f"model.MODEL_CARD.md").read_text().startswith("# Model card")
     model, _ = load_run(folder)
@@ -83,32 +91,29 @@ def test_an_export_agrees_with_pytorch_and_stands_alone(runs, name, fmt, tmp_pat
     assert json.loads(done.stdout.strip().splitlines()[-1]) == [model.classes[i] for i in want.argmax(1)]
 
 
-def test_the_cli_exports_with_a_card(runs, tmp_path):
-    out = run("export", "--checkpoint", str(runs["lenet5"][0]), "--format", "onnx", "--out", str(tmp_path / "m.onnx"),
-              "--json")
+def test_the_cli_exports_with_a_card(lenet5, tmp_path, cli):
+    out = cli("export", "--checkpoint", str(lenet5[0]), "--format", "onnx", "--out", str(tmp_path / "m.onnx"), "--json")
     assert out.returncode == 0, out.stderr
     said = json.loads(out.stdout.strip().splitlines()[-1])
     assert said["export"].endswith("m.onnx") and "Intended use" in open(said["card"]).read()
 
 
-def test_an_unknown_format_names_the_valid_ones(runs):
+def test_an_unknown_format_names_the_valid_ones(lenet5):
     with pytest.raises(TLCoreError, match="Valid formats: 'onnx', 'torchscript'"):
-        export_run(runs["lenet5"][0], "tflite")
+        export_run(lenet5[0], "tflite")
 
 
-def test_evaluate_on_a_test_only_zip_counts_every_image(runs, tmp_path):
-    from conftest import zip_folder
-
+def test_evaluate_on_a_test_only_zip_counts_every_image(lenet5, tmp_path, cli):
     for prefix in ("test/", ""):  # only a test/ folder, or no split folders at all
         layout = {f"{prefix}{c}": 2 + c for c in range(10)}  # 65 images
         folder = write_folder(tmp_path / f"set-{prefix[:-1] or 'flat'}", layout, size=8, rgb=False)
-        out = run("evaluate", "--checkpoint", str(runs["lenet5"][0]), "--dataset",
+        out = cli("evaluate", "--checkpoint", str(lenet5[0]), "--dataset",
                   str(zip_folder(folder, tmp_path / f"{folder.name}.zip")), "--json")
         assert out.returncode == 0, out.stderr
         assert json.loads(out.stdout.strip().splitlines()[-1])["size"] == 65  # every image, none held back
 
 
-def test_evaluate_refuses_other_classes(runs, tmp_path):
+def test_evaluate_refuses_other_classes(tmp_path):
     from tlcore.data import load_labelled
 
     folder = write_folder(tmp_path / "pets", {"test/cat": 3, "test/dog": 3}, size=8)

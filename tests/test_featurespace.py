@@ -13,18 +13,12 @@ import pytest
 from sklearn.datasets import make_blobs
 
 from tlcore.config import RunConfig
-from tlcore.data import load_dataset
 from tlcore.training.suggest import suggested_for
 from tlcore.insight.feature_space import feature_space, knn_accuracy, project, starting_body
 from tlcore.errors import TLCoreError
 from tlcore.training.train import train
 
-from conftest import BUNDLED, run
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return load_dataset("digits")
+from conftest import BUNDLED
 
 
 def _run(data, folder, preset: str, epochs: int):
@@ -82,9 +76,9 @@ def test_a_run_from_scratch_has_no_before(finetuned):
     assert source is None and "from scratch" in why
 
 
-def test_cli_features_prints_before_and_after_and_writes_the_chart(finetuned, tmp_path):
+def test_cli_features_prints_before_and_after_and_writes_the_chart(finetuned, tmp_path, cli):
     plot = tmp_path / "space.html"
-    r = run("features", "--checkpoint", str(finetuned.checkpoint), "--plot", str(plot), "--json")
+    r = cli("features", "--checkpoint", str(finetuned.checkpoint), "--plot", str(plot), "--json")
     assert r.returncode == 0, r.stderr
     d = json.loads(r.stdout.strip().splitlines()[-1])
     assert d["before"]["knn_accuracy"] < d["after"]["knn_accuracy"] <= 1

@@ -6,6 +6,9 @@ one input (Hypothesis' deadline), never a write outside the session's folder (th
 runs with cwd, TMPDIR, the runs and cache folders inside one temporary folder, and compares
 it before and after). Derandomized: the same inputs every run. The counts per kind are
 printed at the end of the module.
+
+Each test names its count under the "ci" Hypothesis profile (5,700 inputs in all), which .ci/run
+uses; the default "dev" profile runs a twentieth of each (285). See tests/conftest.py.
 """
 from __future__ import annotations
 
@@ -27,7 +30,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from PIL import Image
 
-from conftest import ROOT, class_image
+from conftest import ROOT, class_image, fuzz_examples
 from tlcore.runs.card import model_card
 from tlcore.runs.checkpoints import list_runs, load_replay, load_run
 from tlcore.studies.curve import parse_shots
@@ -49,8 +52,9 @@ COUNTS: Counter = Counter()
 
 
 def fuzz(n: int):
-    return settings(max_examples=n, deadline=DEADLINE, derandomize=True, database=None, print_blob=True,
-                    suppress_health_check=list(HealthCheck))
+    """``n`` inputs under the ci profile (the loaded profile's share of them otherwise)."""
+    return settings(max_examples=fuzz_examples(n), deadline=DEADLINE, derandomize=True, database=None,
+                    print_blob=True, suppress_health_check=list(HealthCheck))
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -283,6 +287,7 @@ def _check_run(folder: Path, data) -> None:
     assert model(x).shape == (2, model.num_classes)
 
 
+@pytest.mark.fuzz  # its @given is inside: it fuzzes copies of a run made once
 def test_fuzzed_run_folders_load_or_are_refused(trained_run, tmp_path_factory):
     good, data = trained_run
     scratch = tmp_path_factory.mktemp("runs")
@@ -405,6 +410,7 @@ def payloads(draw, n: int, zips: list[str], images: list[str]):
     return [draw(PAYLOAD | upload) for _ in range(n)]
 
 
+@pytest.mark.fuzz  # its @given is inside: the handlers need the inputs written first
 def test_fuzzed_api_payloads_get_an_answer_or_a_message(jail, app_session, tmp_path_factory):
     handlers = _handlers()
     inputs = jail / "inputs"

@@ -26,12 +26,13 @@ def test_a_loss_that_explodes_ends_the_run_with_advice():
 
 def test_a_run_that_stays_at_chance_is_not_reported_as_a_plain_success():
     # lr 1: nothing explodes past the threshold, but every unit dies and accuracy sits at 10%.
-    r = train(RunConfig(**DIGITS, lr=1, epochs=6))
+    r = train(RunConfig(**DIGITS, lr=1, epochs=6, precision="fp32"))  # (bf16 on a CPU with AMX: it explodes instead)
     assert r.status is Status.COMPLETED and r.test.accuracy < 0.15
     assert r.message.endswith("It is no better than chance.")
     assert any("learned nothing" in n and "it was 1: try 0.1" in n for n in r.notes)
 
 
+@pytest.mark.slow  # six epochs to a healthy end
 def test_a_healthy_run_has_no_warning():
     r = train(RunConfig(**DIGITS, lr=0.15, epochs=6))  # (two epochs of this are still at chance, and say so)
     assert r.status is Status.COMPLETED and "chance" not in r.message and not r.notes

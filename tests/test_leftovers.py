@@ -36,6 +36,7 @@ def _server_part(tmp: Path) -> tuple[subprocess.Popen, Path, Path]:
     return proc, Path(folder), Path(stop)
 
 
+@pytest.mark.kill
 def test_a_killed_servers_folders_go_and_a_live_ones_stay(tmp_path):
     killed, dead_folder, dead_stop = _server_part(tmp_path)
     live, live_folder, live_stop = _server_part(tmp_path)
@@ -68,6 +69,7 @@ def test_this_process_never_sweeps_its_own_sessions(tmp_path, monkeypatch):
     assert leftovers.sweep(tmp_path) == [] and s.folder.exists() and own.lock.exists()
 
 
+@pytest.mark.slow  # a server's part in a fresh interpreter, left to exit
 def test_a_server_that_exits_normally_leaves_nothing(tmp_path):
     code = CHILD.replace("import time; time.sleep(600)", "")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True,

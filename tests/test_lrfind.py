@@ -17,11 +17,12 @@ from tlcore.models import create_backbone
 from tlcore.training.train import train
 from tlcore.training.loop import load_run_data
 
-from conftest import BUNDLED, run
+from conftest import BUNDLED
 
 
 @pytest.fixture(scope="module")
-def digits():
+def few_digits():
+    """60 training images a class: enough for a sweep's few dozen steps."""
     return load_dataset("digits", samples_per_class=60)
 
 
@@ -30,13 +31,13 @@ def _snapshot(model):
 
 
 @pytest.mark.parametrize("optimizer", ["sgd", "adamw"])
-def test_the_sweep_leaves_the_model_and_the_random_streams_as_they_were(digits, optimizer):
+def test_the_sweep_leaves_the_model_and_the_random_streams_as_they_were(few_digits, optimizer):
     torch.manual_seed(123)
     model = create_backbone("lenet5", weights="none", num_classes=10)
     weights, grads = _snapshot(model)
     rng = torch.get_rng_state()
     cfg = RunConfig(dataset="digits", optimizer=optimizer, lr=0.01, batch_size=32)
-    found = lr_find(cfg, data=digits, start=model, steps=40)
+    found = lr_find(cfg, data=few_digits, start=model, steps=40)
     assert torch.equal(torch.get_rng_state(), rng)
     after, after_grads = _snapshot(model)
     assert after_grads == grads and all(p.grad is None for p in model.parameters())
@@ -46,19 +47,19 @@ def test_the_sweep_leaves_the_model_and_the_random_streams_as_they_were(digits, 
     assert lrs[0] == pytest.approx(1e-7) and found.lrs[0] <= found.suggested_lr <= found.lrs[-1]
 
 
-def test_a_run_after_the_sweep_is_the_run_without_it(digits):
+def test_a_run_after_the_sweep_is_the_run_without_it(few_digits):
     cfg = RunConfig(dataset="digits", epochs=1, batch_size=64)
     torch.manual_seed(5)
-    alone = train(cfg, data=digits).model.state_dict()
+    alone = train(cfg, data=few_digits).model.state_dict()
     torch.manual_seed(5)
-    lr_find(cfg, data=digits, steps=20)
-    after = train(cfg, data=digits).model.state_dict()
+    lr_find(cfg, data=few_digits, steps=20)
+    after = train(cfg, data=few_digits).model.state_dict()
     assert all(torch.equal(alone[k], after[k]) for k in alone)
 
 
-def test_a_frozen_body_sweeps_its_head_on_cached_features(digits):
+def test_a_frozen_body_sweeps_its_head_on_cached_features(few_digits):
     cfg = RunConfig(dataset="digits", weights=str(BUNDLED), preset="linear-probe", optimizer="adamw", batch_size=32)
-    found = lr_find(cfg, data=digits, steps=60)
+    found = lr_find(cfg, data=few_digits, steps=60)
     assert found.stopped_early or len(found.lrs) == 60
     assert min(l for l in found.losses if l is not None) < found.losses[0]  # the head learned on the way
 
@@ -80,16 +81,16 @@ def test_each_rule_reads_the_falling_stretch():
     assert set(RULES) == {"valley", "minimum", "steep"}
 
 
-def test_bad_sweeps_are_refused_with_the_reason(digits):
+def test_bad_sweeps_are_refused_with_the_reason(few_digits):
     cfg = RunConfig(dataset="digits")
     with pytest.raises(TLCoreError, match="rule"):
-        lr_find(cfg, data=digits, rule="fastest")
+        lr_find(cfg, data=few_digits, rule="fastest")
     with pytest.raises(TLCoreError, match="start_lr"):
-        lr_find(cfg, data=digits, start_lr=1.0, end_lr=0.1)
+        lr_find(cfg, data=few_digits, start_lr=1.0, end_lr=0.1)
 
 
-def test_the_cli_prints_the_finding_as_json(tmp_path):
-    p = run("lr-find", "--dataset", "digits", "--samples-per-class", "30", "--steps", "30", "--json")
+def test_the_cli_prints_the_finding_as_json(tmp_path, cli):
+    p = cli("lr-find", "--dataset", "digits", "--samples-per-class", "30", "--steps", "30", "--json")
     assert p.returncode == 0, p.stderr
     d = json.loads(p.stdout.strip().splitlines()[-1])
     assert {"suggested_lr", "lrs", "losses", "rule"} <= set(d) and len(d["lrs"]) == len(d["losses"])

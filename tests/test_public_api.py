@@ -17,6 +17,7 @@ def test_every_public_name_imports_and_says_what_it_is(name):
     assert (obj.__doc__ or "").strip(), f"tlcore.{name} has no docstring"
 
 
+@pytest.mark.slow  # only a fresh interpreter shows what an import loads
 def test_importing_the_config_does_not_load_torch():
     code = "import tlcore.config, sys; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)

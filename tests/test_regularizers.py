@@ -9,9 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from conftest import BUNDLED
+from conftest import BUNDLED, quick
 from tlcore.config import RunConfig
-from tlcore.data import load_dataset
 from tlcore.training.objective import Objective
 from tlcore.training.regularizers import L2SP, HeadL2, LwF, last_linear
 from tlcore.training.source_task import FROZEN_BODY, NO_SOURCE
@@ -114,18 +113,13 @@ def test_the_head_is_a_transfernets_head_or_the_last_linear():
         last_linear(nn.Conv2d(1, 1, 1))
 
 
-@pytest.fixture(scope="module")
-def digits():
-    return load_dataset("digits")
-
-
-def quick(**kw) -> RunConfig:
-    return RunConfig(**{"dataset": "digits", "backbone": "lenet5", "weights": str(BUNDLED), "preset": "full",
-                        "epochs": 2, "batch_size": 64, "lr": 0.05, "body_lr_mult": 1.0, "precision": "fp32", **kw})
+def from_bundled(**kw) -> RunConfig:
+    """conftest's quick run, fine-tuning the whole bundled MNIST LeNet-5."""
+    return quick(**{"weights": str(BUNDLED), "preset": "full", "lr": 0.05, "body_lr_mult": 1.0, **kw})
 
 
 def test_the_settings_survive_saving_and_loading_a_run(digits, tmp_path):
-    cfg = quick(l2sp=0.05, head_l2=0.001, lwf_weight=0.5, lwf_temperature=3.0)
+    cfg = from_bundled(l2sp=0.05, head_l2=0.001, lwf_weight=0.5, lwf_temperature=3.0)
     r = train(cfg, data=digits, out=tmp_path / "run")
     saved = RunConfig.from_saved(json.loads((tmp_path / "run" / "config.json").read_text())["run"])
     assert (saved.l2sp, saved.head_l2, saved.lwf_weight, saved.lwf_temperature) == (0.05, 0.001, 0.5, 3.0)
@@ -134,15 +128,16 @@ def test_the_settings_survive_saving_and_loading_a_run(digits, tmp_path):
 
 def test_a_run_from_a_saved_run_measures_what_it_forgot(digits):
     """The bundled MNIST model's replay sample, before and after: read through its own head."""
-    r = train(quick(lr=0.1, epochs=3), data=digits)
+    r = train(from_bundled(lr=0.1, epochs=3), data=digits)
     assert r.source_accuracy_before > 0.98  # the bundled model on its own task
     assert r.source_accuracy_after < r.source_accuracy_before  # fine-tuning the whole body costs some of it
     s = r.summary()
     assert (s["source_accuracy_before"], s["source_accuracy_after"]) == (r.source_accuracy_before, r.source_accuracy_after)
 
 
+@pytest.mark.slow  # three fine-tunings
 def test_keeping_terms_keep_more_of_the_source_than_plain_fine_tuning(digits):
-    plain, l2sp, lwf = (train(quick(lr=0.1, epochs=3, **kw), data=digits)
+    plain, l2sp, lwf = (train(from_bundled(lr=0.1, epochs=3, **kw), data=digits)
                         for kw in ({}, {"l2sp": 0.1}, {"lwf_weight": 1.0}))
     assert l2sp.source_accuracy_after > plain.source_accuracy_after
     assert lwf.source_accuracy_after > plain.source_accuracy_after
@@ -153,7 +148,7 @@ def test_keeping_terms_keep_more_of_the_source_than_plain_fine_tuning(digits):
     ({"preset": "linear-probe", "l2sp": 0.1}, FROZEN_BODY),
 ])
 def test_a_term_that_cannot_act_says_so(digits, cfg, note):
-    r = train(quick(**cfg), data=digits)
+    r = train(from_bundled(**cfg), data=digits)
     assert r.notes == [note] and r.summary()["notes"] == [note]
 
 

@@ -10,8 +10,6 @@ from tlcore.errors import TLCoreError
 from tlcore.training.resume import continue_run
 from tlcore.training.train import train
 
-from conftest import run
-
 RECIPE = dict(dataset="digits", backbone="lenet5", batch_size=32, lr=0.1, optimizer="sgd", step_size=3)
 CURVE = ("epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr", "best")
 
@@ -20,6 +18,7 @@ def _curve(history):
     return [tuple(getattr(e, k) if not isinstance(e, dict) else e[k] for k in CURVE) for e in history]
 
 
+@pytest.mark.slow  # three trainings a scheduler
 @pytest.mark.parametrize("scheduler", ["step", "constant"])
 def test_two_epochs_continued_to_four_equal_four(tmp_path, scheduler):
     two = train(RunConfig(**RECIPE, scheduler=scheduler, epochs=2), out=tmp_path / "two")
@@ -33,12 +32,13 @@ def test_two_epochs_continued_to_four_equal_four(tmp_path, scheduler):
     assert (tmp_path / "two" / "model.safetensors").exists()  # the original run is left as it was
 
 
-def test_the_cli_continues_a_run_bitwise(tmp_path):
+@pytest.mark.slow  # three trainings
+def test_the_cli_continues_a_run_bitwise(tmp_path, cli):
     base = ["train", "--dataset", "digits", "--scheduler", "step", "--batch-size", "32", "--lr", "0.1",
             "--optimizer", "sgd"]
-    assert run(*base, "--epochs", "2", "--out", str(tmp_path / "two")).returncode == 0
-    assert run(*base, "--epochs", "4", "--out", str(tmp_path / "four")).returncode == 0
-    out = run("train", "--resume", str(tmp_path / "two"), "--epochs", "4", "--out", str(tmp_path / "back"))
+    assert cli(*base, "--epochs", "2", "--out", str(tmp_path / "two")).returncode == 0
+    assert cli(*base, "--epochs", "4", "--out", str(tmp_path / "four")).returncode == 0
+    out = cli("train", "--resume", str(tmp_path / "two"), "--epochs", "4", "--out", str(tmp_path / "back"))
     assert out.returncode == 0, out.stderr
     a, b = load_file(str(tmp_path / "back" / "model.safetensors")), load_file(str(tmp_path / "four" / "model.safetensors"))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)

@@ -8,9 +8,7 @@ import sys
 import pytest
 import torch
 
-from conftest import ROOT
-from tlcore.config import RunConfig
-from tlcore.data import load_dataset
+from conftest import ROOT, quick
 from tlcore.errors import TLCoreError
 from tlcore.training.state import TENSORS_FILE, TREE_FILE, LoopState
 from tlcore.training.train import train
@@ -27,8 +25,8 @@ import json, sys, torch
 from safetensors.torch import save_file
 from tlcore.config import RunConfig
 from tlcore.data import load_dataset
-from tlcore.state import LoopState
-from tlcore.train import train
+from tlcore.training.state import LoopState
+from tlcore.training.train import train
 cfg, folder, threads = RunConfig.from_dict(json.loads(sys.argv[1])), sys.argv[2], int(sys.argv[3])
 torch.set_num_threads(threads)
 r = train(cfg, data=load_dataset("digits"), resume=LoopState.load(folder))
@@ -37,21 +35,12 @@ print(json.dumps({"status": r.status, "history": [vars(e) for e in r.history], "
 """
 
 
-@pytest.fixture(scope="module")
-def digits():
-    return load_dataset("digits")
-
-
-def quick(**kw) -> RunConfig:
-    return RunConfig(**{"dataset": "digits", "backbone": "lenet5", "epochs": 4, "batch_size": 64, "precision": "fp32",
-                        **kw})
-
-
+@pytest.mark.slow  # a fresh interpreter: nothing but the files carries the state
 @pytest.mark.parametrize("name", list(CONFIGS))
 def test_a_paused_run_written_to_disk_resumes_bitwise_in_a_fresh_process(digits, tmp_path, name):
     from safetensors.torch import load_file
 
-    cfg = quick(**CONFIGS[name])
+    cfg = quick(epochs=4, **CONFIGS[name])
     whole = train(cfg, data=digits)
     paused = train(cfg, data=digits, budget_s=0)  # one epoch, then a pause at the boundary
     assert paused.status == "paused" and paused.resume.epochs_done == 1
@@ -102,9 +91,10 @@ def test_a_state_holds_nothing_that_needs_pickle(tmp_path):
         LoopState({"epochs_done": 0, "x": object()}).save(tmp_path)
 
 
+@pytest.mark.slow  # three trainings
 def test_resuming_leaves_the_state_it_resumed_from_as_it_was(digits):
     """torch's optimizer keeps tensors it is given: resuming twice from one state must give one result."""
-    cfg = quick(augment=True)
+    cfg = quick(epochs=4, augment=True)
     paused = train(cfg, data=digits, budget_s=0)
     first = train(cfg, data=digits, resume=paused.resume)
     again = train(cfg, data=digits, resume=paused.resume)

@@ -88,6 +88,7 @@ def test_streamed_batches_are_decoded_as_the_loader_goes_not_up_front(digits_fol
     assert 32 + rest == len(data.train) and sorted(reads) == sorted(files.refs)  # each file once per epoch
 
 
+@pytest.mark.slow  # two 20-epoch trainings, one decoding every file every epoch
 def test_training_streamed_matches_the_resident_path(digits_folder, resident_run, small_cap):
     resident = resident_run
     streamed = train(RunConfig(dataset=str(digits_folder), **RECIPE))

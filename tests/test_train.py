@@ -18,7 +18,9 @@ from tlcore.models import create_backbone
 from tlcore.training.objective import Objective
 from tlcore.training.optim import build_optimizer
 from tlcore.training.train import train
+from tlcore.training.callbacks import run_callbacks
 from tlcore.training.loop import BestEpoch, Trainer
+from tlcore.training.result import Status
 
 
 @pytest.fixture(scope="module")
@@ -77,6 +79,28 @@ def test_stop_keeps_the_best_epoch(digits):
     r = train(quick(epochs=20), data=digits, callbacks=[StopAfterTwoEpochs()], stop=stop)
     assert r.status == "stopped" and len(r.history) == 2 and r.best_epoch in (1, 2)
     assert "the best so far" in r.message
+
+
+class StopAfterEpoch(Callback):
+    """A callback that acts: ends the run after ``epoch`` with ``status``, as early stopping does."""
+
+    def __init__(self, epoch: int, status: Status):
+        self.epoch, self.status = epoch, status
+
+    def on_epoch_end(self, trainer, e):
+        if e.epoch == self.epoch:
+            trainer.stop_run(self.status, f"Enough after epoch {e.epoch}.")
+
+
+@pytest.mark.parametrize("status", [Status.STOPPED, Status.EARLY_STOPPED])
+def test_a_custom_callback_can_stop_the_loop(digits, status):
+    rec = Recorder()
+    r = train(quick(epochs=10), data=digits, callbacks=[StopAfterEpoch(2, status), rec])
+    assert r.status is status and len(r.history) == 2 and r.message.startswith("Enough after epoch 2.")
+    assert [e.epoch for k, e in rec.events if k == "epoch_end"] == [1, 2] and r.best_epoch in (1, 2)
+    assert rec.events[-1][1].status is status  # run_end says so too
+    # An early stop is a finished run: its kept epoch is tested; a stop on request is not.
+    assert (r.test is not None) is (status is Status.EARLY_STOPPED)
 
 
 def test_a_nan_loss_stops_with_advice(digits):
@@ -244,7 +268,8 @@ class OutOfMemoryInEpoch3(Objective):
 def test_running_out_of_gpu_memory_stops_with_advice_and_keeps_the_last_good_model(digits):
     steps_per_epoch = math.ceil(len(digits.train) / 64) - 1  # drop_last
     cfg = quick(epochs=5, scheduler="constant", lr=0.05, batch_size=64)
-    trainer = Trainer(cfg, objective=OutOfMemoryInEpoch3(steps_per_epoch, label_smoothing=cfg.label_smoothing))
+    trainer = Trainer(cfg, callbacks=run_callbacks(cfg),
+                      objective=OutOfMemoryInEpoch3(steps_per_epoch, label_smoothing=cfg.label_smoothing))
     assert trainer.setup(digits)
     trainer.fit()
     r = trainer.finish()

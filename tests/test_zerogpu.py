@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tlcore.config import RunConfig
-from tlcore.data import ImageData, Split, load_dataset
+from conftest import quick
+from tlcore.data import ImageData, Split
 from tlcore.errors import TLCoreError
 from tlcore.events import StopToken
 from tlcore.training.train import train
@@ -14,14 +14,9 @@ from tlcore.ui import train_tab, zerogpu
 from tlcore.ui.session import Session
 
 
-@pytest.fixture(scope="module")
-def digits():
-    return load_dataset("digits")
-
-
 def cfg(**kw):
-    return RunConfig(**{"dataset": "digits", "backbone": "lenet5", "epochs": 4, "batch_size": 64,
-                        "precision": "fp32", **kw})
+    """conftest's quick run, four epochs: four calls of one epoch each."""
+    return quick(**{"epochs": 4, **kw})
 
 
 def test_calls_stream_events_and_end_as_one_run(digits, tmp_path):

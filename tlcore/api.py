@@ -10,7 +10,9 @@ The operations, by what a user asks:
 - *how good is it*: :func:`load_run`, :func:`evaluate_run` (one device and precision rule for
   every front end), :func:`predict_probs`, the feature space, Grad-CAM, saliency, the figures;
 - *take it elsewhere*: :func:`export_run`, the model card;
-- *studies of many runs*: :func:`transfer_vs_scratch`, :func:`curve`, :func:`teach`.
+- *studies of many runs*: :func:`transfer_vs_scratch`, :func:`curve` (both report :class:`Progress`),
+  :func:`forgetting_demo`, :func:`teach`, and :func:`lesson` (six measured steps); :func:`run_name`
+  says what sets a run apart.
 """
 from __future__ import annotations
 
@@ -45,8 +47,12 @@ from .runs.card import card_beside
 from .runs.checkpoints import list_runs, load_replay, load_run, replay_sample
 from .runs.export import FORMATS, export_run
 from .runs.folder import read_metrics, read_run_config, run_row, saved_run
+from .runs.names import run_name
 from .studies.compare import TransferVsScratch, source_name, transfer_vs_scratch
 from .studies.curve import BUDGET_RULE, Curve, Point, check_curve, curve, parse_shots
+from .studies.forgetting import ForgettingDemo, forgetting_demo
+from .studies.lesson import STEPS as LESSON_STEPS, Lesson, lesson
+from .studies.progress import Progress
 from .studies.teach import Drawings, teach
 from .training.loop import load_run_data
 from .training.lr_finder import lr_find
@@ -60,17 +66,18 @@ from .training.unfreeze import plan as unfreeze_plan
 
 __all__ = [
     "BACKBONES", "BUDGET_RULE", "BUNDLED_MNIST", "BUNDLED_RUNS", "Curve", "DATASETS", "Drawings", "EmptySketch",
-    "Evaluation", "FORMATS", "FeatureSpace", "HEAD", "ImageData", "LoopState", "NEIGHBOURS", "NOT_CONV",
-    "PROJECTION_NAMES", "Point", "RunConfig", "RunResult", "SUGGESTED", "Split", "Status", "TransferNet",
-    "TransferVsScratch", "atomic_write", "body_frozen", "card_beside", "check_curve", "class_count_figure",
-    "confusion_figure", "continuable", "continue_run", "create_backbone", "curve", "curve_figure", "describe_backbone",
-    "describe_device", "discard", "distributed_run", "enlarged", "evaluate", "evaluate_probs", "evaluate_run",
-    "examples", "export_run", "feature_space", "feature_space_figure", "freeze", "frozen_for_preset", "gradcam",
-    "group_rates", "heat_overlay", "is_convolutional", "is_main_process", "is_path", "list_backbones",
+    "Evaluation", "FORMATS", "FeatureSpace", "ForgettingDemo", "HEAD", "ImageData", "LESSON_STEPS", "Lesson",
+    "LoopState", "NEIGHBOURS", "NOT_CONV", "PROJECTION_NAMES", "Point", "Progress", "RunConfig", "RunResult",
+    "SUGGESTED", "Split", "Status", "TransferNet", "TransferVsScratch", "atomic_write", "body_frozen",
+    "card_beside", "check_curve", "class_count_figure", "confusion_figure", "continuable", "continue_run",
+    "create_backbone", "curve", "curve_figure", "describe_backbone", "describe_device", "discard",
+    "distributed_run", "enlarged", "evaluate", "evaluate_probs", "evaluate_run", "examples", "export_run",
+    "feature_space", "feature_space_figure", "forgetting_demo", "freeze", "frozen_for_preset", "gradcam",
+    "group_rates", "heat_overlay", "is_convolutional", "is_main_process", "is_path", "lesson", "list_backbones",
     "list_datasets", "list_runs", "load_dataset", "load_image_files", "load_labelled", "load_replay", "load_run",
     "load_run_data", "lr_find", "lr_find_figure", "overlay", "overlay_figure", "panels", "parse_shots",
     "pick_device", "predict_files", "predict_probs", "prepare", "preset_names", "probability_figure",
-    "read_metrics", "read_run_config", "replay_sample", "roc_figure", "run_row", "runs_dir", "saliency",
+    "read_metrics", "read_run_config", "replay_sample", "roc_figure", "run_name", "run_row", "runs_dir", "saliency",
     "saved_run", "sketch_batch", "sketch_files", "source_name", "suggest", "suggested", "suggested_for", "teach",
     "to_display", "train", "training_figures", "transfer_vs_scratch", "unfreeze_plan", "weights_choices",
     "write_bytes",

@@ -297,6 +297,22 @@ def cmd_compare(args) -> int:
     return INTERRUPTED if stop.requested else 0
 
 
+def cmd_lesson(args) -> int:
+    """Transfer learning in six measured steps, each concluded from its own numbers."""
+    from .api import lesson
+
+    with interrupt_stops() as stop:  # Ctrl-C: the lesson ends after the steps that finished
+        result = lesson(quick=args.quick, data_dir=args.data_dir, stop=stop,
+                        progress=lambda line: print(line, file=sys.stderr, flush=True))
+    if args.json:
+        print(json.dumps(result.to_dict()))
+    else:
+        for i, step in enumerate(result.steps, start=1):
+            print(f"{i}. {step.name} ({step.seconds:.0f} s)\n   {step.conclusion}\n")
+        print(f"{result.seconds:.0f} s in all" + (" (stopped)" if result.stopped else ""))
+    return INTERRUPTED if stop.requested else 0
+
+
 def _write_figure(fig, path: str) -> None:
     """HTML (plotly's own, works offline) or an image (needs the kaleido package)."""
     if path.lower().endswith((".html", ".htm")):
@@ -470,6 +486,17 @@ def _features_parser(sub) -> None:
     f.set_defaults(fn=cmd_features)
 
 
+def _lesson_parser(sub) -> None:
+    ls = sub.add_parser("lesson", help="transfer learning in six measured steps: the source, a small task, how much "
+                        "data, forgetting, why it works, your turn (a few minutes on 2 CPU cores)")
+    ls.add_argument("--quick", action="store_true", help="two epochs a run (a check that it works, not the lesson)")
+    ls.add_argument("--data-dir", default=None, help="where MNIST is, to measure the source on its whole test set "
+                    "(default: $TLCORE_DATA_DIR; without it, the source's bundled sample)")
+    ls.add_argument("--json", action="store_true",
+                    help='print {"steps": [{"name", "seconds", "numbers", "conclusion"}], "seconds"}')
+    ls.set_defaults(fn=cmd_lesson)
+
+
 def _lr_find_parser(sub) -> None:
     lf = sub.add_parser("lr-find", help="sweep the learning rate on a copy of the run (the train flags) and suggest one")
     add_config_flags(lf)
@@ -503,6 +530,7 @@ def _comparison_parsers(sub) -> None:
     k.add_argument("--preset", default="full", help="the transfer run's freezing: linear-probe, finetune-top-K, full")
     k.add_argument("--seed", type=int, default=0)
     k.set_defaults(fn=cmd_compare)
+    _lesson_parser(sub)  # the studies told as a lesson
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -25,7 +25,7 @@ MAX_EPOCHS = 200
 MAX_BATCH = 4096
 MAX_LR = 10.0
 MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 16, 512  # a model's input side (LeNet-5 pools twice; VGG at 512 px is 2 GB a batch)
-# Saved beside a run's config, not settings: how it actually ran (tlcore.trainer.Trainer.save).
+# Saved beside a run's config, not settings: how it actually ran (tlcore.training.callbacks.SaveRun.save).
 RECORDED = ("precision_used", "world_size", "effective_batch_size", "lr_scaling")
 
 
@@ -92,6 +92,12 @@ def _num(x: float) -> str:
 def _shown(value) -> str:
     """A bad value as an error quotes it: an app's empty or non-numeric box arrives as None."""
     return "nothing (an empty box, or not a number)" if value is None else repr(value)
+
+
+def check_freezing(preset: str | None, frozen: list[str] | None) -> None:
+    """Freezing is asked for one way: a preset (its input form) or the frozen groups, not both."""
+    if preset is not None and frozen is not None:
+        raise TLCoreError("Give either a freezing preset or a list of frozen groups, not both.")
 
 
 def _field(default, help: str, **kw) -> dataclasses.Field:
@@ -191,8 +197,7 @@ class RunConfig:
         """Check every value; raise TLCoreError naming the first bad one and its valid range."""
         for f in fields(self):
             setattr(self, f.name, f.metadata["knob"].check(f.name, getattr(self, f.name)))
-        if self.preset is not None and self.frozen is not None:
-            raise TLCoreError("Give either a freezing preset or a list of frozen groups, not both.")
+        check_freezing(self.preset, self.frozen)
         return self
 
     @classmethod

@@ -3,7 +3,10 @@
 The loop knows hook names, not listeners. The CLI draws a progress bar from these, the app
 draws live plots, tests record them. Every hook is a no-op by default and receives the
 trainer first (so a callback can reach the model and the optimizer), then the event.
-:func:`stream` carries the events of a run in another thread to a generator, for the app.
+Callbacks also act (Lightning's ``EarlyStopping``): keeping the best epoch, unfreezing, ending
+a diverging run and saving are callbacks (tlcore.training.callbacks) that stop the loop with
+``trainer.stop_run(status, message)``. :func:`stream` carries the events of a run in another
+thread to a generator, for the app.
 """
 from __future__ import annotations
 
@@ -80,6 +83,16 @@ class EpochEvent:
 
 
 @dataclass
+class ValidationEvent:
+    """Fired after an epoch's validation, before the epoch is recorded."""
+
+    epoch: int
+    loss: float  # mean cross-entropy on the validation split
+    accuracy: float
+    best: bool = False  # set by the callback that keeps this epoch's weights (KeepBest)
+
+
+@dataclass
 class UnfreezeEvent:
     """Fired when gradual unfreezing lets more layer groups train, just before ``epoch`` begins."""
 
@@ -101,21 +114,42 @@ class RunEnd:
 
 class Callback:
     """Base class: override the hooks you need. ``trainer`` is the running
-    :class:`tlcore.trainer.Trainer` (its ``model``, ``step.optimizer``, ``history``...)."""
+    :class:`tlcore.training.loop.Trainer` (its ``model``, ``step.optimizer``, ``history``...).
+
+    Hooks fire in the order of the trainer's callbacks. A callback acts through the trainer:
+    ``trainer.stop_run(status, message)`` ends the loop (the first stop stands).
+    """
 
     # The most seconds between two step events this callback wants (0: every step). Reading
     # the running loss is a CPU-GPU sync, so the trainer makes an event no more often than
-    # its most eager callback asks.
+    # its most eager callback asks (math.inf: it asks for none of its own).
     step_interval_s: float = 0.5
+    # Watchers hear only the main process of a distributed run; a callback that acts on the
+    # loop must act alike on every process, or the processes would part ways.
+    every_rank: bool = False
+    # Where the trainer's state_dict() holds this callback's state_dict() (None: it has none).
+    state_key: str | None = None
 
     def on_phase(self, trainer, phase: str, fraction: float | None = None) -> None:
         """A phase begins or progresses: loading, caching features, training, evaluating, saving."""
 
+    def on_setup(self, trainer) -> None:
+        """The model is built, frozen and placed, its batches are ready; the optimizer is next."""
+
     def on_run_start(self, trainer, info: RunInfo) -> None:
         """Data and model are ready; the first step is next."""
 
+    def on_epoch_start(self, trainer, epoch: int) -> None:
+        """An epoch's first step is next."""
+
+    def on_loss(self, trainer, event: StepEvent) -> None:
+        """The running loss was read, before ``on_step`` reports it: a run stopped here reports it not."""
+
     def on_step(self, trainer, event: StepEvent) -> None:
         """Progress within an epoch."""
+
+    def on_validation_end(self, trainer, event: ValidationEvent) -> None:
+        """An epoch was validated; a run stopped here does not record the epoch."""
 
     def on_epoch_end(self, trainer, event: EpochEvent) -> None:
         """An epoch and its validation are done."""
@@ -123,8 +157,20 @@ class Callback:
     def on_unfreeze(self, trainer, event: UnfreezeEvent) -> None:
         """Gradual unfreezing: more layer groups train from this epoch on."""
 
+    def on_fit_end(self, trainer) -> None:
+        """The loop is over (completed, stopped, failed or paused: see ``trainer.status``)."""
+
+    def on_result(self, trainer, result) -> None:
+        """A finished run's result (a tlcore.training.result.RunResult) is made: add to it, save it."""
+
     def on_run_end(self, trainer, event: RunEnd) -> None:
         """The run ended (completed, stopped, or failed)."""
+
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        pass
 
 
 class StopRequested(Exception):
@@ -158,8 +204,9 @@ class StopToken:
 
 
 class Recorder(Callback):
-    """Passes every event, in order, to ``sink`` as ``(kind, payload)``: a list by default
-    (tests, history), or a queue's ``put`` (the app's live charts)."""
+    """Passes every event a watcher sees (phase, run_start, step, epoch_end, unfreeze, run_end), in
+    order, to ``sink`` as ``(kind, payload)``: a list by default (tests, history), or a queue's
+    ``put`` (the app's live charts)."""
 
     def __init__(self, sink=None):
         self.events: list[tuple[str, object]] = []

@@ -9,12 +9,13 @@ from ..config import RunConfig
 from ..errors import TLCoreError
 from ..preprocess import InputSpec
 from ..runs.folder import read_run_config, read_tensors
-from .freeze import PRESETS, freeze, frozen_for_preset, preset_names
-from .net import HEAD, BodySpec, GroupInfo, TransferNet
+from .freeze import PRESETS, freeze, frozen_for_preset, frozen_groups, preset_names
+from .net import HEAD, BodySpec, GroupInfo, TransferNet, body_frozen
 from .zoo import BACKBONES, IMAGENET, NONE, TIMM_PREFIX, timm_backbone
 
 __all__ = ["TransferNet", "GroupInfo", "BodySpec", "HEAD", "PRESETS", "list_backbones", "create_backbone",
-           "weights_choices", "freeze", "frozen_for_preset", "preset_names", "describe_backbone"]
+           "weights_choices", "freeze", "frozen_for_preset", "frozen_groups", "body_frozen", "preset_names",
+           "describe_backbone"]
 
 
 def list_backbones() -> list[str]:

@@ -1,5 +1,9 @@
 """Which layer groups train: by name, or by preset (linear probe, fine-tune top K, full).
 
+Inside the engine freezing is one thing: the set of frozen groups (``model.frozen``), from
+which ``requires_grad`` follows and :func:`body_frozen` answers whether the body learns at
+all. A preset is only a way to ask for such a set: :func:`frozen_groups` resolves it, once.
+
 ``freeze`` follows Lightning's ``BaseFinetuning.freeze``: frozen parameters stop needing
 gradients, and by default their BatchNorm layers also stop updating running statistics
 (``train_bn=True`` lets BatchNorm of frozen groups keep training, Lightning's default).
@@ -8,8 +12,11 @@ from __future__ import annotations
 
 import re
 
+from ..config import check_freezing
 from ..errors import TLCoreError
-from .net import HEAD, TransferNet
+from .net import HEAD, TransferNet, body_frozen
+
+__all__ = ["PRESETS", "preset_names", "frozen_for_preset", "frozen_groups", "freeze", "body_frozen"]
 
 PRESETS = ("linear-probe", "finetune-top-K", "full")
 
@@ -36,6 +43,19 @@ def frozen_for_preset(model: TransferNet, preset: str) -> list[str]:
     )
 
 
+def frozen_groups(model: TransferNet, *, preset: str | None = None, frozen: list[str] | None = None) -> list[str]:
+    """The groups to freeze, asked for as a preset or by name (not both), checked against ``model``."""
+    check_freezing(preset, frozen)
+    names = frozen_for_preset(model, preset) if preset is not None else list(frozen or [])
+    valid = model.group_names()
+    for n in names:
+        if n == HEAD:
+            raise TLCoreError("The head is new and always trains; freeze body groups only.")
+        if n not in valid:
+            raise TLCoreError(f"Unknown layer group {n!r} for {model.backbone}. Valid groups: {', '.join(valid)}.")
+    return names
+
+
 def freeze(model: TransferNet, *, preset: str | None = None, frozen: list[str] | None = None,
            train_bn: bool = False) -> TransferNet:
     """Set which groups train, in place; returns the model.
@@ -45,15 +65,7 @@ def freeze(model: TransferNet, *, preset: str | None = None, frozen: list[str] |
         frozen: explicit group names to freeze (the head always trains).
         train_bn: let BatchNorm inside frozen groups keep training (affine and statistics).
     """
-    if preset is not None and frozen is not None:
-        raise TLCoreError("Give either a freezing preset or a list of frozen groups, not both.")
-    names = frozen_for_preset(model, preset) if preset is not None else list(frozen or [])
-    valid = model.group_names()
-    for n in names:
-        if n == HEAD:
-            raise TLCoreError("The head is new and always trains; freeze body groups only.")
-        if n not in valid:
-            raise TLCoreError(f"Unknown layer group {n!r} for {model.backbone}. Valid groups: {', '.join(valid)}.")
+    names = frozen_groups(model, preset=preset, frozen=frozen)
     model.frozen, model.train_bn = frozenset(names), train_bn
     bn_params = set()
     model._frozen_bn = []
@@ -63,7 +75,7 @@ def freeze(model: TransferNet, *, preset: str | None = None, frozen: list[str] |
             bn_params |= {id(p) for m in bns for p in m.parameters(recurse=False)}
         else:
             model._frozen_bn.extend(bns)
-    for g in valid:
+    for g in model.group_names():
         for _, p in model.group_parameters(g):
             p.requires_grad_(g not in model.frozen or id(p) in bn_params)
     model.train(model.training)

@@ -17,6 +17,14 @@ from ..preprocess import InputSpec
 HEAD = "head"
 
 
+def body_frozen(frozen, group_names, *, train_bn: bool = False) -> bool:
+    """Nothing in the body learns (a fixed feature extractor): every group but the head is in
+    ``frozen``, and BatchNorm in frozen groups does not train (``train_bn``). The one answer,
+    for a model (:attr:`TransferNet.body_frozen`) as for a choice not yet applied to one."""
+    body = [g for g in group_names if g != HEAD]
+    return not train_bn and bool(body) and set(body) <= set(frozen)
+
+
 @dataclass(frozen=True)
 class BodySpec:
     """What a backbone builder returns: the body and how to describe it."""
@@ -63,7 +71,7 @@ class TransferNet(nn.Module):
         assert not unassigned, f"{backbone}: parameters outside any group: {list(unassigned)[:5]}"
         assert HEAD not in self._groups
         self._groups[HEAD] = ["head." + n for n, _ in self.head.named_parameters()]
-        self.frozen: frozenset[str] = frozenset()
+        self.frozen: frozenset[str] = frozenset()  # the groups that do not train (set by tlcore.models.freeze)
         self.train_bn = False
         self._frozen_bn: list[nn.Module] = []
 
@@ -135,7 +143,7 @@ class TransferNet(nn.Module):
     @property
     def body_frozen(self) -> bool:
         """Nothing in the body learns: it is a fixed feature extractor."""
-        return not self.train_bn and self.frozen == set(self._groups) - {HEAD}
+        return body_frozen(self.frozen, self._groups, train_bn=self.train_bn)
 
     def train(self, mode: bool = True):
         super().train(mode)

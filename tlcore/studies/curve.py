@@ -24,14 +24,18 @@ from ..events import StopToken
 from ..insight.evaluate import Evaluation, evaluate_probs
 from ..models import create_backbone, freeze
 from ..training.feature_cache import compute_features
+from ..training.callbacks import fit_callbacks
 from ..training.loop import Trainer
+from ..training.meters import best_epoch
 from ..training.objective import Objective
 from ..training.optim import build_optimizer
 from ..training.result import Status
 from ..training.step import Step
 from ..training.suggest import MIN_STEPS
 from ..training.train import train
+from . import verdict
 from .compare import strategy_config
+from .progress import Clock, Progress, measure_speed, planned
 
 DEFAULT_SHOTS = (1, 2, 5, 10, 20, 50, None)  # samples per class; None: every training image
 BUDGET_RULE = (f"Every run: the settings suggested for its strategy and data size, at least {MIN_STEPS} updates "
@@ -98,11 +102,17 @@ class Curve:
                  "seconds": statistics.fmean(p.seconds for p in ps), "seeds": len(ps),
                  "n_train": ps[0].n_train} for (shots, strategy), ps in groups.items()]
 
+    def sentence(self) -> str:
+        """Who leads at which samples per class and where the lines cross, from the mean accuracies."""
+        said = verdict.curve_sentence(self.results())
+        return f"Stopped after {len(self.points)} runs. {said}" if self.stopped else said
+
     def to_dict(self) -> dict:
         return {"dataset": self.dataset, "backbone": self.backbone, "weights": self.weights,
                 "classes": self.n_classes, "budget": BUDGET_RULE,
                 "stopped": self.stopped, "feature_pass_seconds": round(self.feature_pass_seconds, 2),
-                "results": self.results(), "points": [dataclasses.asdict(p) for p in self.points]}
+                "results": self.results(), "points": [dataclasses.asdict(p) for p in self.points],
+                "sentence": self.sentence()}
 
 
 class ProbeCache:
@@ -147,14 +157,12 @@ class ProbeCache:
                               seed=cfg.seed)
         val = TensorLoader(self.features["val"], self.data.val.labels, batch_size=512, device=self.device)
         opt, sched = build_optimizer(self.model, cfg, len(loader))
-        trainer = Trainer(cfg, stop=stop)
+        trainer = Trainer(epochs=cfg.epochs, stop=stop, callbacks=fit_callbacks(lr=cfg.lr, patience=cfg.early_stopping))
         trainer.assemble(head, Step(head, opt, sched, Objective(cfg.label_smoothing), amp=self.amp, device=self.device),
                          loader, val)
-        trainer.fit()
-        if trainer.best.weights is not None:
-            head.load_state_dict(trainer.best.weights)
+        trainer.fit()  # the head ends with its best epoch's weights (KeepBest)
         test = self._test(trainer, head)
-        return ProbeRun(head.cpu(), trainer.status, trainer.history, trainer.best.epoch, test)
+        return ProbeRun(head.cpu(), trainer.status, trainer.history, best_epoch(trainer.history), test)
 
     @torch.no_grad()
     def _test(self, trainer: Trainer, head: torch.nn.Linear) -> Evaluation | None:
@@ -182,32 +190,63 @@ class _Stopped(Exception):
 
 def curve(data: ImageData, *, backbone: str, weights: str, shots: Sequence[int | None] = DEFAULT_SHOTS,
           seeds: int = 3, strategies: Sequence[str] = STRATEGIES, sink: Callable[[Point], None] | None = None,
-          stop: StopToken | None = None, **fixed) -> Curve:
+          stop: StopToken | None = None, progress: Callable[[Progress], None] | None = None, **fixed) -> Curve:
     """Test accuracy against samples per class for each strategy, ``seeds`` runs per point.
 
     Points stream to ``sink`` as they finish; a stop ends the curve keeping every finished
-    point (``curve.stopped``). ``fixed`` RunConfig settings (``image_size``, ``precision``...)
-    apply to every run.
+    point (``curve.stopped``). ``progress`` hears "run k of N, about M minutes left" as each run
+    starts (the first estimate from a few timed steps, then from the runs' own times) and the
+    result in one sentence at the end (:meth:`Curve.sentence`). ``fixed`` RunConfig settings
+    (``image_size``, ``precision``...) apply to every run.
     """
     check_curve(shots, seeds, strategies, weights)
     stop, out = stop or StopToken(), Curve(data.name, backbone, weights, len(data.classes))
     common = dict(dataset=data.name, backbone=backbone, weights=weights, **fixed)
+    todo = curve_plan(data, shots, seeds, strategies, common)
+    clock = _clock(todo, data, common, progress)
     try:
         cache = None
         if "linear-probe" in strategies:
             cache = ProbeCache(data, strategy_config("linear-probe", n_train=len(data.train), **common), stop=stop,
                                rows=_rows(data, shots, seeds))
             out.feature_pass_seconds = cache.seconds
-        for k in sorted(shots, key=lambda s: float("inf") if s is None else s):
-            for seed in range(seeds):
-                for strategy in strategies:
-                    point = _point(data, strategy, k, seed, common, cache, stop)
-                    out.points.append(point)
-                    if sink:
-                        sink(point)
+        for i, (strategy, k, seed, cfg) in enumerate(todo):
+            clock.begin(i)
+            point = _point(data, strategy, k, seed, cfg, cache, stop)
+            clock.end(i, point.seconds)
+            out.points.append(point)
+            if sink:
+                sink(point)
     except _Stopped:
         out.stopped = True
+    clock.finish(out.sentence())
     return out
+
+
+def curve_plan(data: ImageData, shots, seeds: int, strategies, common: dict) -> list[tuple]:
+    """``(strategy, shots, seed, RunConfig)`` of every run of a curve, in the order they run."""
+    todo = []
+    for k in sorted(shots, key=lambda s: float("inf") if s is None else s):
+        n = len(data.train) if k is None else len(few_shot(data.train.labels, k, 0))
+        for seed in range(seeds):
+            for strategy in strategies:
+                todo.append((strategy, k, seed, strategy_config(strategy, n_train=n, seed=seed, **common)))
+    return todo
+
+
+def _clock(todo: list[tuple], data: ImageData, common: dict, sink) -> Clock:
+    """The curve's plan; a few timed steps give its length before it starts (only when watched)."""
+    plan = []
+    for strategy, k, seed, cfg in todo:
+        n = len(data.train) if k is None else len(few_shot(data.train.labels, k, seed))
+        plan.append(planned(f"{strategy}, {k or 'all'} per class, seed {seed}", strategy, cfg, n_train=n,
+                            n_val=len(data.val), n_test=len(data.test)))
+    probes = any(s == "linear-probe" for s, *_ in todo)
+    speed = None
+    if sink is not None:
+        speed = measure_speed(common["backbone"], num_classes=len(data.classes), image_size=common.get("image_size"),
+                              batch_size=todo[0][3].batch_size, device=common.get("device", "auto"))
+    return Clock(plan, sink, speed, setup_images=sum(len(s) for s in data.splits.values()) if probes else 0)
 
 
 def _rows(data: ImageData, shots, seeds: int) -> torch.Tensor | None:
@@ -232,12 +271,11 @@ def check_curve(shots, seeds, strategies, weights) -> None:
         raise TLCoreError("The linear probe and the fine-tune start from a source model: choose weights other than 'none'.")
 
 
-def _point(data: ImageData, strategy: str, k: int | None, seed: int, common: dict, cache: ProbeCache | None,
+def _point(data: ImageData, strategy: str, k: int | None, seed: int, cfg: RunConfig, cache: ProbeCache | None,
            stop: StopToken) -> Point:
     if stop.requested:
         raise _Stopped()
     subset = shots_of(data, k, seed)
-    cfg = strategy_config(strategy, n_train=len(subset.train), seed=seed, **common)
     t = time.perf_counter()
     if strategy == "linear-probe":
         r = cache.probe(cfg, None if k is None else few_shot(data.train.labels, k, seed), stop)

@@ -28,6 +28,11 @@ def exploded_message(loss: float, epoch: int, step: int, num_classes: int, lr: f
             f"suggested settings.")
 
 
+def nan_message(epoch: int, step: int, lr: float) -> str:
+    return (f"The training loss became NaN or infinite at epoch {epoch}, step {step}. "
+            f"Try a lower learning rate (it was {lr:g}).")
+
+
 def majority_share(labels: torch.Tensor) -> float:
     """Accuracy of always answering the commonest class: what "chance" means on this split."""
     if len(labels) == 0:

@@ -1,17 +1,20 @@
 """The trainer: a run is set up, fitted epoch by epoch, then finished (Lightning's split).
 
 - ``setup``: data, the model built (or copied) and frozen on its device, the loaders (with the
-  frozen body's features cached when nothing in it learns), and the :class:`~tlcore.step.Step`
-  (optimizer, schedule, loss scaler, objective).
-- ``fit``: epochs of steps, validation after each; the best validation loss keeps its weights
-  and drives early stopping. A stop is honoured within one step; a NaN or exploding loss
-  (tlcore.health) or running out of GPU memory ends the run with a plain message; a time budget
-  pauses it at an epoch boundary. A run that ends at chance accuracy says so.
+  frozen body's features cached when nothing in it learns), and the :class:`~tlcore.training.step.Step`
+  (optimizer, schedule, loss scaler, objective). ``assemble`` instead takes parts made elsewhere
+  (the tutorial's API, the Compare tab's probes).
+- ``fit``: epochs of steps, validation after each. A stop is honoured within one step; running
+  out of GPU memory ends the run with a plain message.
 - ``finish``: the kept weights on the CPU, the test split evaluated through the one path that
-  ``evaluate`` uses too, the run saved.
+  ``evaluate`` uses too, then the result, to which callbacks add (and which one saves).
 
-Hooks receive the trainer, and only the main process of a distributed run fires them or saves.
-Everything a paused run needs is in :meth:`Trainer.state_dict`.
+The trainer knows hook names, not behaviours. Keeping the best epoch and early stopping, gradual
+unfreezing, a diverging loss, the time budget, forgetting, the chance check and saving are
+callbacks (tlcore.training.callbacks) that act through the trainer they receive:
+:meth:`Trainer.stop_run` ends the loop with a status and a message. Hooks fire in the
+callbacks' order; watchers hear only the main process of a distributed run, callbacks that act
+(``every_rank``) every process. Everything a paused run needs is in :meth:`Trainer.state_dict`.
 """
 from __future__ import annotations
 
@@ -19,36 +22,28 @@ import copy
 import dataclasses
 import math
 import time
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-from ..runs.card import write_card
-from ..runs.atomic import atomic_folder
-from ..runs.checkpoints import save_replay, write_run
-from ..config import RunConfig
-from .batches import run_batches
-from ..data import ImageData, load_dataset
-from ..device import PRECISION_NAMES, autocast, autocast_dtype, describe_device, is_main_process, pick_device
-from ..errors import TLCoreError
 from .. import distributed
-from . import health
+from ..config import RunConfig
+from ..data import ImageData, load_dataset
+from ..device import autocast, autocast_dtype, describe_device, is_main_process, pick_device
+from ..errors import TLCoreError
+from ..events import Callback, EpochEvent, RunEnd, RunInfo, StepEvent, StopRequested, StopToken, ValidationEvent
 from ..insight.evaluate import Evaluation, evaluate
-from ..events import Callback, EpochEvent, RunEnd, RunInfo, StepEvent, StopRequested, StopToken, UnfreezeEvent
 from ..models import TransferNet, create_backbone, freeze
+from .batches import run_batches
+from .meters import BestEpoch, Clock, EpochMeter, best_epoch  # noqa: F401 (BestEpoch: its old home)
 from .objective import Objective
-from .optim import build_optimizer, group_rates
-from .result import RunResult, Status
+from .optim import build_optimizer
+from .result import CONTINUABLE, RunResult, Status
 from .source_task import SourceTask, objective_for
-from .state import LoopState, save_end_state
+from .state import LoopState
 from .step import Step
-from .meters import BestEpoch, Clock, EpochMeter
-from .unfreeze import Unfreezer, live_at
 
 STEP_INTERVAL_S = Callback.step_interval_s
-# Runs that ended at an epoch boundary: their last state is saved, so they can be continued.
-CONTINUABLE = (Status.COMPLETED, Status.EARLY_STOPPED)
 
 
 def load_run_data(cfg: RunConfig) -> ImageData:
@@ -57,31 +52,29 @@ def load_run_data(cfg: RunConfig) -> ImageData:
                         samples_per_class=cfg.samples_per_class)
 
 
-class Diverged(Exception):
-    """The loss became NaN or infinite, or exploded (``loss`` then holds its value)."""
-
-    def __init__(self, epoch: int, step: int, loss: float = math.nan):
-        self.epoch, self.step, self.loss = epoch, step, loss
-
-
 class Trainer:
-    """One run of ``cfg``. ``train()`` is ``setup``, ``fit`` and ``finish``; a custom
-    ``objective`` (other terms, another criterion) replaces the one ``cfg`` describes.
-    ``assemble`` instead of ``setup`` trains parts brought from outside (the tutorial's API)."""
+    """One run: ``setup`` (from ``cfg``) or ``assemble`` (ready parts), then ``fit`` and ``finish``.
 
-    def __init__(self, cfg: RunConfig, *, callbacks: list[Callback] = (), stop: StopToken | None = None,
-                 objective: Objective | None = None):
-        self.cfg = cfg.validate()
-        self.callbacks, self.stop = list(callbacks), stop or StopToken()
-        self.objective = objective
+    Args:
+        cfg: the run's settings; None for assembled parts, which then need ``epochs``.
+        epochs: how many epochs ``fit`` trains (default: ``cfg.epochs``).
+        callbacks: their hooks fire in this order (a run's: tlcore.training.callbacks.run_callbacks).
+        stop: a stop request, honoured within one step.
+        objective: replaces the loss ``cfg`` describes (other terms, another criterion).
+    """
+
+    def __init__(self, cfg: RunConfig | None = None, *, epochs: int | None = None, callbacks: list[Callback] = (),
+                 stop: StopToken | None = None, objective: Objective | None = None):
+        self.cfg = cfg.validate() if cfg is not None else None
+        self.epochs = self.cfg.epochs if epochs is None and cfg is not None else RunConfig.check(epochs=epochs)["epochs"]
+        self.callbacks, self.stop, self.objective = list(callbacks), stop or StopToken(), objective
+        self.is_main = is_main_process()
+        asked = [cb.step_interval_s for cb in self.callbacks if math.isfinite(cb.step_interval_s)]
+        self.step_interval_s = min(asked or [STEP_INTERVAL_S])
         self.notes: list[str] = []  # what the user should know about this run's settings
         self.source: SourceTask | None = None  # the saved run transferred from, if any
-        self.source_accuracy: tuple[float | None, float | None] = (None, None)  # its task, before and after
-        self.epoch_scheduler = None  # a schedule stepped per epoch (the tutorial's), not per step
-        self.unfreezer: Unfreezer | None = None  # gradual unfreezing, when on
-        self.is_main = is_main_process()
-        self.step_interval_s = min([cb.step_interval_s for cb in self.callbacks] or [STEP_INTERVAL_S])
         self.status, self.message = Status.STOPPED, "Stopped before training began."
+        self.should_stop = False  # set by stop_run: the loop ends at its next check
         self.t_start = time.perf_counter()
         self.data: ImageData | None = None
         self.model: TransferNet | None = None
@@ -89,97 +82,63 @@ class Trainer:
         self.cached = self.augment = False
         self.history: list[EpochEvent] = []
         self.epochs_done = 0
-        self.best, self.clock = BestEpoch(cfg.early_stopping), Clock()
-        self.explode_at = math.inf  # the running loss that ends a run as exploded (set with the data)
+        self.clock = Clock()
         # A resumed run whose schedule depends on its length (onecycle, cosine) runs a new one over
-        # this many epochs instead of loading the old one (tlcore.resume); None: the run's own.
+        # this many epochs instead of loading the old one (tlcore.training.resume); None: the run's own.
         self.schedule_epochs: int | None = None
-        self.end_state: LoopState | None = None  # the last epoch's state, saved with the run to continue it
 
     def fire(self, hook: str, *args) -> None:
-        if self.is_main:
-            for cb in self.callbacks:
+        """``hook`` on every callback, in order: watchers on the main process only."""
+        for cb in self.callbacks:
+            if self.is_main or cb.every_rank:
                 getattr(cb, hook)(self, *args)
+
+    def stop_run(self, status: Status, message: str) -> None:
+        """End the loop at its next check (within the step or epoch at hand) with ``status`` and
+        ``message``; the first stop stands (early stopping over a time budget's pause)."""
+        if not self.should_stop:
+            self.should_stop, self.status, self.message = True, status, message
 
     # -- set up ---------------------------------------------------------------------------------
     def setup(self, data: ImageData | None = None, *, start: TransferNet | None = None,
               resume: LoopState | None = None, announce: bool | None = None) -> bool:
         """Data, model, loaders, step; the paused state if resuming. False if a stop came first.
         ``announce``: fire ``on_run_start`` (default: unless resuming a paused run, which is not new)."""
-        torch.manual_seed(self.cfg.seed)
+        cfg = self.cfg
+        torch.manual_seed(cfg.seed)
         # Loading: data, model, freezing. Errors here are the user's (bad names, missing files).
         self.fire("on_phase", "loading")
-        self.data = data if data is not None else load_run_data(self.cfg)
+        self.data = data if data is not None else load_run_data(cfg)
         if self.data.note:  # streamed from its files: the user should know why it is slower
             self.notes.append(self.data.note)
-        self.explode_at = health.explode_threshold(len(self.data.classes))
-        self.device = pick_device(self.cfg.device)
-        self.amp = autocast_dtype(self.device, self.cfg.precision)
+        self.device = pick_device(cfg.device)
+        self.amp = autocast_dtype(self.device, cfg.precision)
         # channels_last: faster convolutions on CUDA and on CPU (oneDNN) alike.
-        self.model = self._build(start).to(self.device).to(memory_format=torch.channels_last)
-        self.source = SourceTask.of(self.cfg.weights) if start is None else None
+        self.model = build_model(cfg, self.data.classes, start).to(self.device).to(memory_format=torch.channels_last)
+        self.source = SourceTask.of(cfg.weights) if start is None else None
         # Loading took a while (pretrained weights): honour a stop sent meanwhile. A resumed run
         # instead goes on to its first step, which stops it keeping the epochs it already has.
         if self.stop.requested and resume is None:
-            return self._stopped("Stopped while loading, before training began.")
+            self.stop_run(Status.STOPPED, "Stopped while loading, before training began.")
+            return False
         if not self._make_loaders(resuming=resume is not None):
-            return self._stopped("Stopped while caching features.")
-        self.unfreezer = self._unfreezer()
+            self.stop_run(Status.STOPPED, "Stopped while caching features.")
+            return False
+        self.fire("on_setup")  # before the optimizer: what it holds is frozen as the run ends
         if distributed.world() > 1:  # each rank its shard of every epoch; DDP averages the gradients
             self.loader.shard(distributed.rank(), distributed.world())
             self.net = distributed.wrap(self.net, self.device)
         if self.objective is None:  # built on the placed model: L2-SP starts from these weights
-            self.objective, notes = objective_for(self.cfg, self.model, self.source, self.device)
+            self.objective, notes = objective_for(cfg, self.model, self.source, self.device)
             self.notes += notes
-        plan = self.cfg if self.schedule_epochs is None else dataclasses.replace(self.cfg, epochs=self.schedule_epochs)
+        plan = cfg if self.schedule_epochs is None else dataclasses.replace(cfg, epochs=self.schedule_epochs)
         opt, sched = build_optimizer(self.model, plan, len(self.loader))
         self.step = Step(self.net, opt, sched, self.objective, amp=self.amp, device=self.device)
         if resume is not None:  # the paused run's exact state: same weights, momentum, schedule position and random streams
             self.load_state_dict(resume.state_dict())
         if resume is None if announce is None else announce:
-            self.fire("on_run_start", self._run_info())
+            self.fire("on_run_start", run_info(self))
         return True
-
-    def _build(self, start: TransferNet | None) -> TransferNet:
-        cfg, classes = self.cfg, self.data.classes
-        if start is None:
-            model = create_backbone(cfg.backbone, weights=cfg.weights, num_classes=len(classes),
-                                    image_size=cfg.image_size)
-        elif start.num_classes != len(classes):
-            raise TLCoreError(f"The starting model has {start.num_classes} classes; the data has {len(classes)}.")
-        else:
-            model = copy.deepcopy(start)  # the caller's model is left as it was
-        return freeze(model, preset=cfg.preset, frozen=cfg.frozen, train_bn=cfg.train_bn)
-
-    def _unfreezer(self) -> Unfreezer | None:
-        """Gradual unfreezing, when asked for and something can thaw (a note says what, or why not)."""
-        every = self.cfg.unfreeze_every
-        if every <= 0:
-            return None
-        u = Unfreezer(self.model, every, self.cfg.train_bn)
-        if not u.active:
-            self.notes.append("Gradual unfreezing has nothing to thaw: the freezing preset keeps the whole body frozen.")
-            return None
-        if distributed.world() > 1:  # DDP fixes at wrapping which parameters it averages
-            raise TLCoreError("Gradual unfreezing (unfreeze_every) needs a single process; set it to 0 under torchrun.")
-        joining = live_at(u.order, every, self.cfg.epochs)[1:]  # by the last epoch, after the head
-        pace = "one per epoch" if every == 1 else f"one every {every} epochs"
-        self.notes.append(f"Gradual unfreezing: the head alone first, then {', '.join(joining) or 'nothing'} "
-                          f"({pace})" + (f"; {', '.join(u.order[len(joining):])} stay frozen: the run ends first."
-                                         if len(joining) < len(u.order) else "."))
-        return u
-
-    def _thaw(self, epoch: int) -> None:
-        """The groups this epoch trains, as gradual unfreezing says; an event when more join."""
-        thawed = self.unfreezer.apply(self.model, epoch)
-        if thawed:
-            rates = group_rates(self.model, self.cfg)  # head first, then the body from the top down
-            live = [g for g in rates if g not in self.model.frozen]
-            self.fire("on_unfreeze", UnfreezeEvent(epoch, thawed, live, {g: rates[g] for g in live}))
-
-    def _stopped(self, message: str) -> bool:
-        self.status, self.message = Status.STOPPED, message
-        return False
 
     def _make_loaders(self, resuming: bool) -> bool:
         """Batches of images (augmented when the body learns), or of cached features. False if stopped."""
@@ -193,77 +152,49 @@ class Trainer:
         self.augment, self.cached, self.batch_size = b.augment, b.cached, b.batch_size
         return True
 
-    def _run_info(self) -> RunInfo:
-        d = self.data
-        trainable, total = self.model.count_parameters()
-        return RunInfo(describe_device(self.device), self.cfg.epochs, len(self.loader), len(d.train), len(d.val),
-                       len(d.test), list(d.classes), trainable, total, self.cached, list(self.notes))
-
-    def assemble(self, model: torch.nn.Module, step: Step, loader, val_loader=None, *, epoch_scheduler=None) -> None:
+    def assemble(self, model: torch.nn.Module, step: Step, loader, val_loader=None) -> None:
         """Set up from ready parts instead of ``cfg``: any module, its Step, and loaders yielding
-        ``(inputs, labels)`` on ``step.device`` (``val_loader`` None: no validation, the last
-        epoch's weights are kept). ``epoch_scheduler`` steps after every epoch."""
+        ``(inputs, labels)`` on ``step.device`` (``val_loader`` None: no validation)."""
         self.model, self.net, self.step = model, step.net, step
         self.device, self.amp, self.objective = step.device, step.amp, step.objective
-        self.loader, self.val_loader, self.epoch_scheduler = loader, val_loader, epoch_scheduler
+        self.loader, self.val_loader = loader, val_loader
         self.batch_size = getattr(loader, "batch_size", None) or 1
 
     # -- fit ------------------------------------------------------------------------------------
-    def fit(self, budget_s: float | None = None) -> Status:
-        """Train until the last epoch, a stop, a failure, early stopping or the time budget.
-
-        ``budget_s``: when the next epoch would end past it, pause at the epoch boundary
-        (every call trains at least one epoch).
-        """
-        cfg = self.cfg
+    def fit(self) -> Status:
+        """Train until the last epoch, the stop token, or a callback's stop (early stopping, a
+        diverging loss, the time budget); running out of GPU memory fails the run with advice."""
         self.fire("on_phase", "training")
         self.clock.restart()
-        self.status, self.message = Status.COMPLETED, ""
-        t_call, first = time.perf_counter(), self.epochs_done + 1
+        self.status, self.message, self.should_stop = Status.COMPLETED, "", False
         self.objective.open()
         try:
-            for epoch in range(first, cfg.epochs + 1):
-                spent = time.perf_counter() - t_call
-                if budget_s is not None and epoch > first and spent + spent / (epoch - first) > budget_s:
-                    self.status = Status.PAUSED
-                    break
-                if self.unfreezer is not None:
-                    self._thaw(epoch)
-                if not self.train_epoch(epoch):
+            for epoch in range(self.epochs_done + 1, self.epochs + 1):
+                self.fire("on_epoch_start", epoch)
+                if self.should_stop or not self.train_epoch(epoch):
                     break
                 self.end_epoch(epoch)
-                if self.epoch_scheduler is not None:
-                    self.epoch_scheduler.step()
-                if self.best.patience_spent and epoch < cfg.epochs:
-                    self.status = Status.EARLY_STOPPED
-                    self.message = (f"Stopped early after epoch {epoch}: no better validation loss for "
-                                    f"{self.best.bad_epochs} epochs.")
+                if self.should_stop:
                     break
-        except Diverged as d:
-            self.status = Status.FAILED
-            self.message = (health.exploded_message(d.loss, d.epoch, d.step, len(self.data.classes), cfg.lr)
-                            if math.isfinite(d.loss) else
-                            f"The training loss became NaN or infinite at epoch {d.epoch}, step {d.step}. "
-                            f"Try a lower learning rate (it was {cfg.lr:g}).")
         except torch.OutOfMemoryError:
-            self.status = Status.FAILED
-            self.message = (f"Out of GPU memory at batch size {self.batch_size}. Try a smaller batch size or a "
-                            f"smaller image size.")
+            self.stop_run(Status.FAILED, f"Out of GPU memory at batch size {self.batch_size}. Try a smaller batch "
+                                         f"size or a smaller image size.")
             if self.device.type == "cuda":
                 torch.cuda.empty_cache()
         finally:
             self.objective.close()
+        self.fire("on_fit_end")
         return self.status
 
     def train_epoch(self, epoch: int) -> bool:
-        """One pass over the training batches; False if a stop came (before a step)."""
+        """One pass over the training batches; False if the run was stopped meanwhile."""
         self.model.train()
         self.meter = meter = EpochMeter(self.device)
         world = distributed.world()
         steps, last = len(self.loader), time.perf_counter()
         for i, (x, y) in enumerate(self.loader, 1):
             if self.stop.requested:
-                self.status, self.message = Status.STOPPED, f"Stopped at epoch {epoch}, step {i}."
+                self.stop_run(Status.STOPPED, f"Stopped at epoch {epoch}, step {i}.")
                 return False
             loss, logits = self.step(x, y)
             meter.add(loss, logits, y)
@@ -273,47 +204,31 @@ class Trainer:
             # epoch's first step, so a chart starts where the loss started, even a blow-up's).
             if now - last >= self.step_interval_s or i in (1, steps):
                 last = now
-                event = self._step_event(epoch, i, steps, now)
-                self.fire("on_step", event)  # the chart shows the blow-up before the run ends on it
-                if world == 1 and event.loss > self.explode_at:  # (a rank alone cannot end a distributed run)
-                    raise Diverged(epoch, i, event.loss)
+                event = step_event(self, epoch, i, steps, now)
+                for hook in ("on_loss", "on_step"):  # a run stopped on its loss does not report it
+                    self.fire(hook, event)
+                    if self.should_stop:
+                        return False
         return True
 
-    def _step_event(self, epoch: int, step: int, steps: int, now: float) -> StepEvent:
-        loss, accuracy = self.meter.read()
-        if not math.isfinite(loss):
-            raise Diverged(epoch, step)
-        rate = self.clock.rate(now)
-        left = (self.cfg.epochs - epoch) * steps + (steps - step)
-        return StepEvent(epoch, step, steps, loss, accuracy, self.step.lr, rate, left * self.batch_size / rate,
-                         self.cfg.epochs)
-
-    def end_epoch(self, epoch: int) -> EpochEvent:
-        """Validation: its loss decides which weights are kept and when to stop early."""
-        if self.val_loader is None:
-            val_loss = val_acc = math.nan
-            best = False
-        else:
-            val_loss, val_acc = self.validate()
-            if not math.isfinite(val_loss):
-                raise Diverged(epoch, len(self.loader))
-            best = self.best.update(epoch, val_loss, self.model)
+    def end_epoch(self, epoch: int) -> EpochEvent | None:
+        """Validation, then the epoch's record; None if a callback stopped the run on its validation."""
+        val_loss = val_acc = math.nan
+        best = False
+        if self.val_loader is not None:
+            v = ValidationEvent(epoch, *self.validate())
+            self.fire("on_validation_end", v)  # KeepBest marks it best, Divergence ends a NaN
+            if self.should_stop:
+                return None
+            val_loss, val_acc, best = v.loss, v.accuracy, v.best
         now = time.perf_counter()
-        seconds, (loss, accuracy) = now - self.clock.start, self._epoch_metrics()
-        e = EpochEvent(epoch, self.cfg.epochs, loss, accuracy, val_loss, val_acc, self.step.lr, self.clock.rate(now),
-                       seconds, seconds / epoch * (self.cfg.epochs - epoch), best)
+        seconds, (loss, accuracy) = now - self.clock.start, epoch_metrics(self.meter, self.device)
+        e = EpochEvent(epoch, self.epochs, loss, accuracy, val_loss, val_acc, self.step.lr, self.clock.rate(now),
+                       seconds, seconds / epoch * (self.epochs - epoch), best)
         self.history.append(e)
         self.epochs_done = epoch
         self.fire("on_epoch_end", e)
         return e
-
-    def _epoch_metrics(self) -> tuple[float, float]:
-        """The epoch's training loss and accuracy, over every rank's images."""
-        if distributed.world() == 1:
-            return self.meter.read()
-        m = self.meter
-        loss, correct, n = distributed.sum_across(m.loss, m.correct, torch.tensor(float(m.n), device=self.device))
-        return loss.item() / max(n.item(), 1), correct.item() / max(n.item(), 1)
 
     @torch.no_grad()
     def validate(self) -> tuple[float, float]:
@@ -333,126 +248,46 @@ class Trainer:
         return (loss.item() / n, correct.item() / n) if n else (math.nan, math.nan)
 
     # -- finish ---------------------------------------------------------------------------------
-    def finish(self, out=None) -> RunResult:
-        """Keep the best epoch's weights, evaluate them on the test split, save; or, if paused,
-        capture the state the next call resumes from."""
+    def finish(self) -> RunResult:
+        """The kept weights (KeepBest put them back) on the CPU, evaluated on the test split; the
+        result, which callbacks add to and save. A paused run's result holds the state to resume."""
         images_per_second = self.clock.rate()
         if self.status is Status.PAUSED:
-            return self._pause(images_per_second)
-        if out is not None and self.history and self.is_main and self.status in CONTINUABLE:
-            self.end_state = LoopState(self.state_dict())  # before the best epoch's weights replace the last
-        self._keep_best()
-        test = self._judge() if self._should_test() else None
-        self._check_chance()
-        result = self._result(images_per_second, test)
-        # metrics.json carries the summary: its status, message and time so far are this run's.
-        result.seconds = time.perf_counter() - self.t_start
-        if out is not None and self.history and self.is_main:
-            self.fire("on_phase", "saving")
-            result.checkpoint = self.save(out, result)
-        result.seconds = time.perf_counter() - self.t_start
-        self.fire("on_run_end", RunEnd(self.status, self.message, self.best.epoch, list(self.history)))
-        return result
-
-    def _keep_best(self) -> None:
-        """The best epoch's weights (or the last ones, if no epoch finished validation), on the CPU;
-        the closing sentence says which."""
-        if self.best.weights is not None:
-            self.model.load_state_dict(self.best.weights)
+            return paused_result(self, images_per_second)
         self.model = self.model.to("cpu", memory_format=torch.contiguous_format).eval()
         self.model.classes = list(self.data.classes)
-        if self.status is Status.COMPLETED:
-            n = len(self.history)
-            self.message = (f"Completed {n} epoch{'' if n == 1 else 's'}; kept epoch {self.best.epoch} "
-                            f"(best validation loss).")
-        elif self.status is Status.STOPPED and self.best.epoch:
-            self.message += f" Kept epoch {self.best.epoch}, the best so far."
+        kept = best_epoch(self.history)
+        tested = self.status in CONTINUABLE or (self.status is not Status.STOPPED and kept > 0)
+        result = run_result(self, images_per_second, self._test(kept) if tested else None)
+        self.fire("on_result", result)
+        result.seconds = time.perf_counter() - self.t_start
+        self.fire("on_run_end", RunEnd(result.status, result.message, kept, list(self.history)))
+        return result
 
-    def _check_chance(self) -> None:
-        """A run that ended normally but learned nothing says so (in its message and notes)."""
-        if self.status not in CONTINUABLE:
-            return
-        kept = next((e.val_accuracy for e in self.history if e.epoch == self.best.epoch), None)
-        note = health.chance_note(kept, self.data.val.labels, self.cfg.lr)
-        if note is not None:
-            self.message += " It is no better than chance."
-            self.notes.append(note)
-
-    def _should_test(self) -> bool:
-        s = self.status
-        return s in CONTINUABLE or (s is not Status.STOPPED and self.best.epoch > 0)
-
-    def _judge(self) -> Evaluation | None:
-        """Evaluating: the test split, never seen while choosing weights, then the source task."""
+    def _test(self, kept: int) -> Evaluation | None:
+        """Evaluating: the kept model on the test split, never seen while choosing weights, in the
+        run's precision (as ``evaluate`` on the saved run does); None if a stop came meanwhile."""
         self.fire("on_phase", "evaluating")
-        test = self.test()
-        if test is None and self.stop.requested:
-            self.status = Status.STOPPED
-            self.message = f"Stopped while evaluating: epoch {self.best.epoch} is kept, not measured on the test split."
-        elif test is not None and self.source is not None:
-            self.source_accuracy = self._forgetting()
-        return test
-
-    def test(self) -> Evaluation | None:
-        """The kept model on the test split, in the run's precision (as ``evaluate`` on the saved
-        run does); None if a stop came meanwhile."""
         d = self.data
         try:
             return evaluate(self.model.to(self.device), d.test.images, d.test.labels, d.classes, device=self.device,
                             autocast_dtype=self.amp, stop=self.stop, shared=True)
         except StopRequested:
+            self.status = Status.STOPPED
+            self.message = f"Stopped while evaluating: epoch {kept} is kept, not measured on the test split."
             return None
         finally:
             self.model.to("cpu")
 
-    def _forgetting(self) -> tuple[float | None, float | None]:
-        """The source task before and after: the source model, then this body read by the source's head."""
-        kw = dict(device=self.device, amp=self.amp, stop=self.stop)
-        try:
-            return self.source.accuracy(self.source.model, **kw), self.source.accuracy(self.model, **kw)
-        except StopRequested:
-            return None, None
-
-    def save(self, out, result: RunResult):
-        # What actually ran, not "automatic": evaluation on another machine then reproduces it.
-        world = distributed.world()
-        config = {**self.cfg.to_dict(), "augment": self.augment, "precision_used": PRECISION_NAMES[self.amp],
-                  "world_size": world, "effective_batch_size": self.batch_size * world,
-                  "lr_scaling": "none: lr applies to the effective batch as given"}
-        # One folder, written under a temporary name and renamed when whole: a kill mid-save
-        # leaves no run rather than half of one (tlcore.atomic).
-        with atomic_folder(out) as tmp:
-            write_run(tmp, self.model, self.data.classes, config=config, metrics=result.metrics(self.data.describe()))
-            save_replay(tmp, self.data)
-            if self.end_state is not None:
-                save_end_state(tmp, self.end_state)
-            write_card(tmp, name=Path(out).name)
-        return Path(out)
-
-    def _result(self, images_per_second: float, test: Evaluation | None = None) -> RunResult:
-        before, after = self.source_accuracy
-        return RunResult(self.model, self.cfg, list(self.data.classes), self.status, self.message,
-                         history=self.history, best_epoch=self.best.epoch, test=test,
-                         images_per_second=images_per_second, device=describe_device(self.device),
-                         notes=list(self.notes), source_accuracy_before=before, source_accuracy_after=after)
-
-    def _pause(self, images_per_second: float) -> RunResult:
-        result = self._result(images_per_second)
-        result.resume = LoopState(self.state_dict())
-        self.model.to("cpu")
-        result.seconds = time.perf_counter() - self.t_start
-        result.message = self.message = (f"Paused after epoch {self.epochs_done} of {self.cfg.epochs}; "
-                                         f"the next call goes on from there.")
-        return result  # no run_end: the run is not over
-
     # -- state ----------------------------------------------------------------------------------
     def state_dict(self) -> dict:
-        """Everything a paused run needs to go on exactly where it stopped."""
+        """Everything a paused run needs to go on exactly where it stopped, its callbacks' state included."""
         cuda = torch.cuda.get_rng_state_all() if self.device.type == "cuda" else None
-        return {"epochs_done": self.epochs_done, "model": self.model.state_dict(), "step": self.step.state_dict(),
-                "loader": self.loader.state_dict(), "rng": {"torch": torch.get_rng_state(), "cuda": cuda},
-                "best": self.best.state_dict(), "clock": self.clock.state_dict(),
-                "history": [dict(vars(e)) for e in self.history]}
+        state = {"epochs_done": self.epochs_done, "model": self.model.state_dict(), "step": self.step.state_dict(),
+                 "loader": self.loader.state_dict(), "rng": {"torch": torch.get_rng_state(), "cuda": cuda}}
+        state.update({cb.state_key: cb.state_dict() for cb in self.callbacks if cb.state_key})
+        state.update(clock=self.clock.state_dict(), history=[dict(vars(e)) for e in self.history])
+        return state
 
     def load_state_dict(self, state: dict) -> None:
         self.model.load_state_dict(state["model"])
@@ -461,7 +296,59 @@ class Trainer:
         torch.set_rng_state(state["rng"]["torch"])
         if state["rng"]["cuda"] is not None and self.device.type == "cuda":
             torch.cuda.set_rng_state_all(state["rng"]["cuda"])
-        self.best.load_state_dict(state["best"])
+        for cb in self.callbacks:
+            if cb.state_key in state:
+                cb.load_state_dict(state[cb.state_key])
         self.clock.load_state_dict(state["clock"])
         self.history = [EpochEvent(**e) for e in state["history"]]
         self.epochs_done = int(state["epochs_done"])
+
+
+def build_model(cfg: RunConfig, classes: list[str], start: TransferNet | None = None) -> TransferNet:
+    """``cfg.backbone`` for ``classes`` (or a copy of ``start``: the caller's stays as it was), frozen as ``cfg`` says."""
+    if start is None:
+        model = create_backbone(cfg.backbone, weights=cfg.weights, num_classes=len(classes),
+                                image_size=cfg.image_size)
+    elif start.num_classes != len(classes):
+        raise TLCoreError(f"The starting model has {start.num_classes} classes; the data has {len(classes)}.")
+    else:
+        model = copy.deepcopy(start)
+    return freeze(model, preset=cfg.preset, frozen=cfg.frozen, train_bn=cfg.train_bn)
+
+
+def run_info(t: Trainer) -> RunInfo:
+    d = t.data
+    trainable, total = t.model.count_parameters()
+    return RunInfo(describe_device(t.device), t.epochs, len(t.loader), len(d.train), len(d.val), len(d.test),
+                   list(d.classes), trainable, total, t.cached, list(t.notes))
+
+
+def step_event(t: Trainer, epoch: int, step: int, steps: int, now: float) -> StepEvent:
+    """Progress so far: reads the running loss (a CPU-GPU sync point)."""
+    loss, accuracy = t.meter.read()
+    rate = t.clock.rate(now)
+    left = (t.epochs - epoch) * steps + (steps - step)
+    return StepEvent(epoch, step, steps, loss, accuracy, t.step.lr, rate, left * t.batch_size / rate, t.epochs)
+
+
+def epoch_metrics(meter: EpochMeter, device: torch.device) -> tuple[float, float]:
+    """The epoch's training loss and accuracy, over every rank's images."""
+    if distributed.world() == 1:
+        return meter.read()
+    loss, correct, n = distributed.sum_across(meter.loss, meter.correct, torch.tensor(float(meter.n), device=device))
+    return loss.item() / max(n.item(), 1), correct.item() / max(n.item(), 1)
+
+
+def run_result(t: Trainer, images_per_second: float, test: Evaluation | None = None) -> RunResult:
+    return RunResult(t.model, t.cfg, list(t.data.classes), t.status, t.message, history=t.history,
+                     best_epoch=best_epoch(t.history), test=test, images_per_second=images_per_second,
+                     device=describe_device(t.device), notes=list(t.notes))
+
+
+def paused_result(t: Trainer, images_per_second: float) -> RunResult:
+    """A paused run's result: the state the next call resumes from (no run_end: the run is not over)."""
+    result = run_result(t, images_per_second)
+    result.resume = LoopState(t.state_dict())
+    t.model.to("cpu")
+    result.seconds = time.perf_counter() - t.t_start
+    return result

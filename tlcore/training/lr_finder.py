@@ -1,6 +1,6 @@
 """The learning-rate finder (fastai's ``lr_find``; Smith, "Cyclical Learning Rates", 2017).
 
-A short sweep: the run's own :class:`~tlcore.trainer.Trainer` is set up (same data, model,
+A short sweep: the run's own :class:`~tlcore.training.loop.Trainer` is set up (same data, model,
 freezing, loaders, feature cache and objective) and its one update step is taken at rates
 rising exponentially from ``start_lr`` to ``end_lr``, one batch each. Each batch's loss is
 recorded against its rate; the sweep stops early once the loss, smoothed as fastai smooths it,

@@ -40,6 +40,11 @@ class BestEpoch:
         self.epoch, self.bad_epochs = state["epoch"], state["bad_epochs"]
 
 
+def best_epoch(history: list) -> int:
+    """The epoch whose weights a run keeps: the last one its EpochEvents mark best (0: none)."""
+    return next((e.epoch for e in reversed(history) if e.best), 0)
+
+
 class Clock:
     """Images trained on and seconds spent training, across the calls of a paused run."""
 

@@ -25,6 +25,10 @@ class Status(str, Enum):
         return self.value
 
 
+# Runs that ended at an epoch boundary: they are tested, and their last state can continue them.
+CONTINUABLE = (Status.COMPLETED, Status.EARLY_STOPPED)
+
+
 @dataclass
 class RunResult:
     model: TransferNet | None  # the best epoch's weights, on the CPU, in eval mode (None once let go of: see checkpoint)

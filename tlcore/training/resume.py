@@ -16,6 +16,7 @@ from ..config import RunConfig
 from ..data import ImageData
 from ..errors import TLCoreError
 from ..events import Callback, StopToken
+from .callbacks import run_callbacks
 from .result import RunResult
 from ..runs.folder import read_run_config
 from .state import LoopState, load_end_state
@@ -51,11 +52,11 @@ def continue_run(folder: str | Path, epochs: int, *, data: ImageData | None = No
     data = data if data is not None else load_run_data(cfg)
     if list(data.classes) != list(meta["classes"]):
         raise TLCoreError(f"These data have classes {data.classes}; the run was trained on {meta['classes']}.")
-    trainer = Trainer(cfg, callbacks=callbacks, stop=stop)
+    trainer = Trainer(cfg, callbacks=run_callbacks(cfg, callbacks, out=out), stop=stop)
     if cfg.scheduler in PLANNED:
         trainer.schedule_epochs = epochs - done
         trainer.notes.append(f"The {cfg.scheduler} schedule was planned for {done} epochs and had ended; epochs "
                              f"{done + 1}-{epochs} run a new one (a warm restart).")
     if trainer.setup(data, resume=state, announce=True):
         trainer.fit()
-    return trainer.finish(out)
+    return trainer.finish()

@@ -62,7 +62,7 @@ def decode(data, tensors: dict[str, torch.Tensor]):
 class LoopState:
     """Everything a paused run needs to go on exactly where it stopped (a CPU copy).
 
-    Made by :meth:`tlcore.trainer.Trainer.state_dict`; given back to a trainer with
+    Made by :meth:`tlcore.training.loop.Trainer.state_dict`; given back to a trainer with
     ``train(..., resume=state)``. ``save`` / ``load`` are its file form.
     """
 

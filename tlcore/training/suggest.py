@@ -20,7 +20,7 @@ import math
 from dataclasses import fields
 
 from ..config import MAX_EPOCHS, RunConfig
-from ..models import HEAD, create_backbone, frozen_for_preset
+from ..models import body_frozen, create_backbone, frozen_groups
 
 # The fields whose Knob says "suggested", in field order (the app's /train endpoint takes them first).
 SUGGESTED = tuple(f.name for f in fields(RunConfig) if f.metadata["knob"].suggested)
@@ -30,16 +30,11 @@ MIN_STEPS = 400  # updates every run gets, whatever the data's size (measured: b
 MIN_BATCH = 4
 
 
-def body_frozen(frozen: list[str], group_names: list[str]) -> bool:
-    """Every group but the head is in ``frozen``: only the head learns."""
-    body = [g for g in group_names if g != HEAD]
-    return bool(body) and set(body) <= set(frozen)
-
-
 def suggested(backbone: str, weights: str, frozen: list[str], group_names: list[str], n_train: int,
-              *, scale: float = 1.0) -> dict:
-    """RunConfig overrides (the SUGGESTED fields): a recipe for this model, under :func:`budget`."""
-    all_frozen = body_frozen(frozen, group_names)
+              *, scale: float = 1.0, train_bn: bool = False) -> dict:
+    """RunConfig overrides (the SUGGESTED fields): a recipe for this model, under :func:`budget`.
+    ``frozen``: the frozen groups (``train_bn``: their BatchNorm trains, so the body is not fixed)."""
+    all_frozen = body_frozen(frozen, group_names, train_bn=train_bn)
     return budget(_recipe(backbone, weights != "none", all_frozen, n_train < SMALL), n_train,
                   frozen_body=all_frozen, scale=scale)
 
@@ -95,7 +90,6 @@ def suggested_for(cfg: RunConfig, n_train: int, *, scale: float = 1.0) -> dict:
     # rather than loading (or downloading) ImageNet weights twice.
     model = create_backbone(cfg.backbone, weights="none" if cfg.weights == "imagenet" else cfg.weights,
                             num_classes=2)
-    frozen = cfg.frozen if cfg.frozen is not None else frozen_for_preset(model, cfg.preset)
-    if cfg.train_bn:  # BatchNorm keeps learning: the body is not a fixed feature extractor
-        frozen = []
-    return suggested(cfg.backbone, cfg.weights, list(frozen), model.group_names(), n_train, scale=scale)
+    frozen = frozen_groups(model, preset=cfg.preset, frozen=cfg.frozen)
+    return suggested(cfg.backbone, cfg.weights, frozen, model.group_names(), n_train, scale=scale,
+                     train_bn=cfg.train_bn)

@@ -1,9 +1,11 @@
 """``train(cfg)``: fine-tune a TransferNet on an ImageData, firing events as it goes.
 
-The pieces are elsewhere, one concept each: :mod:`tlcore.trainer` (set up, fit, finish),
-:mod:`tlcore.step` (the one weight update), :mod:`tlcore.objective` (the loss),
-:mod:`tlcore.state` (a paused run, in memory and on disk), :mod:`tlcore.device` (device and
-precision), :mod:`tlcore.optim` (optimizer and schedule).
+The pieces are elsewhere, one concept each: :mod:`tlcore.training.loop` (set up, fit, finish),
+:mod:`tlcore.training.callbacks` (what a run does besides stepping: keep the best epoch, unfreeze,
+catch divergence, pause, save), :mod:`tlcore.training.step` (the one weight update),
+:mod:`tlcore.training.objective` (the loss), :mod:`tlcore.training.state` (a paused run, in memory
+and on disk), :mod:`tlcore.device` (device and precision), :mod:`tlcore.training.optim`
+(optimizer and schedule).
 """
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from ..config import RunConfig
 from ..data import ImageData
 from ..events import Callback, StopToken
 from ..models import TransferNet
+from .callbacks import run_callbacks
 from .result import RunResult
 from .state import LoopState
 from .loop import Trainer
@@ -26,13 +29,15 @@ def train(cfg: RunConfig, *, data: ImageData | None = None, callbacks: list[Call
 
     ``data`` skips loading (the app passes what it has loaded). ``start`` continues from a model
     (a copy; ``cfg``'s freezing still applies) instead of building ``cfg.backbone``.
+    ``callbacks`` watch the run, and may act on it (``trainer.stop_run``).
     ``budget_s`` splits a long run into calls that fit a time limit (ZeroGPU's): the run pauses
     at the epoch boundary that would overrun it, with ``result.resume``; ``train(cfg, data=data,
     resume=result.resume)`` goes on and ends exactly as one uninterrupted run would.
     """
     if out is not None:
         check_target(out)  # a folder it may not replace is refused now, not after the training
-    trainer = Trainer(cfg, callbacks=callbacks, stop=stop)
+    cfg = cfg.validate()  # before its settings choose the callbacks
+    trainer = Trainer(cfg, callbacks=run_callbacks(cfg, callbacks, out=out, budget_s=budget_s), stop=stop)
     if trainer.setup(data, start=start, resume=resume):
-        trainer.fit(budget_s)
-    return trainer.finish(out)
+        trainer.fit()
+    return trainer.finish()

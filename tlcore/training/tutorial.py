@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..config import MAX_LR, RunConfig
+from ..config import RunConfig
 from ..data import BatchLoader, ImageData, Split
 from ..device import autocast, autocast_dtype, pick_device
 from ..errors import TLCoreError
@@ -35,6 +35,7 @@ from .regularizers import last_linear
 from .result import Status
 from .source_task import NO_SOURCE, keeping_terms
 from .step import Step
+from .callbacks import Acting, fit_callbacks
 from .loop import Trainer
 
 DEFAULT_EPOCHS = 25  # the tutorial's num_epochs
@@ -72,6 +73,16 @@ class EpochPrinter(Callback):
         print(f"Epoch {e.epoch}/{e.epochs}: train loss {e.train_loss:.4f} acc {e.train_accuracy:.4f}{val}", flush=True)
 
 
+class EpochSchedule(Acting):
+    """Steps the tutorial's scheduler once per epoch (the engine's own schedules step per update)."""
+
+    def __init__(self, scheduler):
+        self.scheduler = scheduler
+
+    def on_epoch_end(self, trainer, e: EpochEvent) -> None:
+        self.scheduler.step()
+
+
 def _source(model: nn.Module, source) -> nn.Module | None:
     """The source model: a module, a saved run's folder, or the run a TransferNet came from."""
     from ..runs.checkpoints import load_run
@@ -100,8 +111,8 @@ class TransferLearningModel:
                  source: nn.Module | str | Path | None = None, device: str = "auto", precision: str = "auto",
                  verbose: bool = True):
         self.device = pick_device(device)
+        self.precision = RunConfig.check(precision=precision)["precision"]
         self.amp = autocast_dtype(self.device, precision)
-        self.precision = precision
         # In place: the optimizer's parameters stay the model's.
         self.model = model.to(self.device).to(memory_format=torch.channels_last)
         self.head = head if head is not None else last_linear(model)
@@ -120,17 +131,16 @@ class TransferLearningModel:
             callbacks: list[Callback] = ()) -> list[EpochEvent]:
         """Train for ``epochs`` (default 25); validate on ``valloader`` after each epoch and keep
         the weights of the best validation loss. Returns this fit's history (one EpochEvent per epoch)."""
-        lr = self.optimizer.param_groups[0]["lr"]
-        cfg = RunConfig(dataset="loaders", epochs=epochs, precision=self.precision, label_smoothing=0.0,
-                        lr=lr if 0 < lr <= MAX_LR else RunConfig.lr)
-        trainer = Trainer(cfg, callbacks=[*callbacks, *([EpochPrinter()] if self.verbose else [])])
+        ours = [EpochPrinter()] if self.verbose else []
+        if self.scheduler is not None:  # after the other callbacks: they see the epoch's own rate
+            ours.append(EpochSchedule(self.scheduler))
+        lr = self.optimizer.param_groups[0]["lr"]  # (for advice, should the loss diverge)
+        trainer = Trainer(epochs=epochs, callbacks=fit_callbacks([*callbacks, *ours], lr=lr))
         step = Step(self.model, self.optimizer, None, self.objective, amp=self.amp, device=self.device)
         trainer.assemble(self.model, step, self._batches(trainloader),
-                         None if valloader is None else self._batches(valloader), epoch_scheduler=self.scheduler)
+                         None if valloader is None else self._batches(valloader))
         if trainer.fit() is Status.FAILED:
             raise TLCoreError(trainer.message)
-        if trainer.best.weights is not None:
-            self.model.load_state_dict(trainer.best.weights)
         self.history += trainer.history
         return trainer.history
 

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from ..models import HEAD, TransferNet, freeze
 
+NOTHING_TO_THAW = "Gradual unfreezing has nothing to thaw: the freezing preset keeps the whole body frozen."
+
 
 def thaw_order(model: TransferNet) -> list[str]:
     """The body groups that train in the end (not frozen now), top (next to the head) first."""
@@ -24,6 +26,15 @@ def live_at(order: list[str], every: int, epoch: int) -> list[str]:
     """The groups training in ``epoch`` (1-based), head first; ``every`` 0: all of them."""
     n = len(order) if every <= 0 else min(len(order), (epoch - 1) // every)
     return [HEAD, *order[:n]]
+
+
+def schedule_note(order: list[str], every: int, epochs: int) -> str:
+    """What gradual unfreezing does over a run of ``epochs``, in one sentence for the run's notes."""
+    joining = live_at(order, every, epochs)[1:]  # by the last epoch, after the head
+    pace = "one per epoch" if every == 1 else f"one every {every} epochs"
+    left = order[len(joining):]
+    return (f"Gradual unfreezing: the head alone first, then {', '.join(joining) or 'nothing'} ({pace})"
+            + (f"; {', '.join(left)} stay frozen: the run ends first." if left else "."))
 
 
 def plan(model: TransferNet, every: int, epochs: int) -> list[tuple[int, list[str]]]:
