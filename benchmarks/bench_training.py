@@ -3,7 +3,7 @@
 1. LeNet-5 on MNIST, one epoch each, batch 64, alternated ``--rounds`` times:
    - tutorial: torchvision ``MNIST`` with per-sample ``ToTensor`` + ``Normalize``, a
      ``DataLoader`` with 4 workers, plain fp32 SGD (lr 0.01, momentum 0.9);
-   - ours, like for like: :func:`tlcore.train.train` doing the same work (fp32, no
+   - ours, like for like: :func:`tlcore.training.train.train` doing the same work (fp32, no
      augmentation): device-resident uint8 data, batched normalization, channels_last, fused SGD;
    - ours as shipped: the defaults (batched random-affine augmentation, bf16 autocast where the
      CPU has AMX / AVX512-BF16), which do more work per image.

@@ -1,7 +1,7 @@
 """Is the budget rule fair? Each strategy at its budget against the same strategy with 5x more.
 
 On ``digits`` with the bundled MNIST LeNet-5 as the source, 5 samples per class, seeds 0-2:
-scratch, linear probe and fine-tune, each with the suggested settings (:func:`tlcore.defaults.budget`)
+scratch, linear probe and fine-tune, each with the suggested settings (:func:`tlcore.training.suggest.budget`)
 and with ``scale=5`` (5x the minimum updates; smaller batches where the epoch cap would bind).
 A fair rule leaves each strategy within 2 points of what 5x its budget reaches.
 

@@ -4,7 +4,7 @@
 
 On digits (359 test images) from a run fine-tuned from the bundled MNIST LeNet-5 (full, 3
 epochs, the app's suggested settings), and t-SNE of 1000 points with the machine's default
-threads against one thread (tlcore.featurespace limits it to one).
+threads against one thread (tlcore.insight.feature_space limits it to one).
 
 Last measured (2-core CPU shared with 4 other jobs, load ~11, torch 2.14.1 CPU): features and
 5-NN before+after 1.6 s (5-NN alone 0.5 s); PCA 0.006 s; t-SNE of 359 points 1.0 s; t-SNE of

@@ -18,7 +18,7 @@ from .errors import TLCoreError, verify_choice
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULERS = ("constant", "step", "cosine", "onecycle")
 DEVICES = ("auto", "cpu", "cuda", "mps")
-STRATEGIES = ("scratch", "linear-probe", "fine-tune")  # ways to use a source model (tlcore.compare)
+STRATEGIES = ("scratch", "linear-probe", "fine-tune")  # ways to use a source model (tlcore.studies.compare)
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 # Caps keep a hosted app responsive and a typo (epochs=1000) from running all week.
 MAX_EPOCHS = 200
@@ -50,7 +50,7 @@ class Knob:
     slider: tuple[float, float, float] | None = None  # the app's (min, max, step), inside the valid range
     step: float | None = None  # the app's arrow-key step for a number box (default: 1 whole, 0.01 not)
     auto: str = "automatic"  # the app's word for None, where None means "let the engine decide"
-    suggested: bool = False  # the CLI leaves it to tlcore.defaults unless typed
+    suggested: bool = False  # the CLI leaves it to tlcore.training.suggest unless typed
     metavar: str | None = None
 
     def check(self, name: str, value):
@@ -170,7 +170,7 @@ class RunConfig:
     early_stopping: int = _number_field(0, "stop after this many epochs without a better val loss; 0 = off", 0,
                                         MAX_EPOCHS, lo_open=False, integer=True, metavar="PATIENCE", suggested=True,
                                         label="Early stopping patience (epochs, 0 = off)")
-    # -- not forgetting the source (tlcore.regularizers); 0 = off
+    # -- not forgetting the source (tlcore.training.regularizers); 0 = off
     l2sp: float = _number_field(0.0, "L2-SP: pulls the pretrained body's weights back towards where they started "
                                 "(weight of 1/2 ||w - w0||^2; e.g. 0.01-0.1); zero with a frozen body", 0, 1000,
                                 lo_open=False, label="L2-SP weight (0 = off)")

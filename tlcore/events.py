@@ -106,7 +106,7 @@ class UnfreezeEvent:
 class RunEnd:
     """Fired once at the end, whatever happened."""
 
-    status: str  # a tlcore.result.Status: completed, early-stopped, stopped (on request) or failed
+    status: str  # a tlcore.training.result.Status: completed, early-stopped, stopped (on request) or failed
     message: str  # one plain sentence
     best_epoch: int
     history: list[EpochEvent] = field(default_factory=list)

@@ -12,7 +12,7 @@ from ..preprocess import prepare
 from ..registry import Registry
 
 # The ways to show where a model looked, by name; each says in its docstring's first line what
-# its map means, so a view can name its method. grad-cam registers in tlcore.gradcam.
+# its map means, so a view can name its method. grad-cam registers in tlcore.insight.gradcam.
 EXPLANATIONS: Registry = Registry("explanation")
 
 

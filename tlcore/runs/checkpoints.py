@@ -3,7 +3,7 @@
 Loading rebuilds the network from the config by name through the backbone registry, then
 fills it with tensors from safetensors, which cannot run code. Anything that is not such a
 folder, or whose tensors do not fit, is refused with a message. (Reading the files, without
-building anything, is :mod:`tlcore.runfiles`.)
+building anything, is :mod:`tlcore.runs.folder`.)
 """
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ def _versions() -> dict[str, str]:
 def save_run(folder: str | Path, model: TransferNet, classes: list[str], *, config: dict | None = None,
              metrics: dict | None = None) -> Path:
     """Write ``model`` and what it takes to rebuild it into ``folder``, which appears whole or not
-    at all (:func:`tlcore.atomic.atomic_folder`: an existing run of that name is replaced)."""
+    at all (:func:`tlcore.runs.atomic.atomic_folder`: an existing run of that name is replaced)."""
     with atomic_folder(folder) as tmp:
         write_run(tmp, model, classes, config=config, metrics=metrics)
     return Path(folder)

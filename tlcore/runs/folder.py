@@ -1,7 +1,7 @@
 """A run folder's files and how to read them, with no knowledge of models.
 
 ``config.json`` says what the run is (format, backbone, classes, input); ``model.safetensors``
-holds its tensors. Building a network from them is :mod:`tlcore.checkpoints`' job; reading
+holds its tensors. Building a network from them is :mod:`tlcore.runs.checkpoints`' job; reading
 them is here, so the backbone registry can take a run's body as weights without importing
 checkpoints (which imports the registry).
 """
@@ -81,7 +81,7 @@ def list_runs(folder: str | Path) -> list[Path]:
     out = []
     for cfg in folder.glob(f"*/{CONFIG_FILE}"):
         run = cfg.parent
-        if run.name.startswith("."):  # temporaries are hidden (tlcore.atomic)
+        if run.name.startswith("."):  # temporaries are hidden (tlcore.runs.atomic)
             continue
         try:
             read_run_config(run)

@@ -1,7 +1,7 @@
 """Teach it: a user's own labelled drawings, and a quick fine-tune of a model on them.
 
 Drawings are kept in the form the model reads (28x28, white ink on black, made by
-:func:`tlcore.sketch.to_mnist`), so they are a dataset at once: they download as an ImageFolder
+:func:`tlcore.data.sketch.to_mnist`), so they are a dataset at once: they download as an ImageFolder
 zip that the Data tab (or ``--dataset``) loads back.
 
 Fine-tuning on a handful of drawings alone would make the model forget everything else, so
@@ -159,7 +159,7 @@ def teach(model: TransferNet, drawings: Drawings, replay: ImageData | None, *, e
     """Fine-tune a copy of ``model`` on ``drawings`` mixed with ``replay``; ``model`` is unchanged.
 
     ``replay`` is a small sample of the model's original data (see
-    :func:`tlcore.checkpoints.replay_sample`); ``out`` saves the new run there.
+    :func:`tlcore.runs.checkpoints.replay_sample`); ``out`` saves the new run there.
 
     The groups that were frozen stay frozen; the rest trains at a tenth of the usual rate with
     augmentation, for a few epochs: enough to learn a handwriting, not enough to forget.

@@ -100,7 +100,7 @@ def lr_find(cfg: RunConfig, *, data: ImageData | None = None, start: TransferNet
     Args:
         cfg: the run to find a rate for; a pretrained body keeps its rate relative to the head
             (``body_lr_mult``, ``layer_lr_decay``) during the sweep.
-        data, start: as :func:`tlcore.train.train` takes them (``start`` is copied, not changed).
+        data, start: as :func:`tlcore.training.train.train` takes them (``start`` is copied, not changed).
         rule: a name in :data:`RULES`.
     Returns:
         the curve and the suggested rate, with the rule that chose it.

@@ -110,7 +110,7 @@ class LoopState:
 
 
 # A finished run keeps its last epoch's state beside its files, so it can be continued later
-# (tlcore.resume). The files it belongs to are fingerprinted: a run folder whose weights or
+# (tlcore.training.resume). The files it belongs to are fingerprinted: a run folder whose weights or
 # config were changed or swapped since does not continue from a state that is not its own.
 END_STATE_DIR = "resume"
 SOURCE_FILE = "source.json"

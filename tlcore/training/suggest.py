@@ -63,7 +63,7 @@ def budget(recipe: dict, n_train: int, *, frozen_body: bool, scale: float = 1.0)
 
 
 def _steps(n_train: int, bs: int, frozen_body: bool) -> int:
-    """Steps an epoch, as the trainer cuts it (tlcore.batches: a final short batch is dropped
+    """Steps an epoch, as the trainer cuts it (tlcore.training.batches: a final short batch is dropped
     when the body trains)."""
     return max(1, n_train // bs if n_train > bs and not frozen_body else math.ceil(n_train / bs))
 

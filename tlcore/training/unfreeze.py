@@ -8,7 +8,7 @@ the lower layers, whose features are the most general and the most worth keeping
 The schedule is a function of the epoch alone, so a paused or continued run picks it up where
 it was. The optimizer holds every group that will train from the start (a group not yet
 thawed has no gradient, and torch's optimizers skip it): the learning-rate schedule then spans
-the whole run, and each group's rate is its discriminative one (:func:`tlcore.optim.group_rates`).
+the whole run, and each group's rate is its discriminative one (:func:`tlcore.training.optim.group_rates`).
 """
 from __future__ import annotations
 

@@ -123,7 +123,7 @@ def build_app() -> gr.Blocks:
         demo.load(data_tab.load, data.inputs, data.outputs, **private) \
             .then(model_tab.on_backbone, model.choice_inputs, model.choice_outputs, **private)
         # Another model (backbone, weights, freezing) wants other settings: a frozen body's head
-        # trains with AdamW, a from-scratch LeNet with SGD at 0.1 (tlcore.defaults).
+        # trains with AdamW, a from-scratch LeNet with SGD at 0.1 (tlcore.training.suggest).
         # Either change also clears the Train tab's charts of a run on other data or another model,
         # and greys the body's multiplier out when the body is frozen.
         for event in model.changed:

@@ -1,6 +1,6 @@
 """Compare tab: does transfer help on this data, and how much?
 
-Three views on the engine's :mod:`tlcore.compare`: transfer vs scratch (one recipe from the
+Three views on the engine's :mod:`tlcore.studies.compare`: transfer vs scratch (one recipe from the
 source weights and from random ones, both validation curves in one chart and the answer in
 words), the data-efficiency curve (test accuracy against samples per class for scratch, linear
 probe and fine-tune, over seeds), and every run of the session and every saved run side by

@@ -66,7 +66,7 @@ class Session:
     # Each tab's view of them.
     preview: TransferNet | None = None  # the model the Model tab describes (rebuilt when the choices change)
     preview_key: tuple | None = None
-    suggested: dict | None = None  # the Train tab's settings as last suggested (tlcore.defaults)
+    suggested: dict | None = None  # the Train tab's settings as last suggested (tlcore.training.suggest)
     lr_found: float | None = None  # the Train tab's last learning-rate finder suggestion
     charts_for: tuple | None = None  # the data and model the Train tab's charts show a run of
     evaluated_on: dict[str, RunRecord] = field(default_factory=dict)  # a run shown on an uploaded set instead

@@ -228,7 +228,7 @@ def _stream(session: Session, name: str, data, work, history: list | None = None
 @jobs.job("training", refused=_not_started, waiting=_waiting)
 @typed
 def continue_training(session: Session, run: str | None, epochs):
-    """Stream run ``run`` trained on to ``epochs`` in all, as a new run (tlcore.resume)."""
+    """Stream run ``run`` trained on to ``epochs`` in all, as a new run (tlcore.training.resume)."""
     rec = session.runs.get(run or "")
     try:
         if rec is None:
@@ -275,7 +275,7 @@ def _no_suggestion(why) -> tuple:
 @jobs.job("lr-finder", refused=_no_suggestion,
           waiting=lambda place: (gr.skip(), jobs.WAITING.format(place), gr.skip()))
 def find_lr(session: Session, *values):
-    """The learning-rate sweep (tlcore.lrfind) for the tab's settings, on a copy of the model:
+    """The learning-rate sweep (tlcore.training.lr_finder) for the tab's settings, on a copy of the model:
     (chart, its sentence, the Use button). A job of its own: Stop reaches it, Start waits for it."""
     try:
         if session.dataset is None:
