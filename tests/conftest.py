@@ -410,3 +410,13 @@ def browser(chromium):
     yield chromium
     for context in chromium.contexts:
         context.close()
+
+
+def run_async(coro):
+    """``asyncio.run(coro)`` in a thread of its own: the session's shared browser (Playwright's
+    sync API) keeps an event loop running in the main thread, where asyncio.run refuses to start."""
+    import asyncio
+    import concurrent.futures
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()

@@ -3,7 +3,6 @@ reaching only its own, a refused ZeroGPU call going on on the CPU, and a tab clo
 ZeroGPU run stopping its worker (issue #17)."""
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
 
@@ -19,6 +18,7 @@ from tlcore.ui import jobs, train_tab, zerogpu
 from tlcore.ui.session import Session, delete_session
 from tlcore.ui.slot import STOPS
 
+from conftest import run_async
 from test_zerogpu import cfg
 
 # /train's inputs after the session, in train_tab.FIELDS order: a few epochs of LeNet-5 on digits.
@@ -79,7 +79,7 @@ def test_stop_reaches_only_its_own_session(digits):
         *_, own = await _rest(own_b)  # A's ended: B's turn
         return last, own
 
-    last, own = asyncio.run(main())
+    last, own = run_async(main())
     assert len(a.runs["1-digits-lenet5"].result.history) == 4
     assert own[3].startswith("**Completed.**") and [*b.runs] == ["1-digits-lenet5"] and b.stop is None
     assert b.runs["1-digits-lenet5"].result.config.epochs == 2 and a.runs["1-digits-lenet5"].result.config.epochs == 4
@@ -204,7 +204,7 @@ def test_a_flooding_session_waits_on_itself_not_on_the_others():
         assert len(refused) == 15 and all(isinstance(e, TooMany) for e in refused)
         assert entered.count("flood") == 5 and shares.state_dict()["calls"] == {}
 
-    asyncio.run(main())
+    run_async(main())
 
 
 def test_a_stopped_waiting_job_gives_its_place_back_at_once():
@@ -226,4 +226,4 @@ def test_a_stopped_waiting_job_gives_its_place_back_at_once():
         await second.aclose()  # Gradio closes the handler of a call that went away
         assert s.jobs.job is None and line.state_dict()["jobs"] == [("training", True)]
 
-    asyncio.run(main())
+    run_async(main())

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import digit_canvas
+from conftest import digit_canvas, run_async
 from tlcore.config import RunConfig
 from tlcore.events import StopToken
 from tlcore.ui import compare_tab, draw_tab, jobs, train_tab
@@ -99,7 +99,7 @@ def test_stop_ends_a_running_teach(session):
 
     threading.Thread(target=press_stop, daemon=True).start()
     teach = jobs.in_line(draw_tab.teach_it, jobs.Line(slots=1))
-    out = asyncio.run(_rest(teach(session, draw_tab.BUNDLED_LABEL, progress)))
+    out = run_async(_rest(teach(session, draw_tab.BUNDLED_LABEL, progress)))
     assert said == ["Stopping the teaching… an epoch it finished is kept."]
     assert out[-1][0].startswith("**Not taught:** Stopped at epoch 1"), out[-1][0]
     assert len(steps) - steps.index("stop") <= 3  # within a step or two of Stop, not four epochs later
@@ -134,7 +134,7 @@ def test_a_cancelled_waiting_job_gives_its_place_back(session):
         with pytest.raises(asyncio.CancelledError):
             await task
 
-    asyncio.run(main())
+    run_async(main())
     assert session.jobs.job is None and line.state_dict()["jobs"] == [("training", True)]
     assert jobs.admit(session, *values())[0]["is_valid"]
 
@@ -160,7 +160,7 @@ def test_a_cancelled_running_job_stops_and_frees_the_slot_when_its_work_lets_go(
             await task
         return held
 
-    held = asyncio.run(main())
+    held = run_async(main())
     assert held.stop.requested
     t0 = time.monotonic()
     while session.jobs.job is not None and time.monotonic() - t0 < 30:
