@@ -21,8 +21,9 @@ def _start(out, *extra):
     return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def _interrupt_after(proc, epoch: int, times: int = 1) -> list[str]:
-    """SIGINT ``times`` times once the run reports ``epoch`` done; the stderr lines read meanwhile."""
+def _interrupt_after(proc, epoch: int, times: int = 1) -> tuple[list[str], threading.Thread]:
+    """SIGINT ``times`` times once the run reports ``epoch`` done; the stderr lines read so far and
+    the thread that goes on reading them (join it before reading the last lines)."""
     lines, seen = [], threading.Event()
 
     def read():
@@ -32,18 +33,28 @@ def _interrupt_after(proc, epoch: int, times: int = 1) -> list[str]:
                 seen.set()
         seen.set()  # the process ended first: the test's asserts say so
 
-    threading.Thread(target=read, daemon=True).start()
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
     assert seen.wait(120), "the run never reported its epochs"
     for _ in range(times):
         proc.send_signal(signal.SIGINT)
-    return lines
+    return lines, reader
+
+
+def _finish(proc, reader) -> str:
+    """The process's stdout once it ended. Not ``communicate()``: it would read stderr too, racing
+    the reader thread for the last lines (a CI run lost the `tlcore evaluate` hint that way)."""
+    stdout = proc.stdout.read()
+    proc.wait(timeout=120)
+    reader.join(timeout=30)
+    return stdout
 
 
 def test_ctrl_c_after_the_second_epoch_keeps_saves_and_summarises_the_run(tmp_path):
     out = tmp_path / "run"
     proc = _start(out, "--json")
-    lines = _interrupt_after(proc, 2)
-    stdout, _ = proc.communicate(timeout=120)
+    lines, reader = _interrupt_after(proc, 2)
+    stdout = _finish(proc, reader)
     assert proc.returncode == 130, "".join(lines)
     summary = json.loads(stdout.strip().splitlines()[-1])  # one JSON object, the last line
     assert len(stdout.strip().splitlines()) == 1
@@ -61,6 +72,6 @@ def test_ctrl_c_after_the_second_epoch_keeps_saves_and_summarises_the_run(tmp_pa
 
 def test_a_second_ctrl_c_quits_at_once(tmp_path):
     proc = _start(tmp_path / "run")
-    _interrupt_after(proc, 1, times=2)
-    proc.communicate(timeout=120)
+    _, reader = _interrupt_after(proc, 1, times=2)
+    _finish(proc, reader)
     assert proc.returncode == 130
