@@ -21,9 +21,15 @@ def shot(page, name: str, tmp: Path):
 
 
 def opened(browser, url: str, height: int = 1100):
-    """A new page (a new Gradio session) on the app, once the offline default dataset is shown."""
-    page = browser.new_page(viewport={"width": 1400, "height": height})
+    """A new page (of a browser context when ``browser`` is one) (a new Gradio session) on the app, on its Data tab once the offline default dataset
+    is shown (the app opens on the Lesson)."""
+    if hasattr(browser, "new_context"):  # a browser: the page in a context of its own
+        page = browser.new_page(viewport={"width": 1400, "height": height})
+    else:  # a context: a tab of that browser (it shares the local storage, so the kept session)
+        page = browser.new_page()
+        page.set_viewport_size({"width": 1400, "height": height})
     page.goto(url)
+    page.get_by_role("tab", name="Data", exact=True).click()
     page.get_by_text("1,295").first.wait_for(timeout=30_000)
     return page
 
@@ -36,12 +42,12 @@ def whole_flow(page, tmp: Path) -> None:
     page.locator(".js-plotly-plot").first.wait_for(timeout=20_000)
     shot(page, "1-data", tmp)
     # Model: a transfer from the first screen: the bundled MNIST LeNet-5, body frozen, a new head.
-    page.get_by_role("tab", name="Model").click()
+    page.get_by_role("tab", name="Model", exact=True).click()
     page.get_by_text("850 of 61,706 parameters train").wait_for(timeout=20_000)
     assert "bundled run: lenet5-mnist" in page.get_by_label("Pretrained weights").input_value()
     shot(page, "2-model", tmp)
     # Train: start, and watch the charts grow.
-    page.get_by_role("tab", name="Train").click()
+    page.get_by_role("tab", name="Train", exact=True).click()
     device = page.get_by_text(re.compile(r"Device: (CPU|CUDA|Apple)"))
     device.wait_for()
     assert re.search(r"CPU, \d+ threads|CUDA: ", device.inner_text())
@@ -57,7 +63,7 @@ def whole_flow(page, tmp: Path) -> None:
     assert plots.count() >= 3 and late_points >= early_points >= 1
     shot(page, "4-train-done", tmp)
     # Evaluate: the new run is selected; confusion matrix and ROC are drawn.
-    page.get_by_role("tab", name="Evaluate").click()
+    page.get_by_role("tab", name="Evaluate", exact=True).click()
     page.get_by_text(re.compile(r"Test accuracy")).wait_for(timeout=30_000)
     assert page.locator(".js-plotly-plot .heatmaplayer").count() >= 1
     assert page.get_by_text(re.compile(r"macro \(AUC")).count() >= 1
@@ -70,7 +76,7 @@ def whole_flow(page, tmp: Path) -> None:
     page.locator("#eval-gallery").get_by_text(re.compile(r"^3 \d+%$")).first.wait_for(timeout=10_000)
     shot(page, "6-evaluate-cell", tmp)
     # Draw: strokes with the mouse, and a label appears.
-    page.get_by_role("tab", name="Draw").click()
+    page.get_by_role("tab", name="Draw", exact=True).click()
     canvas = page.locator("canvas").first
     canvas.wait_for(timeout=20_000)
     # Ready to draw without picking a tool first: the brush is selected when the tab opens.
@@ -101,11 +107,11 @@ def fill_when_settled(box, value: str):
 
 def train_and_open_evaluate(page, epochs: int, test: str = r"Test accuracy"):
     """Train the page's data and model for ``epochs``, then open its evaluation (``test``: its summary)."""
-    page.get_by_role("tab", name="Train").click()
+    page.get_by_role("tab", name="Train", exact=True).click()
     page.get_by_label("Epochs").fill(str(epochs))
     page.get_by_role("button", name="Start training").click()
     page.get_by_text(re.compile(rf"Completed {epochs} epochs")).first.wait_for(timeout=90_000)
-    page.get_by_role("tab", name="Evaluate").click()
+    page.get_by_role("tab", name="Evaluate", exact=True).click()
     page.get_by_text(re.compile(test)).wait_for(timeout=30_000)
 
 
@@ -124,7 +130,7 @@ def draw_stroke(page, points):
 def draw_tab_with_label(browser, url: str, label: str):
     """A new page on the Draw tab, ready to draw, with ``label`` picked for the drawings to add."""
     page = opened(browser, url, height=1200)
-    page.get_by_role("tab", name="Draw").click()
+    page.get_by_role("tab", name="Draw", exact=True).click()
     page.get_by_text("select the draw tool to start").wait_for(state="hidden", timeout=15_000)
     page.locator("#teach-label input").click()
     page.get_by_role("option", name=label, exact=True).click()
@@ -139,14 +145,14 @@ def wait_for_guess(page):
 def from_the_bundled_model(browser, url: str, preset: str, counts: str):
     """A page whose Model tab has chosen the bundled MNIST LeNet-5 with ``preset``, on the Train tab."""
     page = opened(browser, url)
-    page.get_by_role("tab", name="Model").click()
+    page.get_by_role("tab", name="Model", exact=True).click()
     page.get_by_text("850 of 61,706 parameters train").wait_for(timeout=20_000)  # the default: a linear probe
     page.get_by_label("Pretrained weights").click()
     page.get_by_role("option", name=re.compile("lenet5-mnist")).click()
     page.get_by_label("Freezing preset").click()
     page.get_by_role("option", name=preset).click()
     page.get_by_text(counts).wait_for(timeout=20_000)
-    page.get_by_role("tab", name="Train").click()
+    page.get_by_role("tab", name="Train", exact=True).click()
     return page
 
 

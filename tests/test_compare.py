@@ -108,6 +108,7 @@ def test_the_curve_command_prints_its_results(tmp_path):
     r = run("curve", "--weights", str(BUNDLED), "--shots", "2,all", "--seeds", "2", "--strategies",
             "linear-probe", "--json", "--plot", str(tmp_path / "curve.html"))
     assert r.returncode == 0, r.stderr
+    assert "run 1 of 4" in r.stderr and "run 4 of 4" in r.stderr, r.stderr  # where it is, as it goes
     out = json.loads(r.stdout.strip().splitlines()[-1])
     assert [(x["shots"], x["strategy"]) for x in out["results"]] == [(2, "linear-probe"), (None, "linear-probe")]
     assert all({"shots", "strategy", "accuracy", "std", "seconds"} <= set(x) for x in out["results"])

@@ -18,7 +18,7 @@ def _toasts(page, text: str) -> int:
 
 
 def _upload(page, path):
-    page.locator("input[type=file]").first.set_input_files(str(path))
+    page.locator("#data-upload input[type=file]").set_input_files(str(path))
 
 
 def _digit_zip(tmp_path, classes=(0, 1)):
@@ -79,7 +79,7 @@ def test_train_tab_frictions(app, browser, tmp_path):
     steps by 0.001; the body multiplier is greyed for a frozen body; the ending said once; a
     model change clears the charts."""
     page = opened(browser, app.url)
-    page.get_by_role("tab", name="Train").click()
+    page.get_by_role("tab", name="Train", exact=True).click()
     body_mult = page.get_by_label("Body learning-rate multiplier")
     assert body_mult.is_disabled()  # the first model is a linear probe: its body is frozen
     lr = page.get_by_label("Learning rate (head)")
@@ -91,11 +91,11 @@ def test_train_tab_frictions(app, browser, tmp_path):
     page.get_by_text(re.compile(r"Learning rate \(lr\) must be a number > 0 and <= 10, got nothing")).first \
         .wait_for(timeout=20_000)
     # From scratch at lr 5: the loss explodes (finite, ~1e27), the run fails and says what to do.
-    page.get_by_role("tab", name="Model").click()
+    page.get_by_role("tab", name="Model", exact=True).click()
     page.get_by_label("Pretrained weights").click()
     page.get_by_role("option", name="none", exact=True).click()
     page.get_by_text("61,706 of 61,706 parameters train").wait_for(timeout=20_000)
-    page.get_by_role("tab", name="Train").click()
+    page.get_by_role("tab", name="Train", exact=True).click()
     page.wait_for_function("() => !document.querySelector('input[aria-label=\"Body learning-rate multiplier\"]')"
                            "?.disabled", timeout=20_000)
     for label, value in (("Learning rate (head)", "5"), ("Epochs", "3"), ("Optimizer", None)):
@@ -116,11 +116,11 @@ def test_train_tab_frictions(app, browser, tmp_path):
     assert len(re.findall(r"Completed 6 epochs", page.locator("body").inner_text())) == 1
     shot(page, "f3-train-done", tmp_path)
     # Another model: the charts of a run on the old one go.
-    page.get_by_role("tab", name="Model").click()
+    page.get_by_role("tab", name="Model", exact=True).click()
     page.get_by_label("Freezing preset").click()
     page.get_by_role("option", name="linear-probe").click()
     page.get_by_text("850 of 61,706 parameters train").wait_for(timeout=20_000)
-    page.get_by_role("tab", name="Train").click()
+    page.get_by_role("tab", name="Train", exact=True).click()
     page.wait_for_function("() => !document.body.innerText.includes('Completed 6 epochs')", timeout=20_000)
     page.close()
 
@@ -129,11 +129,11 @@ def test_evaluate_and_draw_frictions(app, browser, tmp_path):
     """Items 3, 8, 10, 12, 13: the heatmap is clickable, row shares keep the gallery, a stopped run
     is evaluated; the empty canvas claims nothing and clearing it clears the map."""
     page = opened(browser, app.url, height=1400)
-    page.get_by_role("tab", name="Model").click()  # from scratch: slow enough to stop mid-run
+    page.get_by_role("tab", name="Model", exact=True).click()  # from scratch: slow enough to stop mid-run
     page.get_by_label("Pretrained weights").click()
     page.get_by_role("option", name="none", exact=True).click()
     page.get_by_text("61,706 of 61,706 parameters train").wait_for(timeout=20_000)
-    page.get_by_role("tab", name="Train").click()
+    page.get_by_role("tab", name="Train", exact=True).click()
     page.get_by_label("Epochs").fill("40")
     page.get_by_role("button", name="Start training").click()
     page.get_by_text(re.compile(r"Epoch \d+/40")).first.wait_for(timeout=60_000)
@@ -143,7 +143,7 @@ def test_evaluate_and_draw_frictions(app, browser, tmp_path):
         .wait_for(timeout=10_000)
     page.get_by_role("button", name="Stop").click()
     page.get_by_text(re.compile(r"Stopped at epoch")).first.wait_for(timeout=30_000)
-    page.get_by_role("tab", name="Evaluate").click()
+    page.get_by_role("tab", name="Evaluate", exact=True).click()
     page.get_by_text(re.compile(r"Test accuracy .* on 359 images")).wait_for(timeout=30_000)
     assert "of a run that stopped" in page.locator("body").inner_text()
     # Click the heatmap's own cell for true 3, predicted 3.
@@ -156,7 +156,7 @@ def test_evaluate_and_draw_frictions(app, browser, tmp_path):
     assert "correct: true 3, predicted 3" in page.locator("body").inner_text()  # the gallery stayed
     shot(page, "f4-evaluate-10-classes", tmp_path)
     # Draw: nothing claimed before drawing; Show where it looked, then Clear: the map goes too.
-    page.get_by_role("tab", name="Draw").click()
+    page.get_by_role("tab", name="Draw", exact=True).click()
     page.get_by_text("select the draw tool to start").wait_for(state="hidden", timeout=15_000)
     assert not re.search(r"\d+%", page.locator("#draw-label").inner_text())
     assert "This model knows 10 classes" in page.locator("#draw-knows").inner_text()

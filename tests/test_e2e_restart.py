@@ -69,21 +69,21 @@ def test_a_killed_server_restarts_with_its_saved_runs(runs, browser, tmp_path):
     try:
         page = opened(browser, server.url, height=1000)
         # Compare: every saved run, and nothing else (no half-written run, no cut-off training).
-        page.get_by_role("tab", name="Compare").click()
+        page.get_by_role("tab", name="Compare", exact=True).click()
         page.wait_for_function("() => document.querySelector('#runs-table').innerText.includes('saved: shapes-1')",
                                timeout=30_000)
         table = page.locator("#runs-table").inner_text()
-        assert re.search(r"saved: shapes-1\s+shapes\s+lenet5", table) and "saved: mnist-copy" in table
+        assert re.search(r"saved: shapes-1\s+shapes · [^\n]*\s+shapes\s+lenet5", table) and "saved: mnist-copy" in table
         assert "shapes-cut" not in table and "shapes-2" not in table and not re.search(r"\d+-digits-lenet5", table)
         # Draw: a saved run is offered and loads (its classes and input size come from its weights' run).
-        page.get_by_role("tab", name="Draw").click()
+        page.get_by_role("tab", name="Draw", exact=True).click()
         page.locator("#draw-model input").click()
         options = [o.inner_text() for o in page.get_by_role("option").all()]
         assert "saved: shapes-1" in options and "saved: mnist-copy" in options and "saved: shapes-cut" not in options
         page.get_by_role("option", name="saved: shapes-1").click()
         page.locator("#draw-knows").get_by_text("This model knows 3 classes: a, b, c").wait_for(timeout=30_000)
         # Evaluate: a new session has no runs; the training cut off by the kill is not offered.
-        page.get_by_role("tab", name="Evaluate").click()
+        page.get_by_role("tab", name="Evaluate", exact=True).click()
         page.get_by_label("Run", exact=True).click()
         time.sleep(0.5)
         assert page.get_by_role("option").count() == 0

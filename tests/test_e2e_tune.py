@@ -32,7 +32,7 @@ def test_find_the_rate_use_it_and_unfreeze_gradually(app, browser, tmp_path):
     # Three unfreeze points (fc2, fc1, conv2 join at epochs 2-4), marked on both charts.
     assert page.locator(".js-plotly-plot .shapelayer path").count() >= 6
     shot(page, "tune-2-unfreeze-marks", tmp_path)
-    page.get_by_role("tab", name="Model").click()
+    page.get_by_role("tab", name="Model", exact=True).click()
     page.wait_for_function("() => document.querySelector('#unfreeze-schedule').innerText"
                            ".includes('head, fc2, fc1, conv2')", timeout=20_000)
     shot(page, "tune-3-model-schedule", tmp_path)

@@ -138,3 +138,27 @@ def test_the_lesson_command_prints_one_json_object(cli, tmp_path):
 def test_a_bad_thread_count_is_refused_by_name(threads):
     with pytest.raises(TLCoreError, match=f"threads must be a whole number >= 1 .*got {threads!r}"):
         lesson(threads=threads)
+
+
+def test_a_lesson_taken_a_step_at_a_time_runs_the_steps_before_and_each_once(tmp_path):
+    """The Lesson tab's way: step 2's button runs step 1 first; asking again runs nothing; a stopped
+    step returns None and the next click goes on from where it stopped."""
+    from tlcore.events import StopToken
+    from tlcore.studies.lesson import LessonRun
+
+    heard, stop = [], StopToken()
+    run = LessonRun(quick=True, data_dir=str(tmp_path), progress=heard.append)
+    with pytest.raises(TLCoreError, match="steps 1 to 6, got 7"):
+        run.step(7)
+    second = run.step(2)
+    assert [s.name for s in run.steps] == list(STEPS[:2]) and second is run.steps[1]
+    assert heard[0] == "step 1 of 6: the source" and "step 2 of 6: a new small task" in heard
+    assert_told_from(second.numbers, second.conclusion)
+    assert run.done["duel"].transfer.history and len(run.done["source examples"][0]) == 12
+    n = len(heard)
+    assert run.step(1) is run.steps[0] and len(heard) == n  # done: nothing runs again
+    stop.stop()
+    run.use(stop=stop)
+    assert run.step(3) is None and run.stopped and len(run.steps) == 2
+    run.use(stop=StopToken())
+    assert run.step(3).name == "how much data" and not run.stopped

@@ -19,11 +19,13 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 from collections.abc import Iterator
+from pathlib import Path
 
 import torch
 
 from . import distributed
 from .config import RunConfig
+from .errors import TLCoreError
 from .data import DATASETS, ImageData, Split, is_path, list_datasets, load_dataset, load_labelled
 from .data.sketch import EmptySketch, sketch_batch, sketch_files
 from .device import describe_device, is_main_process, pick_device, run_autocast_dtype
@@ -32,7 +34,7 @@ from .insight.feature_space import NEIGHBOURS, FeatureSpace, feature_space, pane
 from .insight.gradcam import NOT_CONV, gradcam, heat_overlay, is_convolutional
 from .insight.plots import (
     PROJECTION_NAMES, class_count_figure, confusion_figure, curve_figure, enlarged, examples, feature_space_figure,
-    lr_find_figure, overlay_figure, probability_figure, roc_figure, to_display, training_figures
+    forgetting_figure, lr_find_figure, overlay_figure, probability_figure, roc_figure, to_display, training_figures
 )
 from .insight.predict import load_image_files, predict_files, predict_probs
 from .insight.saliency import overlay, saliency
@@ -44,20 +46,21 @@ from .paths import BUNDLED_MNIST, BUNDLED_RUNS, runs_dir
 from .preprocess import prepare
 from .runs.atomic import atomic_write, discard, write_bytes
 from .runs.card import card_beside
+from .runs.bundle import Bundle, read_bundle, write_bundle
 from .runs.checkpoints import list_runs, load_replay, load_run, replay_sample
 from .runs.export import FORMATS, export_run
 from .runs.folder import read_metrics, read_run_config, run_row, saved_run
-from .runs.names import run_name
+from .runs.names import run_name, table_rows
 from .studies.compare import TransferVsScratch, source_name, transfer_vs_scratch
 from .studies.curve import BUDGET_RULE, Curve, Point, check_curve, curve, parse_shots
 from .studies.forgetting import ForgettingDemo, forgetting_demo
-from .studies.lesson import STEPS as LESSON_STEPS, Lesson, lesson
+from .studies.lesson import STEPS as LESSON_STEPS, Lesson, LessonRun, lesson
 from .studies.progress import Progress
 from .studies.teach import Drawings, teach
 from .training.loop import load_run_data
 from .training.lr_finder import lr_find
 from .training.optim import group_rates
-from .training.result import RunResult, Status
+from .training.result import RunResult, Status, saved_result
 from .training.resume import continuable, continue_run
 from .training.state import LoopState
 from .training.suggest import SUGGESTED, body_frozen, suggested, suggested_for
@@ -67,17 +70,18 @@ from .training.unfreeze import plan as unfreeze_plan
 __all__ = [
     "BACKBONES", "BUDGET_RULE", "BUNDLED_MNIST", "BUNDLED_RUNS", "Curve", "DATASETS", "Drawings", "EmptySketch",
     "Evaluation", "FORMATS", "FeatureSpace", "ForgettingDemo", "HEAD", "ImageData", "LESSON_STEPS", "Lesson",
-    "LoopState", "NEIGHBOURS", "NOT_CONV", "PROJECTION_NAMES", "Point", "Progress", "RunConfig", "RunResult",
-    "SUGGESTED", "Split", "Status", "TransferNet", "TransferVsScratch", "atomic_write", "body_frozen",
+    "LessonRun", "LoopState", "NEIGHBOURS", "NOT_CONV", "PROJECTION_NAMES", "Point", "Progress", "RunConfig", "RunResult",
+    "SUGGESTED", "Split", "Bundle", "read_bundle", "reopened_run", "saved_result", "write_bundle", "Status", "TransferNet", "TransferVsScratch", "atomic_write", "body_frozen",
     "card_beside", "check_curve", "class_count_figure", "confusion_figure", "continuable", "continue_run",
     "create_backbone", "curve", "curve_figure", "describe_backbone", "describe_device", "discard",
     "distributed_run", "enlarged", "evaluate", "evaluate_probs", "evaluate_run", "examples", "export_run",
-    "feature_space", "feature_space_figure", "forgetting_demo", "freeze", "frozen_for_preset", "gradcam",
+    "feature_space", "feature_space_figure", "forgetting_demo", "forgetting_figure", "freeze", "frozen_for_preset",
+    "gradcam",
     "group_rates", "heat_overlay", "is_convolutional", "is_main_process", "is_path", "lesson", "list_backbones",
     "list_datasets", "list_runs", "load_dataset", "load_image_files", "load_labelled", "load_replay", "load_run",
     "load_run_data", "lr_find", "lr_find_figure", "overlay", "overlay_figure", "panels", "parse_shots",
     "pick_device", "predict_files", "predict_probs", "prepare", "preset_names", "probability_figure",
-    "read_metrics", "read_run_config", "replay_sample", "roc_figure", "run_name", "run_row", "runs_dir", "saliency",
+    "read_metrics", "read_run_config", "replay_sample", "roc_figure", "run_name", "run_row", "table_rows", "runs_dir", "saliency",
     "saved_run", "sketch_batch", "sketch_files", "source_name", "suggest", "suggested", "suggested_for", "teach",
     "to_display", "train", "training_figures", "transfer_vs_scratch", "unfreeze_plan", "weights_choices",
     "write_bytes",
@@ -91,6 +95,22 @@ def suggest(cfg: RunConfig, n_train: int, *, keep: dict | None = None) -> RunCon
     keep = keep or {}
     chosen = {k: v for k, v in suggested_for(cfg, n_train).items() if k in SUGGESTED and k not in keep}
     return dataclasses.replace(cfg, **chosen, **keep).validate()
+
+
+def reopened_run(folder: str | Path) -> tuple[RunResult, ImageData, str]:
+    """A saved run read back (an opened session's) with the data to judge it on: its own dataset
+    when it loads again here, split as it was; else the sample of it kept with the run, which the
+    note then names (an uploaded set is gone once its upload is)."""
+    result = saved_result(folder)
+    try:
+        return result, load_run_data(result.config), ""
+    except TLCoreError as e:
+        replay = load_replay(folder, result.classes)
+        if replay is None:
+            raise TLCoreError(f"{Path(folder).name}: its data cannot be loaded here ({e}) and it kept no sample of "
+                              "it.") from None
+        return result, replay, (f"its data is not here, so it is judged on the {len(replay.test)} test images kept "
+                                "with it")
 
 
 def evaluate_run(model: TransferNet, split: Split, classes: list[str], *, run: dict | None = None,

@@ -260,6 +260,11 @@ def _comparison_data(args):
     return load_run_data(RunConfig(dataset=args.dataset, data_dir=args.data_dir).validate())
 
 
+def _say_progress(p) -> None:
+    """A study's "run k of N, about M minutes left" (and its closing sentence) on stderr."""
+    print(p.sentence if p.done and p.sentence else p.text, file=sys.stderr, flush=True)
+
+
 def cmd_curve(args) -> int:
     from .api import check_curve, curve, curve_figure, parse_shots
 
@@ -275,7 +280,7 @@ def cmd_curve(args) -> int:
 
     with interrupt_stops() as stop:  # Ctrl-C: the curve ends keeping every finished point
         result = curve(data, backbone=args.backbone, weights=args.weights, shots=shots, seeds=args.seeds,
-                       strategies=strategies, sink=report, stop=stop, **fixed)
+                       strategies=strategies, sink=report, stop=stop, progress=_say_progress, **fixed)
     if args.plot:
         _write_figure(curve_figure(result.results(), result.n_classes), args.plot)
     if args.json:
@@ -292,7 +297,7 @@ def cmd_compare(args) -> int:
 
     with interrupt_stops() as stop:
         r = transfer_vs_scratch(_comparison_data(args), backbone=args.backbone, weights=args.weights,
-                                preset=args.preset, seed=args.seed, stop=stop)
+                                preset=args.preset, seed=args.seed, stop=stop, progress=_say_progress)
     print(json.dumps(r.to_dict()) if args.json else r.summary().replace("**", ""))
     return INTERRUPTED if stop.requested else 0
 

@@ -225,6 +225,19 @@ def overlay_figure(histories: dict[str, list], metric: str = "val_accuracy",
     return _layout(fig, title, "epoch", metric.replace("_", " "), 360)
 
 
+def forgetting_figure(before: float, after: dict[str, float], target: dict[str, float]) -> go.Figure:
+    """The source task before and after each fine-tune (bars), beside each one's new-task accuracy."""
+    names = list(after)
+    fig = go.Figure()
+    fig.add_bar(x=["before", *names], y=[before, *after.values()], name="source task (MNIST)", marker_color="#1f77b4",
+                text=[f"{v:.0%}" for v in (before, *after.values())], textposition="outside")
+    fig.add_bar(x=names, y=[target[n] for n in names], name="new task (digits test)", marker_color="#f59e0b",
+                text=[f"{target[n]:.0%}" for n in names], textposition="outside")
+    fig.update_yaxes(range=[0, 1.12], tickformat=".0%")
+    _layout(fig, "What each fine-tune kept of the source task", "", "test accuracy", 360)
+    return fig
+
+
 # One colour per class, the same in both panels; past 24 classes the colours repeat.
 CLASS_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
                 "#17becf", "#393b79", "#ad494a", "#8ca252", "#bd9e39", "#7b4173", "#3182bd", "#e6550d", "#31a354",

@@ -127,6 +127,18 @@ def read_metrics(folder: str | Path) -> dict:
     return out
 
 
+# The terms that keep a source while fine-tuning, as the runs table names them.
+REGULARIZERS = (("l2sp", "L2-SP"), ("lwf_weight", "LwF"), ("head_l2", "head L2"))
+
+
+def strategy_label(run: dict) -> str:
+    """The preset a run used, or "frozen: <groups>" / "full" when it named its groups."""
+    frozen = run.get("frozen")
+    if frozen is not None:
+        return "frozen: " + ", ".join(frozen) if frozen else "full"
+    return str(run.get("preset") or "full")
+
+
 def run_row(folder: str | Path, name: str | None = None) -> dict:
     """One line about a saved run, for a table that sets runs side by side."""
     meta, metrics = read_run_config(folder), read_metrics(folder)
@@ -141,8 +153,11 @@ def run_row(folder: str | Path, name: str | None = None) -> dict:
         "batch": run.get("batch_size"),
         "lr": run.get("lr"),
         "optimizer": run.get("optimizer"),
+        "strategy": strategy_label(run),
+        "regularizer": ", ".join(f"{label} {run[k]:g}" for k, label in REGULARIZERS if run.get(k)) or "none",
         "best val acc": summary.get("val_accuracy"),
         "test acc": summary.get("test_accuracy"),
+        "source acc after": summary.get("source_accuracy_after"),
         "seconds": summary.get("seconds"),
         "images/s": summary.get("images_per_second"),
     }

@@ -15,7 +15,7 @@ from ..config import RunConfig
 from ..data import DATASETS, is_path
 from ..errors import TLCoreError
 from ..paths import BUNDLED_RUNS
-from .folder import read_run_config, source_folder
+from .folder import strategy_label, read_run_config, run_row, source_folder
 
 SEP = " · "
 # Settings named whenever they are on: they change what the run is.
@@ -79,7 +79,19 @@ def source_label(weights) -> str:
 
 def freezing_label(run: dict) -> str:
     """The preset, or the frozen groups by name ("full" when none is)."""
-    frozen = run.get("frozen")
-    if frozen is not None:
-        return "frozen: " + ", ".join(frozen) if frozen else "full"
-    return str(run.get("preset") or "full")
+    return strategy_label(run)
+
+
+def table_rows(folders: dict[str, str | Path]) -> list[dict]:
+    """A runs table: a row each (``run_row``), with "what" (its :func:`run_name` beside the others)
+    after the run's name. A folder that no longer reads as a run is left out."""
+    rows, runs = [], []
+    for name, folder in folders.items():
+        try:
+            rows.append(run_row(folder, name=name))
+            runs.append(read_run_config(folder).get("run") or {})
+        except TLCoreError:  # deleted or damaged meanwhile
+            continue
+    for i, row in enumerate(rows):
+        row["what"] = run_name(runs[i], runs[:i] + runs[i + 1:])
+    return rows

@@ -39,6 +39,7 @@ from .forgetting import forgetting_demo
 from .progress import Clock, planned
 
 SHOTS = 5  # per class in step 2: where a source matters
+EXAMPLES = 12  # the source's digits step 1 keeps to show
 CURVE_SECONDS = 60.0  # step 3's size, at the pace step 2 measured
 CURVE_SHOTS = (None, 20, 50, 10, 2)  # added in this order while the minute allows ("all" first: it is the end)
 # Every run in fp32: the same numbers on every CPU. (With bf16 autocast, on a CPU with AMX, scratch
@@ -104,10 +105,7 @@ def lesson(*, quick: bool = False, data_dir: str | None = None, progress: Callab
     ``quick``: two epochs a run (for tests; the conclusions then describe those runs).
     ``threads``: torch's CPU threads while the lesson runs (the setting is the process's; it is
     put back after); None leaves it as it is."""
-    if threads is not None and (not isinstance(threads, int) or threads < 1):
-        raise TLCoreError(f"threads must be a whole number >= 1 (or None), got {threads!r}.")
-    with _threads(threads):
-        return _lesson(quick, data_dir, progress or (lambda line: None), stop or StopToken())
+    return _lesson(LessonRun(quick=quick, data_dir=data_dir, progress=progress, stop=stop, threads=threads))
 
 
 @contextlib.contextmanager
@@ -122,26 +120,71 @@ def _threads(n: int | None) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def _lesson(quick: bool, data_dir: str | None, say: Callable[[str], None], stop: StopToken) -> Lesson:
+def _lesson(run: LessonRun) -> Lesson:
     t0 = time.perf_counter()
-    ctx = _Context(load_dataset("digits"), quick, data_dir, stop, say)
-    out = Lesson()
-    measures = (_source, _small_task, _how_much_data, _forgetting, _why, _your_turn)
-    tell = (words.source, words.small_task, words.how_much_data, words.forgetting, words.why, words.your_turn)
-    for i, (name, measure, told) in enumerate(zip(STEPS, measures, tell), start=1):
-        if ctx.stop.requested:
-            out.stopped = True
+    for i in range(1, len(STEPS) + 1):
+        if run.step(i) is None:
             break
-        say(f"step {i} of {len(STEPS)}: {name}")
-        t = time.perf_counter()
-        try:
-            numbers = measure(ctx)
-        except _Stopped:
-            out.stopped = True
-            break
-        out.steps.append(Step(name, time.perf_counter() - t, numbers, told(numbers)))
+    out = Lesson(steps=list(run.steps), stopped=run.stopped)
     out.seconds = time.perf_counter() - t0
     return out
+
+
+class LessonRun:
+    """A lesson taken one step at a time (the app's Lesson tab: a button a step). Step ``i`` needs
+    the steps before it and runs whichever of them are not done yet; each step runs once.
+    ``done`` keeps the studies themselves (the duel, the curve, the forgetting demo, the feature
+    space), for the charts a step shows beside its sentence."""
+
+    def __init__(self, *, quick: bool = False, data_dir: str | None = None,
+                 progress: Callable[[str], None] | None = None, stop: StopToken | None = None,
+                 threads: int | None = THREADS):
+        if threads is not None and (not isinstance(threads, int) or threads < 1):
+            raise TLCoreError(f"threads must be a whole number >= 1 (or None), got {threads!r}.")
+        self.threads = threads
+        self.ctx = _Context(load_dataset("digits"), quick, data_dir, stop or StopToken(), progress or (lambda line: None))
+        self.steps: list[Step] = []
+        self.stopped = False
+
+    @property
+    def done(self) -> dict:
+        return self.ctx.done
+
+    def use(self, *, stop: StopToken | None = None, progress: Callable[[str], None] | None = None) -> None:
+        """The next steps hear this Stop and report to this line (each of the app's clicks is a job of its own)."""
+        if stop is not None:
+            self.ctx.stop = stop
+        if progress is not None:
+            self.ctx.say = progress
+        self.stopped = False
+
+    def step(self, i: int) -> Step | None:
+        """Step ``i`` (1-based) and, first, the steps before it not run yet; None if stopped on the way."""
+        if not 1 <= i <= len(STEPS):
+            raise TLCoreError(f"The lesson has steps 1 to {len(STEPS)}, got {i!r}.")
+        with _threads(self.threads):
+            while len(self.steps) < i:
+                if not self._next():
+                    return None
+        return self.steps[i - 1]
+
+    def _next(self) -> bool:
+        k, ctx = len(self.steps), self.ctx
+        if ctx.stop.requested:
+            self.stopped = True
+            return False
+        ctx.say(f"step {k + 1} of {len(STEPS)}: {STEPS[k]}")
+        t = time.perf_counter()
+        try:
+            numbers = _PLAN[k][0](ctx)
+        except _Stopped:
+            self.stopped = True
+            return False
+        self.steps.append(Step(STEPS[k], time.perf_counter() - t, numbers, _PLAN[k][1](numbers)))
+        return True
+
+    def state_dict(self) -> dict:
+        return {"steps": [s.to_dict() for s in self.steps], "stopped": self.stopped, "quick": self.ctx.quick}
 
 
 def _study_line(ctx: _Context):
@@ -155,6 +198,8 @@ def _source(ctx: _Context) -> dict:
     if replay is None:
         raise TLCoreError(f"{BUNDLED_MNIST} has no readable replay sample: the lesson needs it for the source task.")
     splits = (read_metrics(BUNDLED_MNIST).get("dataset") or {}).get("splits") or {}
+    shown = replay.test.images[:EXAMPLES]  # a few of its digits and how it reads them, for the app to show
+    ctx.done["source examples"] = (shown, predict_probs(model.eval(), shown).argmax(1), replay.test.labels[:EXAMPLES])
     numbers = {"model": model.backbone, "trained_on": "MNIST", "train_images": splits.get("train"),
                "replay_images": len(replay.test), "replay_accuracy": _accuracy(model, replay.test),
                "mnist_test_images": None, "mnist_test_accuracy": None}
@@ -198,6 +243,7 @@ def _how_much_data(ctx: _Context) -> dict:
               strategies=("fine-tune", "scratch"), stop=ctx.stop, progress=_study_line(ctx), **ctx.fixed)
     if c.stopped:
         raise _Stopped()
+    ctx.done["curve"] = c
     n = len(shots_of(digits, SHOTS, seed=0).train)
     c.points[:0] = [Point(strategy, SHOTS, 0, r.test.accuracy, r.seconds, len(r.history), n)
                     for strategy, r in (("fine-tune", duel.transfer), ("scratch", duel.scratch))]
@@ -265,6 +311,7 @@ def _why(ctx: _Context) -> dict:
     plain = ctx.done["forgetting"].get("plain").run
     digits, fit = ctx.digits, ctx.done["duel"].setup.fit
     space = feature_space(plain.model, str(BUNDLED_MNIST), digits.test.images, digits.test.labels)
+    ctx.done["feature space"] = space
     return {"images": len(digits.test), "random_knn": fit.random_knn if fit else None,
             "source_knn": space.before.knn_accuracy, "after_knn": space.after.knn_accuracy,
             "after_lr": plain.config.lr, "after_source_task": plain.source_accuracy_after}
@@ -276,3 +323,8 @@ def _your_turn(ctx: _Context) -> dict:
     return {"per_class": SHOTS, "gap_points": round(100 * (duel.transfer.test.accuracy - duel.scratch.test.accuracy), 1),
             "catches_up_at": data["catches_up_at"], "largest_per_class": data["per_class"][-1],
             "source": Path(str(BUNDLED_MNIST)).name}
+
+
+# Each step: what it measures, and how its numbers are told (in STEPS' order).
+_PLAN = ((_source, words.source), (_small_task, words.small_task), (_how_much_data, words.how_much_data),
+         (_forgetting, words.forgetting), (_why, words.why), (_your_turn, words.your_turn))

@@ -7,8 +7,10 @@ from pathlib import Path
 
 from ..config import RunConfig
 from ..insight.evaluate import Evaluation
+from ..errors import TLCoreError
 from ..events import EpochEvent
 from ..models import TransferNet
+from ..runs.folder import read_metrics, read_run_config
 from .state import LoopState
 
 
@@ -80,3 +82,23 @@ class RunResult:
             "test": self.test.to_dict() if self.test else None,
             "dataset": dataset,
         }
+
+
+def saved_result(folder: str | Path) -> RunResult:
+    """A saved run as a RunResult, read from its folder: its settings, classes, history and summary;
+    no weights in memory (``checkpoint`` names the folder) and no test evaluation (made again when
+    needed: ``metrics.json`` keeps the test's figures, not its predictions)."""
+    meta, metrics = read_run_config(folder), read_metrics(folder)
+    s = metrics.get("summary") or {}
+    fields = set(EpochEvent.__dataclass_fields__)
+    try:
+        history = [EpochEvent(**{k: v for k, v in e.items() if k in fields}) for e in metrics.get("history") or []]
+        status = Status(s.get("status", Status.COMPLETED.value))
+        config = RunConfig.from_saved(meta.get("run") or {})
+    except (TypeError, ValueError) as e:
+        raise TLCoreError(f"{folder}: its metrics or settings cannot be read back ({e}).") from None
+    return RunResult(None, config, list(meta["classes"]), status, str(s.get("message", "")), history=history,
+                     best_epoch=int(s.get("best_epoch") or 0), images_per_second=float(s.get("images_per_second") or 0),
+                     seconds=float(s.get("seconds") or 0), device=str(s.get("device", "")), checkpoint=Path(folder),
+                     notes=list(s.get("notes") or []), source_accuracy_before=s.get("source_accuracy_before"),
+                     source_accuracy_after=s.get("source_accuracy_after"))

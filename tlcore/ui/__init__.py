@@ -14,7 +14,7 @@ import os
 
 import gradio as gr
 
-from . import compare_tab, data_tab, draw_tab, evaluate_tab, jobs, leftovers, model_tab, train_tab
+from . import compare_tab, data_tab, draw_tab, evaluate_tab, jobs, keep, leftovers, lesson_tab, model_tab, train_tab
 from .session import Session, close_session, delete_session
 
 TITLE = "Transfer Learning Studio"
@@ -38,6 +38,12 @@ def _after_run(session: Session):
     return gr.update(choices=draw_tab.model_choices(session))
 
 
+def _restored(session: Session):
+    """Every list and view that shows the session's work, as the session has it now."""
+    return [_run_names(session), _after_run(session), *draw_tab.drawings_view(session), *compare_tab.restore(session),
+            *lesson_tab.restore(session)]
+
+
 def _closed(request: gr.Request):
     close_session(request)
 
@@ -46,7 +52,7 @@ def _run_names(session: Session):
     return gr.update(choices=list(session.runs))
 
 
-COMPARE, TRAIN = "compare", "train"
+COMPARE, TRAIN, DATA, DRAW = "compare", "train", "data", "draw"
 
 
 def _retrain(event, session: gr.State, training: train_tab.TrainTab):
@@ -74,6 +80,40 @@ def _sweep() -> None:
               "was stopped without cleaning up.", flush=True)
 
 
+def _links(tabs: gr.Tabs, links: list, lesson: lesson_tab.LessonTab) -> None:
+    """Buttons that open another tab: Train's and Evaluate's to Compare, the lesson's last step's."""
+    private = dict(api_visibility="private")
+    for link in links:
+        link.click(_to_compare, None, tabs, **private)
+    lesson.to_data.click(lambda: gr.Tabs(selected=DATA), None, tabs, **private)
+    lesson.to_draw.click(lambda: gr.Tabs(selected=DRAW), None, tabs, **private)
+
+
+def _first_paint(demo: gr.Blocks, session: gr.State, key, data, model, shows_work: list) -> None:
+    """A reload finds this browser's session again (keep.resume), then the offline default dataset
+    and model are shown, so the app is useful at once (the dataset summary changing then
+    re-describes the model and suggests settings), then the session's work (runs, views, lesson)."""
+    private = dict(api_visibility="private")
+    demo.load(keep.resume, [session, key], [session, key], **private) \
+        .then(data_tab.load, data.inputs, data.outputs, **private) \
+        .then(model_tab.on_backbone, model.choice_inputs, model.choice_outputs, **private) \
+        .then(_restored, session, shows_work, **private)
+
+
+def _suggestions(session: gr.State, data, model: model_tab.ModelTab, training: train_tab.TrainTab) -> None:
+    private = dict(api_visibility="private")
+    # Another model (backbone, weights, freezing) wants other settings: a frozen body's head
+    # trains with AdamW, a from-scratch LeNet with SGD at 0.1 (tlcore.training.suggest).
+    # Either change also clears the Train tab's charts of a run on other data or another model,
+    # and greys the body's multiplier out when the body is frozen.
+    for event in model.changed:
+        _retrain(event.then(train_tab.resuggest, session, training.suggested, **private), session, training)
+    # A new dataset changes the class count: re-describe the model, re-suggest the settings.
+    redescribed = data.summary.change(model_tab.describe, model.describe_inputs, model.describe_outputs, **private)
+    _retrain(redescribed.then(train_tab.resuggest, session, training.suggested, **private), session, training)
+    _schedule(session, model, training, [*model.changed, redescribed])
+
+
 def _to_compare():
     return gr.Tabs(selected=COMPARE)
 
@@ -83,11 +123,15 @@ def build_app() -> gr.Blocks:
     _sweep()
     with gr.Blocks(title=TITLE, delete_cache=UPLOAD_CACHE) as demo:
         gr.Markdown(f"# {TITLE}\nDoes a pretrained backbone help on your data, and how much? "
-                    "**Data** → **Model** → **Train** → **Evaluate** → **Compare**, or just **Draw** a digit.")
+                    "New here? Take the **Lesson**. Then **Data** → **Model** → **Train** → **Evaluate** → "
+                    "**Compare**, or just **Draw** a digit.")
         session = gr.State(Session(), delete_callback=delete_session)
+        key, opened = keep.build(session)
         runs = gr.Dropdown([], label="Run", render=False, allow_custom_value=False)
         with gr.Tabs() as tabs:
-            with gr.Tab("Data"):
+            with gr.Tab("Lesson", id="lesson"):
+                lesson = lesson_tab.build(session)
+            with gr.Tab("Data", id=DATA):
                 data = data_tab.build(session)
             with gr.Tab("Model"):
                 model = model_tab.build(session)
@@ -99,10 +143,9 @@ def build_app() -> gr.Blocks:
                 links.append(gr.Button("Set this run beside others, or against scratch →", size="sm"))
             with gr.Tab("Compare", id=COMPARE) as compare_item:
                 compare = compare_tab.build(session)
-            with gr.Tab("Draw") as draw_tab_item:
+            with gr.Tab("Draw", id=DRAW) as draw_tab_item:
                 draw = draw_tab.build(session)
-        for link in links:
-            link.click(_to_compare, None, tabs, api_visibility="private")
+        _links(tabs, links, lesson)
         compare_item.select(compare_tab.refresh, session, compare.lists, **private)
         draw_tab_item.select(None, js=draw_tab.SELECT_BRUSH, **private)
         draw_tab_item.select(draw_tab.refresh_models, [session, draw.model], draw.model, **private)
@@ -118,20 +161,12 @@ def build_app() -> gr.Blocks:
         for event in (training.train_event, continued, *named):
             event.then(_after_run, session, draw.model, **private) \
                 .then(model_tab.refresh_weights, [session, model.backbone], model.weights, **private)
-        # First paint: the offline default dataset and model, so the app is useful at once.
-        # (The dataset summary changing then re-describes the model and suggests settings, below.)
-        demo.load(data_tab.load, data.inputs, data.outputs, **private) \
-            .then(model_tab.on_backbone, model.choice_inputs, model.choice_outputs, **private)
-        # Another model (backbone, weights, freezing) wants other settings: a frozen body's head
-        # trains with AdamW, a from-scratch LeNet with SGD at 0.1 (tlcore.training.suggest).
-        # Either change also clears the Train tab's charts of a run on other data or another model,
-        # and greys the body's multiplier out when the body is frozen.
-        for event in model.changed:
-            _retrain(event.then(train_tab.resuggest, session, training.suggested, **private), session, training)
-        # A new dataset changes the class count: re-describe the model, re-suggest the settings.
-        redescribed = data.summary.change(model_tab.describe, model.describe_inputs, model.describe_outputs, **private)
-        _retrain(redescribed.then(train_tab.resuggest, session, training.suggested, **private), session, training)
-        _schedule(session, model, training, [*model.changed, redescribed])
+        # First paint (the kept session, the default data and model) and an opened session.
+        shows_work = [runs, draw.model, *draw.drawings, *compare.restored, *lesson.outputs]
+        _first_paint(demo, session, key, data, model, shows_work)
+        opened.then(_restored, session, shows_work, **private) \
+            .then(model_tab.refresh_weights, [session, model.backbone], model.weights, **private)
+        _suggestions(session, data, model, training)
         # A closed tab (or API client) ends its session at once: its run stops, its folder goes.
         demo.unload(_closed)
     demo.queue(max_size=MAX_QUEUE, default_concurrency_limit=4)

@@ -15,8 +15,8 @@ import gradio as gr
 import pandas as pd
 
 from ..api import (
-    BUDGET_RULE, BUNDLED_MNIST, Curve, curve, curve_figure, list_runs, overlay_figure, parse_shots, Point,
-    read_metrics, run_row, runs_dir, saved_run, source_name, transfer_vs_scratch
+    BUDGET_RULE, BUNDLED_MNIST, Curve, curve, curve_figure, list_runs, overlay_figure, parse_shots, Point, Progress,
+    read_metrics, runs_dir, saved_run, source_name, table_rows, transfer_vs_scratch
 )
 from ..config import STRATEGIES
 from ..errors import TLCoreError
@@ -34,6 +34,7 @@ class CompareTab(NamedTuple):
     runs: gr.CheckboxGroup  # the runs overlaid
     table: gr.Dataframe
     lists: list  # what ``refresh`` fills: the table, the overlay choices, the delete choices
+    restored: list  # what ``restore`` fills: the lists, the duel's chart and words, the curve's chart, table, status
 
 
 def source_of(session: Session) -> tuple[str, str, list[str] | None]:
@@ -50,8 +51,11 @@ def source_of(session: Session) -> tuple[str, str, list[str] | None]:
 # -- transfer vs scratch --------------------------------------------------------------------------
 @jobs.job("comparison", refused=lambda why: (gr.skip(), f"**Not started:** {escape(why)}", gr.skip()),
           waiting=lambda place: (gr.skip(), jobs.WAITING.format(place), gr.skip()))
-def run_duel(session: Session):
-    """Stream (chart, summary, runs to overlay): both runs' validation accuracy as they go, then the answer."""
+@typed
+def run_duel(session: Session, keep_freezing: bool = False):
+    """Stream (chart, summary, runs to overlay): both runs' validation accuracy as they go, then the answer.
+    Like with like unless ``keep_freezing``: every layer trains in both arms (the Model tab's frozen
+    groups otherwise stay frozen in the transfer arm, and the answer says so)."""
     if session.dataset is None:
         yield gr.skip(), "Load a dataset on the Data tab first.", gr.skip()
         return
@@ -60,7 +64,8 @@ def run_duel(session: Session):
     except TLCoreError as e:
         yield gr.skip(), f"**Not started:** {escape(e)}", gr.skip()
         return
-    stop, curves = session.stop, {}
+    frozen = frozen if keep_freezing else None
+    stop, curves, status = session.stop, {}, "Training…"
     label = {"transfer": f"from {source_name(weights)}", "scratch": "from scratch"}
     names = {run: session.runs.new_name(f"{run}-{session.dataset.name}-{backbone.replace(':', '-')}")
              for run in label}
@@ -68,13 +73,16 @@ def run_duel(session: Session):
 
     def work(sink):
         return transfer_vs_scratch(data, backbone=backbone, weights=weights, frozen=frozen or None, preset="full",
-                                   stop=stop, out=lambda run: session.folder / names[run],
+                                   stop=stop, out=lambda run: session.folder / names[run], progress=sink,
                                    callbacks=lambda run: [Recorder(sink=lambda ev: sink((run, *ev)))])
 
     for item in stream(work):
-        if len(item) == 3 and item[1] == "epoch_end":
+        if isinstance(item, Progress):  # before len(): a Progress is not a tuple
+            status = f"*{escape(item.text[:1].upper() + item.text[1:])}…*" if not item.done else status
+            yield gr.skip(), status, gr.skip()
+        elif len(item) == 3 and item[1] == "epoch_end":
             curves.setdefault(label[item[0]], []).append(item[2])
-            yield overlay_figure(curves, title="Validation accuracy, transfer vs scratch"), "Training…", gr.skip()
+            yield overlay_figure(curves, title="Validation accuracy, transfer vs scratch"), status, gr.skip()
         elif item[0] in ("result", "error"):
             outcome = item
     if outcome[0] == "error":
@@ -84,8 +92,12 @@ def run_duel(session: Session):
     for run, r in (("transfer", duel.transfer), ("scratch", duel.scratch)):
         if r is not None and r.history:  # both become runs of the session: Evaluate, Draw, the table
             session.add_run(RunRecord(names[run], r, data, session.folder / names[run]))
-    yield (overlay_figure(curves, title="Validation accuracy, transfer vs scratch"), duel.summary(),
-           gr.update(choices=run_choices(session)))
+    session.duel_view = {"curves": curves, "summary": duel.summary()}
+    yield *_duel_shown(session.duel_view), gr.update(choices=run_choices(session))
+
+
+def _duel_shown(view: dict) -> tuple:
+    return overlay_figure(view["curves"], title="Validation accuracy, transfer vs scratch"), view["summary"]
 
 
 # -- the data-efficiency curve --------------------------------------------------------------------
@@ -116,12 +128,16 @@ def run_curve(session: Session, shots_text: str, seeds, strategies: list[str]):
 
     def work(sink):
         return curve(data, backbone=backbone, weights=weights, shots=shots, seeds=seeds, strategies=strategies,
-                     sink=sink, stop=stop)
+                     sink=sink, stop=stop, progress=sink)
 
+    where, sentence = "Starting…", ""
     for item in stream(work):
-        if isinstance(item, Point):
+        if isinstance(item, Progress):
+            where, sentence = (where, item.sentence) if item.done else (f"{item.text[:1].upper()}{item.text[1:]}…", "")
+            yield gr.skip(), gr.skip(), f"*{escape(where)}*"
+        elif isinstance(item, Point):
             points.append(item)
-            yield *_results_table(points, len(data.classes)), f"{len(points)} runs done…"
+            yield *_results_table(points, len(data.classes)), f"*{escape(where)}* {len(points)} runs done."
         elif item[0] == "error":
             yield gr.skip(), gr.skip(), f"**Not finished:** {item[1]}"
             return
@@ -130,7 +146,10 @@ def run_curve(session: Session, shots_text: str, seeds, strategies: list[str]):
     said = "Stopped: the points above are the ones that finished. " if result.stopped else ""
     passes = f" The linear probes shared one feature pass ({result.feature_pass_seconds:.1f} s)." if \
         result.feature_pass_seconds else ""
-    yield *_results_table(result.points, len(data.classes)), f"{said}{BUDGET_RULE}{passes}"
+    found = f"**{escape(sentence)}** " if sentence else ""
+    session.curve_view = {"points": list(result.points), "n_classes": len(data.classes),
+                          "status": f"{found}{said}{BUDGET_RULE}{passes}"}
+    yield *_results_table(result.points, len(data.classes)), session.curve_view["status"]
 
 
 # -- runs side by side ----------------------------------------------------------------------------
@@ -147,17 +166,20 @@ def _folder(session: Session, choice: str) -> Path:
     raise TLCoreError(f"Unknown run {choice!r}.")
 
 
+COLUMNS = ["run", "what", "dataset", "backbone", "strategy", "regularizer", "epochs", "lr", "best val acc", "test acc",
+           "source acc after", "seconds", "weights", "frozen", "batch", "optimizer", "images/s"]
+
+
 def runs_table(session: Session, choices: list[str] | None = None) -> pd.DataFrame:
-    """Every run of the session and every saved run (``choices``, when listed already), a line each."""
-    rows = []
+    """Every run of the session and every saved run (``choices``, when listed already), a line each,
+    "what" naming each by what sets it apart from the others."""
+    folders = {}
     for choice in run_choices(session) if choices is None else choices:
         try:
-            rows.append(run_row(_folder(session, choice), name=choice))
-        except TLCoreError:  # deleted or damaged meanwhile: not offered
+            folders[choice] = _folder(session, choice)
+        except TLCoreError:  # deleted meanwhile: not offered
             continue
-    columns = ["run", "dataset", "backbone", "weights", "frozen", "epochs", "batch", "lr", "optimizer",
-               "best val acc", "test acc", "seconds", "images/s"]
-    return pd.DataFrame(rows, columns=columns).round(4)
+    return pd.DataFrame(table_rows(folders), columns=COLUMNS).round(4)
 
 
 @typed
@@ -187,6 +209,14 @@ def delete_run(session: Session, choice: str | None):
             gr.update(choices=list(session.runs), value=None), f"Deleted run `{choice}`.")
 
 
+def restore(session: Session) -> list:
+    """What a reloaded page shows of the session: the lists, the last comparison and curve."""
+    duel, c = session.duel_view, session.curve_view
+    return [*refresh(session), *(_duel_shown(duel) if duel else (gr.skip(), gr.skip())),
+            *(_results_table(c["points"], c["n_classes"]) if c else (gr.skip(), gr.skip())),
+            c["status"] if c else gr.skip()]
+
+
 def refresh(session: Session):
     """(table, overlay choices, delete choices) as the session and the runs folder are now."""
     choices = run_choices(session)  # the runs folder read once for the table and the overlay
@@ -199,7 +229,10 @@ def build(session_state: gr.State) -> CompareTab:
                 "straw man.")
     with gr.Group():
         gr.Markdown("### Transfer vs scratch\nThe Model tab's source weights (for LeNet-5 without any: the "
-                    "bundled MNIST model) against the same network from random weights, every layer training.")
+                    "bundled MNIST model) against the same network from random weights. Like with like: every "
+                    "layer trains in both, unless you keep the Model tab's freezing for the transfer run.")
+        keep = gr.Checkbox(False, label="Keep the Model tab's frozen layers frozen in the transfer run",
+                           elem_id="duel-keep-frozen")
         with gr.Row():
             duel_btn = gr.Button("Transfer vs scratch", variant="primary", elem_id="duel-go")
             duel_stop = gr.Button("Stop", variant="stop")
@@ -221,9 +254,7 @@ def build(session_state: gr.State) -> CompareTab:
                                    label="Mean over seeds", interactive=False)
     with gr.Group():
         gr.Markdown("### Runs side by side\nEvery run of this session and every saved run.")
-        table = gr.Dataframe(headers=["run", "dataset", "backbone", "weights", "frozen", "epochs", "batch", "lr",
-                                      "optimizer", "best val acc", "test acc", "seconds", "images/s"],
-                             label="Runs", interactive=False, elem_id="runs-table")
+        table = gr.Dataframe(headers=COLUMNS, label="Runs", interactive=False, elem_id="runs-table", wrap=True)
         chosen = gr.CheckboxGroup([], label="Overlay their validation curves (tick two or more)", elem_id="overlay-runs")
         overlay_plot = gr.Plot(label="Overlay", elem_id="overlay-chart")
         overlay_text = gr.Markdown()
@@ -233,7 +264,7 @@ def build(session_state: gr.State) -> CompareTab:
             refresh_btn = gr.Button("Refresh the list")
         delete_text = gr.Markdown()
     lists = [table, chosen, to_delete]
-    duel_event = jobs.wire(duel_btn.click, run_duel, [session_state], [duel_plot, duel_text, chosen],
+    duel_event = jobs.wire(duel_btn.click, run_duel, [session_state, keep], [duel_plot, duel_text, chosen],
                            api_name="transfer_vs_scratch")
     duel_event.then(refresh, session_state, lists, api_visibility="private")
     for btn, out in ((duel_stop, duel_text), (curve_stop, curve_status)):
@@ -243,4 +274,5 @@ def build(session_state: gr.State) -> CompareTab:
     chosen.change(overlay, [session_state, chosen], [overlay_plot, overlay_text], api_visibility="private")
     delete_btn.click(delete_run, [session_state, to_delete], [*lists, delete_text], api_visibility="private")
     refresh_btn.click(refresh, session_state, lists, api_visibility="private")
-    return CompareTab(duel_event, chosen, table, lists)
+    return CompareTab(duel_event, chosen, table, lists,
+                      [*lists, duel_plot, duel_text, curve_plot, curve_table, curve_status])

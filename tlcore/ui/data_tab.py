@@ -92,7 +92,7 @@ def build(session_state: gr.State) -> DataTab:
             name = gr.Dropdown([*list_datasets(), UPLOAD], value=DEFAULT, label="Dataset",
                                info="digits works offline; torchvision sets need their files or the internet")
             upload = gr.File(label="Your images: a .zip with one folder per class", file_types=[".zip"],
-                             type="filepath")
+                             type="filepath", elem_id="data-upload")
             spc = fields.component("samples_per_class", 0, label="Samples per class (0 = all)",
                                    info="Few-shot: keep only this many training images per class")
             val = fields.component("val_fraction", info=None)

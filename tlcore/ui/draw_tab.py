@@ -34,6 +34,7 @@ _bundled = None  # read-only after loading: the weights never change, so one cop
 class DrawTab(NamedTuple):
     model: gr.Dropdown  # which model guesses
     taught: object  # the Teach click's event: a new run exists when it ends
+    drawings: list  # what ``drawings_view`` fills: the count, the montage, the download
 
 
 def bundled_model():
@@ -191,7 +192,8 @@ def _montage(session: Session) -> np.ndarray | None:
     return np.asarray(sheet)
 
 
-def _drawings_view(session: Session):
+def drawings_view(session: Session):
+    """(count, montage, download) of the session's drawings (also what a reloaded page shows)."""
     d = session.drawings
     path = None
     if d:
@@ -214,12 +216,12 @@ def add_drawing(session: Session, choice: str, sketch, label: str | None):
     # The canvas is cleared next (in the browser); the guess is reset here, not left to that
     # clearing's change event, and a prediction still in flight for the old drawing is dropped.
     session.canvas += 1
-    return *_drawings_view(session), *EMPTY
+    return *drawings_view(session), *EMPTY
 
 
 def clear_drawings(session: Session):
     session.drawings.clear()
-    return _drawings_view(session)
+    return drawings_view(session)
 
 
 @typed
@@ -327,7 +329,7 @@ def build(session_state: gr.State) -> DrawTab:
     api_out = gr.Label(visible=False)
     gr.Button(visible=False).click(predict_digit, api_in, api_out, api_name="predict_digit",
                                    concurrency_limit=None, show_progress="hidden")
-    return DrawTab(model, taught_event)
+    return DrawTab(model, taught_event, [count, gallery, download])
 
 
 def refresh_models(session: Session, choice: str):

@@ -11,12 +11,15 @@ there: removed earlier, the folder would come back).
 """
 from __future__ import annotations
 
+import os
+import secrets
 import shutil
+import time
 import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..api import BUNDLED_MNIST, Drawings, ImageData, TransferNet
+from ..api import BUNDLED_MNIST, Drawings, ImageData, LessonRun, TransferNet
 from ..events import StopToken
 from . import leftovers
 from .runstore import MAX_LOADED, RunRecord, RunStore  # noqa: F401 (MAX_LOADED: the store's, named here too)
@@ -75,6 +78,9 @@ class Session:
     feature_space: tuple | None = None  # (run name, FeatureSpace) last computed on the Evaluate tab
     drawings: Drawings = field(default_factory=Drawings)  # the Draw tab's labelled drawings
     canvas: int = 0  # counts the Draw tab's canvases: one more each time a drawing is added and cleared
+    lesson: LessonRun | None = None  # the Lesson tab's steps so far
+    duel_view: dict | None = None  # Compare's last transfer vs scratch: {"curves": label -> history, "summary"}
+    curve_view: dict | None = None  # Compare's last curve: {"points", "n_classes", "status"}
     # Its parts.
     runs: RunStore = field(default_factory=RunStore)
     jobs: JobSlot = field(default_factory=JobSlot, repr=False)
@@ -118,7 +124,7 @@ class Session:
         self.evaluated_on.clear()
         self.feature_space = None
         self.drawings.clear()
-        self.dataset = self.preview = None
+        self.dataset = self.preview = self.lesson = self.duel_view = self.curve_view = None
 
     def state_dict(self) -> dict:
         """The choices the tabs were told and each part's state (for tests and monitoring)."""
@@ -141,13 +147,75 @@ def bind(session: Session, request) -> None:
 
 
 def close_session(request) -> None:
-    """demo.unload: the tab closed (or the API client let go): end its session now."""
+    """demo.unload: the tab closed (or the API client let go). A kept session (a browser's, see
+    :class:`Keeper`) stops its job, unless another tab of that browser has it open, and waits to
+    be reopened; any other ends now."""
     session = _OPEN.pop(getattr(request, "session_hash", None) or "", None)
-    if session is not None:
-        session.cleanup()
+    if session is None:
+        return
+    if KEPT.has(session):
+        if not any(other is session for other in _OPEN.values()):
+            session.jobs.stop()
+            KEPT.park(session)
+        return
+    session.cleanup()
 
 
 def delete_session(session: Session) -> None:
-    """gr.State's delete_callback (an hour after the tab closed; by then usually cleaned up)."""
-    if isinstance(session, Session):
+    """gr.State's delete_callback (an hour after the tab closed; by then usually cleaned up).
+    A kept session is the Keeper's to end, when it expires."""
+    if isinstance(session, Session) and not KEPT.has(session):
         session.cleanup()
+
+
+class Keeper:
+    """Sessions kept for their browser: a key the browser holds (gr.BrowserState, in its local
+    storage) names a session here, so a reload or a reopened tab finds its runs, comparisons,
+    curves and lesson again. Other browsers hold other keys and never see it.
+
+    Limits: a session whose tabs are all closed is kept ``hours`` (then ended: its job stopped,
+    its folder removed), at most ``most`` of them (past that the longest-closed ends first), and
+    none across a restart of the server (the browser's key then names nothing: a new session).
+    """
+
+    def __init__(self, hours: float = 6.0, most: int = 100, clock=time.monotonic):
+        self.hours, self.most, self.clock = hours, most, clock
+        self._kept: dict[str, Session] = {}
+        self._closed_at: dict[str, float] = {}  # key -> when its last tab closed (absent: open)
+
+    def has(self, session: Session) -> bool:
+        return any(s is session for s in self._kept.values())
+
+    def resume(self, key: str | None, fresh: Session) -> tuple[Session, str]:
+        """The session ``key`` names (or ``fresh``, kept under a new key when it names none)."""
+        self.expire()
+        if isinstance(key, str) and key in self._kept:
+            self._closed_at.pop(key, None)
+            return self._kept[key], key
+        key = secrets.token_urlsafe(18)
+        self._kept[key] = fresh
+        return fresh, key
+
+    def park(self, session: Session) -> None:
+        """Its last tab closed: the clock of its keeping starts."""
+        for key, s in self._kept.items():
+            if s is session:
+                self._closed_at[key] = self.clock()
+        self.expire()
+
+    def expire(self) -> list[str]:
+        """End the sessions closed longer than ``hours``, and the longest-closed past ``most``."""
+        now, closed = self.clock(), sorted(self._closed_at, key=self._closed_at.get)
+        old = [k for k in closed if now - self._closed_at[k] > self.hours * 3600]
+        excess = [k for k in closed if k not in old][:max(0, len(self._kept) - len(old) - self.most)]
+        for key in old + excess:
+            self._closed_at.pop(key)
+            self._kept.pop(key).cleanup()
+        return old + excess
+
+    def state_dict(self) -> dict:
+        return {"kept": len(self._kept), "closed": len(self._closed_at), "hours": self.hours, "most": self.most}
+
+
+# The server's keeper (hours and count from the environment: a Space may want them smaller).
+KEPT = Keeper(float(os.environ.get("TLCORE_KEEP_HOURS", "6")), int(os.environ.get("TLCORE_KEEP_SESSIONS", "100")))
