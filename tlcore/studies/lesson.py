@@ -39,7 +39,7 @@ from .forgetting import forgetting_demo
 from .progress import Clock, planned
 
 SHOTS = 5  # per class in step 2: where a source matters
-EXAMPLES = 12  # the source's digits step 1 keeps to show
+EXAMPLES = 10  # the source's digits step 1 keeps to show
 CURVE_SECONDS = 60.0  # step 3's size, at the pace step 2 measured
 CURVE_SHOTS = (None, 20, 50, 10, 2)  # added in this order while the minute allows ("all" first: it is the end)
 # Every run in fp32: the same numbers on every CPU. (With bf16 autocast, on a CPU with AMX, scratch

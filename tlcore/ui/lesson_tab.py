@@ -30,9 +30,9 @@ INTRO = (
     "Fine-tuning changes the body. Does the network still read MNIST afterwards? Three fine-tunes strong "
     "enough to show it: plain, with L2-SP (pulled back towards the source weights) and with LwF (asked to "
     "keep the source's answers).",
-    "Why it works: every digits test image as a point, placed by the body's features (PCA to 2-D), for "
-    "random weights, the MNIST body and the fine-tuned body. The 5-NN accuracy says how well the classes "
-    "separate.",
+    "Why it works: every digits test image as a point, placed by the body's features (PCA to 2-D), in the "
+    "MNIST body before any training on digits and in step 4's fine-tuned body. The 5-NN accuracy says how "
+    "well the classes separate (the sentence adds random weights' for comparison).",
     "Your turn: your own photos on the Data tab, or your own handwriting on the Draw tab.",
 )
 VISUAL = ("gallery", "plot", "plot", "plot", "plot", None)  # what each step shows beside its sentence
@@ -149,8 +149,8 @@ def step_job(k: int):
 
 
 def build(session_state: gr.State) -> LessonTab:
-    gr.Markdown("Transfer learning in six steps. Each button runs the real thing on this machine and the "
-                "sentence under it is written from what it measured (the whole lesson takes a few minutes).")
+    gr.Markdown("Transfer learning in six steps. Each button runs the real thing on this machine, and the "
+                "sentence under it is written from what it measured (each step says how long it took).")
     visuals, texts, buttons, stops, nexts = [], [], [], [], []
     with gr.Walkthrough(selected=1, elem_id="lesson") as walk:
         for k, (name, intro, kind) in enumerate(zip(LESSON_STEPS, INTRO, VISUAL), start=1):
@@ -167,7 +167,7 @@ def build(session_state: gr.State) -> LessonTab:
                         to_draw = gr.Button("Your handwriting: the Draw tab →", elem_id="lesson-to-draw")
                 texts.append(gr.Markdown(elem_id=f"lesson-said-{k}"))
                 if kind == "gallery":
-                    visuals.append(gr.Gallery(label="Some of its MNIST test digits", columns=6, height=260,
+                    visuals.append(gr.Gallery(label="Some of its MNIST test digits", columns=10, height=150,
                                               elem_id=f"lesson-show-{k}"))
                 elif kind == "plot":
                     visuals.append(gr.Plot(elem_id=f"lesson-show-{k}", show_label=False))
