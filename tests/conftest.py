@@ -163,22 +163,30 @@ def _in_process(item, phase: str):
 
 
 # The unit tier is the inner loop: say which of its tests are heavy enough to belong elsewhere.
+# Every run also ends with the seconds each tier took (setup, call and teardown), so that a CI
+# log says where the suite's time goes.
 UNIT_HEAVY_S = 3.0
-_UNIT_SECONDS: dict[str, float] = {}
+_SECONDS: dict[str, dict[str, float]] = {}  # tier -> test id -> seconds
 
 
 def pytest_runtest_logreport(report):
-    if "unit" in report.keywords and report.when in ("setup", "call"):
-        _UNIT_SECONDS[report.nodeid] = _UNIT_SECONDS.get(report.nodeid, 0.0) + report.duration
+    tier = next((t for t in ("unit", *TIERS) if t in report.keywords), None)
+    if tier is not None:
+        tests = _SECONDS.setdefault(tier, {})
+        tests[report.nodeid] = tests.get(report.nodeid, 0.0) + report.duration
 
 
 def pytest_terminal_summary(terminalreporter):
-    if not _UNIT_SECONDS:
+    if not _SECONDS:
         return
-    heavy = sorted(((s, n) for n, s in _UNIT_SECONDS.items() if s > UNIT_HEAVY_S), reverse=True)
-    terminalreporter.write_line(f"unit tier: {len(_UNIT_SECONDS)} tests, {sum(_UNIT_SECONDS.values()):.0f} s in "
-                                f"tests; over {UNIT_HEAVY_S:.0f} s (setup + call) here: "
-                                + ("; ".join(f"{n} {s:.1f} s" for s, n in heavy[:8]) or "none"))
+    unit = _SECONDS.get("unit", {})
+    if unit:
+        heavy = sorted(((s, n) for n, s in unit.items() if s > UNIT_HEAVY_S), reverse=True)
+        terminalreporter.write_line(f"unit tier: {len(unit)} tests, {sum(unit.values()):.0f} s in tests; over "
+                                    f"{UNIT_HEAVY_S:.0f} s (setup + call + teardown) here: "
+                                    + ("; ".join(f"{n} {s:.1f} s" for s, n in heavy[:8]) or "none"))
+    terminalreporter.write_line("seconds per tier: " + ", ".join(
+        f"{t} {sum(_SECONDS[t].values()):.0f} s ({len(_SECONDS[t])} tests)" for t in ("unit", *TIERS) if t in _SECONDS))
 
 
 # -- shared fixtures --------------------------------------------------------------------------------

@@ -12,7 +12,6 @@ from conftest import BUNDLED, run
 from tlcore.studies.compare import Setup, TransferVsScratch, strategy_config, transfer_vs_scratch
 from tlcore.studies.curve import ProbeCache, curve, shots_of
 from tlcore.config import MAX_EPOCHS
-from tlcore.data import load_dataset
 from tlcore.training.suggest import MIN_STEPS, budget, suggested
 from tlcore.insight.evaluate import evaluate_probs
 from tlcore.events import EpochEvent, StopToken
@@ -20,11 +19,6 @@ from tlcore.training.result import RunResult, Status
 from tlcore.training.train import train
 
 GROUPS = ["conv1", "conv2", "fc1", "fc2", "head"]
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return load_dataset("digits")
 
 
 @pytest.mark.parametrize("k", [1, 2, 5, 20])

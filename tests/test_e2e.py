@@ -196,6 +196,13 @@ def test_fine_tuning_from_the_bundled_model_shows_what_it_forgot(app, browser, t
     page.close()
 
 
+def traces(page, chart: str, n: int) -> None:
+    """Wait for ``chart`` to draw ``n`` traces: Plotly draws after the event's text has landed
+    (a loaded machine showed the text with the chart still empty)."""
+    page.wait_for_function(f"() => document.querySelectorAll('{chart} .scatterlayer .trace').length === {n}",
+                           timeout=20_000)
+
+
 def test_compare_transfer_with_scratch_then_overlay_and_delete_runs(app, browser, tmp_path):
     """The Compare tab's default: the bundled MNIST model against scratch on digits, both curves in
     one chart and the answer in words; then the run table, an overlay of two runs, a delete."""
@@ -209,7 +216,7 @@ def test_compare_transfer_with_scratch_then_overlay_and_delete_runs(app, browser
     assert re.search(r"from lenet5-mnist, .+ trains; from scratch, every layer trains\): \d+\.\d% vs \d+\.\d% on the "
                      r"test split", said), said
     assert "Why: " in said and "After 1 epoch: " in said, said
-    assert page.locator("#duel-chart .scatterlayer .trace").count() == 2  # from the source, from scratch
+    traces(page, "#duel-chart", 2)  # from the source, from scratch
     shot(page, "11-compare-duel", tmp_path)
     table = page.locator("#runs-table")
     page.wait_for_function("() => document.querySelector('#runs-table').innerText.includes('-scratch-digits')",
@@ -220,7 +227,7 @@ def test_compare_transfer_with_scratch_then_overlay_and_delete_runs(app, browser
     for label in overlay.get_by_role("checkbox").all()[:2]:
         label.check()
     page.get_by_text("2 runs: validation accuracy after each epoch.").wait_for(timeout=20_000)
-    assert page.locator("#overlay-chart .scatterlayer .trace").count() == 2
+    traces(page, "#overlay-chart", 2)
     shot(page, "12-compare-overlay", tmp_path)
     page.get_by_label("Delete a run of this session").click()
     page.get_by_role("option", name=re.compile(r"\d+-scratch-digits-lenet5")).click()
@@ -232,6 +239,6 @@ def test_compare_transfer_with_scratch_then_overlay_and_delete_runs(app, browser
     page.get_by_label("Seeds", exact=True).fill("2")
     page.locator("#curve-go").click()
     page.locator("#curve-status").get_by_text(re.compile("shared one feature pass")).wait_for(timeout=120_000)
-    assert page.locator("#curve-chart .scatterlayer .trace").count() == 9  # per strategy: a line and its band's 2 edges
+    traces(page, "#curve-chart", 9)  # per strategy: a line and its band's 2 edges
     shot(page, "13-compare-curve", tmp_path)
     page.close()

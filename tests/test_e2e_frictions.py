@@ -134,9 +134,9 @@ def test_evaluate_and_draw_frictions(app, browser, tmp_path):
     page.get_by_role("option", name="none", exact=True).click()
     page.get_by_text("61,706 of 61,706 parameters train").wait_for(timeout=20_000)
     page.get_by_role("tab", name="Train", exact=True).click()
-    page.get_by_label("Epochs").fill("40")
+    page.get_by_label("Epochs").fill("200")  # far more than it runs before Stop, however fast the machine
     page.get_by_role("button", name="Start training").click()
-    page.get_by_text(re.compile(r"Epoch \d+/40")).first.wait_for(timeout=60_000)
+    page.get_by_text(re.compile(r"Epoch \d+/200")).first.wait_for(timeout=60_000)
     page.wait_for_timeout(1_500)
     page.get_by_role("button", name="Start training").click()  # a second Start: said in a toast, nothing starts
     page.locator("[data-testid=toast-body]").filter(has_text="A training is already running").first \

@@ -11,15 +11,13 @@ import pytest
 import torch
 
 from tlcore.config import RunConfig
-from tlcore.data import load_dataset
 from tlcore.events import StopToken
 from tlcore.training.train import train
 from tlcore.ui import jobs, train_tab, zerogpu
 from tlcore.ui.session import Session, delete_session
 from tlcore.ui.slot import STOPS
 
-from conftest import run_async
-from test_zerogpu import cfg
+from conftest import quick, run_async
 
 # /train's inputs after the session, in train_tab.FIELDS order: a few epochs of LeNet-5 on digits.
 SETTINGS = dict(epochs=3, batch_size=64, lr=0.05, optimizer="sgd", scheduler="onecycle", body_lr_mult=1.0,
@@ -30,11 +28,6 @@ def values(**kw) -> list:
     """/train's inputs: these settings, RunConfig's defaults for the others."""
     chosen = {**SETTINGS, **kw}
     return [chosen[k] if k in chosen else getattr(RunConfig(), k) for k in train_tab.FIELDS]
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return load_dataset("digits")
 
 
 def test_a_second_start_is_refused_while_one_waits_or_runs(digits):
@@ -120,7 +113,7 @@ def refused_after(calls: int, err: gr.Error):
 
 @pytest.fixture(scope="module")
 def whole(digits):
-    return train(cfg(), data=digits)
+    return train(quick(epochs=4), data=digits)
 
 
 @pytest.mark.parametrize("why, granted", [("quota", 2), ("no GPU", 0)])
@@ -131,7 +124,7 @@ def test_a_refused_gpu_call_goes_on_on_the_cpu(digits, whole, tmp_path, why, gra
     title, message = REFUSED[why]
     call, made = refused_after(granted, spaces_refusal(title, message))
     got = []
-    r = zerogpu.train_in_calls(cfg(), digits, sink=got.append, stop=StopToken(tmp_path / "stop"), budget_s=0,
+    r = zerogpu.train_in_calls(quick(epochs=4), digits, sink=got.append, stop=StopToken(tmp_path / "stop"), budget_s=0,
                                call=call)
     notice = zerogpu.ON_CPU.format(why=title)
     assert len(made) == granted + 1 and [p for k, p in got if k == "notice"] == [notice] and notice in r.notes
@@ -145,7 +138,7 @@ def test_other_gradio_errors_are_not_taken_for_a_refusal(digits, tmp_path):
     """A worker that died mid-call is a failure to report, not a reason to train again on the CPU."""
     call, _ = refused_after(0, spaces_refusal("ZeroGPU worker error", "GPU task aborted"))
     with pytest.raises(gr.Error, match="GPU task aborted"):
-        zerogpu.train_in_calls(cfg(), digits, sink=lambda e: None, stop=StopToken(tmp_path / "stop"), call=call)
+        zerogpu.train_in_calls(quick(epochs=4), digits, sink=lambda e: None, stop=StopToken(tmp_path / "stop"), call=call)
 
 
 def test_closing_the_tab_stops_a_zerogpu_run(digits, monkeypatch):

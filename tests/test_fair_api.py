@@ -1,6 +1,8 @@
 """Fairness through the real app's API, two gradio_client sessions at once (issue #17): one training
 queued or running per session, Stop reaching only its own session, each its own result, and a
-session flooding /predict_digit refused beyond its share while another is served."""
+session flooding /predict_digit refused beyond its share while another is served. On the test
+session's one app server (conftest's ``app``): the end-to-end tests run one at a time, so nothing
+else trains there meanwhile."""
 from __future__ import annotations
 
 import threading
@@ -10,7 +12,6 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from e2e_server import AppServer
 from tlcore.ui import jobs
 
 pytestmark = pytest.mark.slow
@@ -19,13 +20,6 @@ pytestmark = pytest.mark.slow
 # label smoothing, augmentation, early stopping, seed (train_tab.FIELDS; the rest keep defaults).
 LONG = (200, 64, 0.05, "sgd", "onecycle", 1.0, 0.1, "on", 0, 0)  # LeNet-5 from scratch: minutes on a CPU
 SHORT = (2, 64, 0.1, "sgd", "onecycle", 1.0, 0.1, "off", 0, 1)
-
-
-@pytest.fixture(scope="module")
-def app(tmp_path_factory):
-    server = AppServer(tmp_path_factory.mktemp("app"))
-    yield server
-    server.close()
 
 
 def client(url: str):

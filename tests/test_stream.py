@@ -121,7 +121,7 @@ def test_a_bad_memory_cap_names_the_setting(bad, digits_folder, monkeypatch):
 @pytest.mark.slow
 def test_two_ranks_stream_their_shards(digits_folder, resident_run, tmp_path):
     """torchrun with 2 Gloo processes on the streamed folder: one summary, the note said, and the
-    accuracy of one resident process at the same effective batch (within a point)."""
+    accuracy of one resident process at the same effective batch (within two points)."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", MEMORY_CAP_ENV: "100KB"}
     args = ["--dataset", str(digits_folder), "--backbone", "lenet5", "--epochs", "20", "--batch-size", "32",
             "--lr", "0.1", "--optimizer", "sgd", "--scheduler", "onecycle", "--json", "--out", str(tmp_path / "run")]
@@ -133,4 +133,6 @@ def test_two_ranks_stream_their_shards(digits_folder, resident_run, tmp_path):
     summaries = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
     assert len(summaries) == 1
     one = resident_run.test.accuracy
-    assert abs(summaries[0]["test_accuracy"] - one) <= 0.01, (summaries[0]["test_accuracy"], one)
+    # Within two points (7 of 359 images): two processes sum in another order than one, and the
+    # in-process run's thread count (1 under pytest-xdist, else 2) moves its result by about a point.
+    assert abs(summaries[0]["test_accuracy"] - one) <= 0.02, (summaries[0]["test_accuracy"], one)

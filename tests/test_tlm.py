@@ -16,16 +16,11 @@ from conftest import BUNDLED, ROOT
 from tlcore import TransferLearningModel
 from tlcore.training.batches import run_batches
 from tlcore.config import RunConfig
-from tlcore.data import SplitDataset, load_dataset
+from tlcore.data import SplitDataset
 from tlcore.events import StopToken
 from tlcore.models import create_backbone, freeze
 from tlcore.training.optim import build_optimizer
 from tlcore.training.train import train
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return load_dataset("digits")
 
 
 def test_on_a_transfernet_it_trains_and_scores_exactly_as_train(digits):

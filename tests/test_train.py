@@ -10,8 +10,9 @@ import math
 import pytest
 import torch
 
+from conftest import quick
 from tlcore.config import RunConfig
-from tlcore.data import ImageData, Split, load_dataset
+from tlcore.data import ImageData, Split
 from tlcore.errors import TLCoreError
 from tlcore.events import Callback, Recorder, StopToken
 from tlcore.models import create_backbone
@@ -21,16 +22,6 @@ from tlcore.training.train import train
 from tlcore.training.callbacks import run_callbacks
 from tlcore.training.loop import BestEpoch, Trainer
 from tlcore.training.result import Status
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return load_dataset("digits")
-
-
-def quick(**kw) -> RunConfig:
-    base = dict(dataset="digits", backbone="lenet5", epochs=2, batch_size=64, precision="fp32")
-    return RunConfig(**{**base, **kw})
 
 
 def test_events_fire_in_order_and_the_run_learns(digits):

@@ -40,7 +40,8 @@ class GradientLog(Callback):
 
 
 @pytest.fixture(scope="module")
-def digits():
+def digits40():
+    """40 training images per class (conftest's ``digits`` has them all)."""
     return load_dataset("digits", samples_per_class=40)
 
 
@@ -52,9 +53,9 @@ def _run(digits, every: int, epochs: int, decay: float = 0.5) -> GradientLog:
     return log
 
 
-def test_the_head_learns_alone_then_one_group_joins_per_epoch_from_the_top(digits):
+def test_the_head_learns_alone_then_one_group_joins_per_epoch_from_the_top(digits40):
     body = [g for g in create_backbone("lenet5", weights="none", num_classes=10).group_names() if g != HEAD]
-    log = _run(digits, every=1, epochs=len(body) + 1)
+    log = _run(digits40, every=1, epochs=len(body) + 1)
     top_down = body[::-1]
     for epoch in range(1, len(body) + 2):
         assert log.learned[epoch] == {HEAD, *top_down[:epoch - 1]}, f"epoch {epoch}"
@@ -62,8 +63,8 @@ def test_the_head_learns_alone_then_one_group_joins_per_epoch_from_the_top(digit
     assert [u.epoch for u in log.unfreezes] == list(range(2, len(body) + 2))
 
 
-def test_deeper_groups_learn_at_lower_rates(digits):
-    log = _run(digits, every=2, epochs=3)
+def test_deeper_groups_learn_at_lower_rates(digits40):
+    log = _run(digits40, every=2, epochs=3)
     assert log.learned[1] == {HEAD} and log.learned[3] == {HEAD, "fc2"}
     by_group = dict(log.rates)  # weight and bias groups of one layer group share a rate
     order = [HEAD, "fc2", "fc1", "conv2", "conv1"]
@@ -75,8 +76,8 @@ def test_deeper_groups_learn_at_lower_rates(digits):
     assert [lr / lrs[0] for lr in lrs] == pytest.approx([planned[g] / planned[HEAD] for g in order])
 
 
-def test_without_decay_the_body_is_one_group_as_before(digits):
-    log = _run(digits, every=0, epochs=1, decay=1.0)
+def test_without_decay_the_body_is_one_group_as_before(digits40):
+    log = _run(digits40, every=0, epochs=1, decay=1.0)
     assert {g for g, _ in log.rates} == {HEAD, "conv1"}  # head, then the body's first parameter's group
     assert log.learned[1] == {HEAD, "conv1", "conv2", "fc1", "fc2"}
 
@@ -87,9 +88,9 @@ def test_the_plan_thaws_only_what_the_preset_lets_train():
     assert plan(model, every=0, epochs=7) == [(1, [HEAD, "fc2", "fc1"])]
 
 
-def test_a_frozen_body_has_nothing_to_thaw_and_says_so(digits):
+def test_a_frozen_body_has_nothing_to_thaw_and_says_so(digits40):
     cfg = RunConfig(dataset="digits", weights=str(BUNDLED), preset="linear-probe", epochs=2, batch_size=16,
                     unfreeze_every=1)
-    r = train(cfg, data=digits)
+    r = train(cfg, data=digits40)
     assert any("nothing to thaw" in n for n in r.notes)
     assert r.status == "completed"
