@@ -77,9 +77,7 @@ def source_label(weights) -> str:
         return f"from {folder.name}"
 
 
-def freezing_label(run: dict) -> str:
-    """The preset, or the frozen groups by name ("full" when none is)."""
-    return strategy_label(run)
+freezing_label = strategy_label  # the preset, or the frozen groups by name ("full" when none is)
 
 
 def table_rows(folders: dict[str, str | Path]) -> list[dict]:

@@ -39,8 +39,9 @@ def _after_run(session: Session):
 
 
 def _restored(session: Session):
-    """Every list and view that shows the session's work, as the session has it now."""
-    return [_run_names(session), _after_run(session), *draw_tab.drawings_view(session), *compare_tab.restore(session),
+    """Every view of the session's work that no tab's opening refreshes (Compare's lists and
+    Draw's models are read again when their tab opens), as the session has it now."""
+    return [_run_names(session), *draw_tab.drawings_view(session), *compare_tab.restore(session),
             *lesson_tab.restore(session)]
 
 
@@ -162,7 +163,7 @@ def build_app() -> gr.Blocks:
             event.then(_after_run, session, draw.model, **private) \
                 .then(model_tab.refresh_weights, [session, model.backbone], model.weights, **private)
         # First paint (the kept session, the default data and model) and an opened session.
-        shows_work = [runs, draw.model, *draw.drawings, *compare.restored, *lesson.outputs]
+        shows_work = [runs, *draw.drawings, *compare.restored, *lesson.outputs]  # (Draw's models: on its tab)
         _first_paint(demo, session, key, data, model, shows_work)
         opened.then(_restored, session, shows_work, **private) \
             .then(model_tab.refresh_weights, [session, model.backbone], model.weights, **private)

@@ -34,7 +34,7 @@ class CompareTab(NamedTuple):
     runs: gr.CheckboxGroup  # the runs overlaid
     table: gr.Dataframe
     lists: list  # what ``refresh`` fills: the table, the overlay choices, the delete choices
-    restored: list  # what ``restore`` fills: the lists, the duel's chart and words, the curve's chart, table, status
+    restored: list  # what ``restore`` fills: the duel's chart and words, the curve's chart, table, status
 
 
 def source_of(session: Session) -> tuple[str, str, list[str] | None]:
@@ -210,9 +210,10 @@ def delete_run(session: Session, choice: str | None):
 
 
 def restore(session: Session) -> list:
-    """What a reloaded page shows of the session: the lists, the last comparison and curve."""
+    """What a reloaded page shows of the session: the last comparison and curve. (The lists read
+    the runs folder: they are filled when the tab is opened, not on every page load.)"""
     duel, c = session.duel_view, session.curve_view
-    return [*refresh(session), *(_duel_shown(duel) if duel else (gr.skip(), gr.skip())),
+    return [*(_duel_shown(duel) if duel else (gr.skip(), gr.skip())),
             *(_results_table(c["points"], c["n_classes"]) if c else (gr.skip(), gr.skip())),
             c["status"] if c else gr.skip()]
 
@@ -275,4 +276,4 @@ def build(session_state: gr.State) -> CompareTab:
     delete_btn.click(delete_run, [session_state, to_delete], [*lists, delete_text], api_visibility="private")
     refresh_btn.click(refresh, session_state, lists, api_visibility="private")
     return CompareTab(duel_event, chosen, table, lists,
-                      [*lists, duel_plot, duel_text, curve_plot, curve_table, curve_status])
+                      [duel_plot, duel_text, curve_plot, curve_table, curve_status])

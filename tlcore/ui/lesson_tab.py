@@ -36,6 +36,7 @@ INTRO = (
     "Your turn: your own photos on the Data tab, or your own handwriting on the Draw tab.",
 )
 VISUAL = ("gallery", "plot", "plot", "plot", "plot", None)  # what each step shows beside its sentence
+N_VISUALS = sum(v is not None for v in VISUAL)  # the outputs: every visual, then every sentence
 STOPPED = "Stopped: the steps that finished are kept; press the button again to go on."
 
 
@@ -48,7 +49,7 @@ class LessonTab(NamedTuple):
 def restore(session: Session) -> list:
     """A reloaded page shows the steps this session has run."""
     if session.lesson is None:
-        return [gr.skip()] * (sum(v is not None for v in VISUAL) + len(LESSON_STEPS))
+        return [gr.skip()] * (N_VISUALS + len(LESSON_STEPS))
     return _panels(session.lesson)
 
 
@@ -100,14 +101,13 @@ def _said(step) -> str:
 def _progress(k: int, lines: list[str]) -> list:
     """Only step ``k``'s sentence changes while it runs: the last few progress lines."""
     shown = "  \n".join(escape(line.strip()) for line in lines[-4:])
-    out = [gr.skip()] * (sum(v is not None for v in VISUAL) + len(LESSON_STEPS))
-    out[sum(v is not None for v in VISUAL) + k - 1] = f"*Running…*  \n{shown}"
-    return out
+    return _message(k, f"*Running…*  \n{shown}")
 
 
 def _message(k: int, text: str) -> list:
-    out = _progress(k, [])
-    out[sum(v is not None for v in VISUAL) + k - 1] = text
+    """Step ``k``'s sentence becomes ``text``; every other output stays as it is."""
+    out = [gr.skip()] * (N_VISUALS + len(LESSON_STEPS))
+    out[N_VISUALS + k - 1] = text
     return out
 
 
