@@ -33,7 +33,7 @@ def run_name(run: RunConfig | dict, others: Iterable[RunConfig | dict] = ()) -> 
     with whatever differs from ``others`` (the runs it is shown beside)."""
     r = _as_dict(run)
     rest = [_as_dict(o) for o in others]
-    parts = [dataset_label(r.get("dataset")), source_label(r.get("weights")), freezing_label(r)]
+    parts = [dataset_label(r.get("dataset")), source_label(r.get("weights")), strategy_label(r)]
     parts += [fmt.format(_fmt(r[k])) for k, fmt in SET if r.get(k)]
     parts += [fmt.format(_fmt(r.get(k))) for k, fmt in VARYING
               if any(o.get(k) != r.get(k) for o in rest) and r.get(k) is not None]
@@ -75,9 +75,6 @@ def source_label(weights) -> str:
         return f"from {dataset_label((read_run_config(folder).get('run') or {}).get('dataset') or folder.name)}"
     except TLCoreError:
         return f"from {folder.name}"
-
-
-freezing_label = strategy_label  # the preset, or the frozen groups by name ("full" when none is)
 
 
 def table_rows(folders: dict[str, str | Path]) -> list[dict]:
