@@ -7,7 +7,7 @@ import torch
 from tlcore.runs.checkpoints import save_run
 from tlcore.errors import TLCoreError
 from tlcore.models import (
-    HEAD, create_backbone, describe_backbone, freeze, list_backbones, preset_names, weights_choices
+    HEAD, architecture, create_backbone, describe_backbone, freeze, list_backbones, preset_names, weights_choices
 )
 from tlcore.preprocess import prepare
 
@@ -61,6 +61,17 @@ def test_groups_partition_every_parameter(net):
     assert sorted(names) == sorted(n for n, _ in net.named_parameters())  # each exactly once
     if net.backbone in PUBLISHED_TOTAL_10:
         assert total == PUBLISHED_TOTAL_10[net.backbone]
+
+
+def test_the_layout_alone_has_the_built_networks_groups_counts_and_input(net):
+    """What the Model tab and the suggestions read (groups, counts, presets, input) is the same
+    from the layout built on the meta device, where nothing is allocated or initialised."""
+    layout = architecture(net.backbone, num_classes=10)
+    assert {p.device.type for p in layout.parameters()} == {"meta"}
+    assert [(g.name, g.params, g.trainable) for g in layout.layer_groups()] == \
+        [(g.name, g.params, g.trainable) for g in net.layer_groups()]
+    assert layout.spec == net.spec and preset_names(layout) == preset_names(net)
+    assert layout.count_parameters() == net.count_parameters()
 
 
 def test_every_preset_trains_exactly_the_groups_it_names(net):

@@ -29,17 +29,16 @@ import time; time.sleep(600)
 """
 
 
-def _server_part(tmp: Path) -> tuple[subprocess.Popen, Path, Path]:
-    proc = subprocess.Popen([sys.executable, "-c", CHILD], cwd=ROOT, stdout=subprocess.PIPE, text=True,
-                            env={**os.environ, "TMPDIR": str(tmp), "PYTHONPATH": str(ROOT)})
-    folder, stop = proc.stdout.readline().split()
-    return proc, Path(folder), Path(stop)
+def _server_parts(tmp: Path, n: int) -> list[tuple[subprocess.Popen, Path, Path]]:
+    """``n`` server parts started together (each spends seconds importing), once each is ready."""
+    procs = [subprocess.Popen([sys.executable, "-c", CHILD], cwd=ROOT, stdout=subprocess.PIPE, text=True,
+                              env={**os.environ, "TMPDIR": str(tmp), "PYTHONPATH": str(ROOT)}) for _ in range(n)]
+    return [(proc, *map(Path, proc.stdout.readline().split())) for proc in procs]
 
 
 @pytest.mark.kill
 def test_a_killed_servers_folders_go_and_a_live_ones_stay(tmp_path):
-    killed, dead_folder, dead_stop = _server_part(tmp_path)
-    live, live_folder, live_stop = _server_part(tmp_path)
+    (killed, dead_folder, dead_stop), (live, live_folder, live_stop) = _server_parts(tmp_path, 2)
     old = tmp_path / "tlcore-session-abc123"  # an untagged folder (an older version): not ours to judge
     old.mkdir()
     try:

@@ -39,7 +39,7 @@ from .insight.plots import (
 from .insight.predict import load_image_files, predict_files, predict_probs
 from .insight.saliency import overlay, saliency
 from .models import (
-    BACKBONES, HEAD, TransferNet, create_backbone, describe_backbone, freeze, frozen_for_preset, list_backbones,
+    BACKBONES, HEAD, NONE, TransferNet, architecture, create_backbone, describe_backbone, freeze, frozen_for_preset, list_backbones,
     preset_names, weights_choices
 )
 from .paths import BUNDLED_MNIST, BUNDLED_RUNS, runs_dir
@@ -68,7 +68,7 @@ from .training.train import train
 from .training.unfreeze import plan as unfreeze_plan
 
 __all__ = [
-    "BACKBONES", "BUDGET_RULE", "BUNDLED_MNIST", "BUNDLED_RUNS", "Curve", "DATASETS", "Drawings", "EmptySketch",
+    "BACKBONES", "BUDGET_RULE", "NONE", "architecture", "BUNDLED_MNIST", "BUNDLED_RUNS", "Curve", "DATASETS", "Drawings", "EmptySketch",
     "Evaluation", "FORMATS", "FeatureSpace", "ForgettingDemo", "HEAD", "ImageData", "LESSON_STEPS", "Lesson",
     "LessonRun", "LoopState", "NEIGHBOURS", "NOT_CONV", "PROJECTION_NAMES", "Point", "Progress", "RunConfig", "RunResult",
     "SUGGESTED", "Split", "Bundle", "read_bundle", "reopened_run", "saved_result", "write_bundle", "Status", "TransferNet", "TransferVsScratch", "atomic_write", "body_frozen",

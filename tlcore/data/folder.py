@@ -260,6 +260,9 @@ def _auto_size(blobs: list[bytes]) -> int:
     return int(min(MAX_AUTO_SIZE, max(MIN_SIZE, statistics.median(sides))))
 
 
+DECODE_CHUNK = 64  # images per task handed to the decoding threads
+
+
 def _decode_all(items: list[tuple[str, object]], size: int, index: dict[str, int], skipped: Counter,
                 read) -> tuple[torch.Tensor, torch.Tensor, bool]:
     """Read and decode in threads (PIL releases the GIL while decoding)."""
@@ -271,9 +274,15 @@ def _decode_all(items: list[tuple[str, object]], size: int, index: dict[str, int
         except UNREADABLE:
             return "unreadable, too large or a link", None
 
+    def chunk(start: int):
+        return [one(item) for item in items[start:start + DECODE_CHUNK]]
+
     arrays, labels, gray = [], [], True
+    # Chunks, not images, go to the pool: a thread pool ignores map's chunksize, and a future per
+    # image cost more than the decoding itself for small images (CIFAR's 12,000: 2.4 s of 3.5 s).
     with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
-        for res, label in pool.map(one, items, chunksize=64):
+        done = (r for rs in pool.map(chunk, range(0, len(items), DECODE_CHUNK)) for r in rs)
+        for res, label in done:
             if label is None:
                 skipped[res] += 1
                 continue

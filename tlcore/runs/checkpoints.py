@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import json
 import platform
+from importlib.metadata import version
 from pathlib import Path
 
 import torch
-import torchvision
 from safetensors.torch import load_file, save_file
 
 from .atomic import atomic_folder, atomic_write
@@ -32,7 +32,9 @@ REPLAY_MAX_BYTES = 4 << 20
 
 
 def _versions() -> dict[str, str]:
-    return {"python": platform.python_version(), "torch": torch.__version__, "torchvision": torchvision.__version__}
+    # torchvision's version from its metadata: importing it costs ~1.5 s (it loads torch._dynamo),
+    # paid by every process that saves a run, most of which never build a torchvision model.
+    return {"python": platform.python_version(), "torch": torch.__version__, "torchvision": version("torchvision")}
 
 
 def save_run(folder: str | Path, model: TransferNet, classes: list[str], *, config: dict | None = None,

@@ -20,7 +20,7 @@ import math
 from dataclasses import fields
 
 from ..config import MAX_EPOCHS, RunConfig
-from ..models import body_frozen, create_backbone, frozen_groups
+from ..models import architecture, body_frozen, create_backbone, frozen_groups
 
 # The fields whose Knob says "suggested", in field order (the app's /train endpoint takes them first).
 SUGGESTED = tuple(f.name for f in fields(RunConfig) if f.metadata["knob"].suggested)
@@ -86,10 +86,12 @@ def _recipe(backbone: str, pretrained: bool, all_frozen: bool, small: bool) -> d
 
 def suggested_for(cfg: RunConfig, n_train: int, *, scale: float = 1.0) -> dict:
     """:func:`suggested` for a RunConfig's backbone, weights and freezing."""
-    # The layer groups are the architecture's: read them from a randomly initialised copy
-    # rather than loading (or downloading) ImageNet weights twice.
-    model = create_backbone(cfg.backbone, weights="none" if cfg.weights == "imagenet" else cfg.weights,
-                            num_classes=2)
+    # The layer groups are the architecture's: read from its layout (no weights loaded or
+    # downloaded, nothing initialised).
+    if cfg.weights in ("none", "imagenet"):
+        model = architecture(cfg.backbone)
+    else:  # a run's folder: its backbone is checked against the run's own
+        model = create_backbone(cfg.backbone, weights=cfg.weights, num_classes=2)
     frozen = frozen_groups(model, preset=cfg.preset, frozen=cfg.frozen)
     return suggested(cfg.backbone, cfg.weights, frozen, model.group_names(), n_train, scale=scale,
                      train_bn=cfg.train_bn)

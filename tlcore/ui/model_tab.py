@@ -10,7 +10,7 @@ import pandas as pd
 from ..config import RunConfig
 from ..errors import TLCoreError
 from ..api import (
-    BUNDLED_RUNS, create_backbone, freeze, frozen_for_preset, group_rates, list_backbones, list_runs,
+    BUNDLED_RUNS, NONE, architecture, create_backbone, freeze, frozen_for_preset, group_rates, list_backbones, list_runs,
     preset_names, read_run_config, unfreeze_plan as plan, weights_choices
 )
 from .session import DEFAULT_BACKBONE, DEFAULT_FROZEN, DEFAULT_PRESET, DEFAULT_WEIGHTS, Session
@@ -32,11 +32,14 @@ class ModelTab(NamedTuple):
 
 
 def _model(session: Session, backbone: str, weights: str, num_classes: int):
-    """This session's preview model (one at a time: VGG-11 alone is half a gigabyte)."""
+    """This session's preview model (one at a time: VGG-11 alone is half a gigabyte). Only its
+    layout is read, so random weights are not made at all (a layout costs no memory); named
+    weights are loaded, which checks that they are there."""
     key = (backbone, weights, num_classes)
     if session.preview_key != key:
         session.preview, session.preview_key = None, None
-        session.preview = create_backbone(backbone, weights=weights, num_classes=num_classes)
+        session.preview = (architecture(backbone, num_classes=num_classes) if weights == NONE else
+                           create_backbone(backbone, weights=weights, num_classes=num_classes))
         session.preview_key = key
     return session.preview
 
