@@ -73,7 +73,7 @@ def whole_flow(page, tmp: Path) -> None:
     # Row 1 is the header and column 1 the class names: class 3's diagonal cell is (5, 5).
     grid.locator('[role=row][aria-rowindex="5"] [aria-colindex="5"]').click()
     page.get_by_text(re.compile(r"correct: true 3, predicted 3")).wait_for(timeout=20_000)
-    page.locator("#eval-gallery").get_by_text(re.compile(r"^3 \d+%$")).first.wait_for(timeout=10_000)
+    page.locator("#eval-gallery").get_by_text(re.compile(r"^predicted 3 \(\d+%\)$")).first.wait_for(timeout=10_000)
     shot(page, "6-evaluate-cell", tmp)
     # Draw: strokes with the mouse, and a label appears.
     page.get_by_role("tab", name="Draw", exact=True).click()

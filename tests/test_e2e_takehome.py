@@ -28,7 +28,7 @@ def test_continue_training_through_the_api_equals_one_long_run(app):
     recipe = (32, 0.1, "sgd", "step", 1.0, 0.1, "on", 0, 0)  # the tutorial's StepLR: it does not depend on the length
     two = c.predict(2, *recipe, api_name="/train")[4]["value"]
     back = c.predict(two, 4, api_name="/continue_training")
-    assert "**Completed.** Completed 4 epochs" in back[3], back[3]
+    assert "**Completed 4 epochs**" in back[3], back[3]
     four = c.predict(4, *recipe, api_name="/train")[4]["value"]
     a, b = _run_files(c, back[4]["value"]), _run_files(c, four)
     assert len(a["curve"]) == 4 and a["curve"] == b["curve"]

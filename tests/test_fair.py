@@ -68,13 +68,13 @@ def test_stop_reaches_only_its_own_session(digits):
         own_b = train(b, *values(epochs=2, seed=1))
         assert "place 1 in line" in (await anext(own_b))[0]
         *_, last = await _rest(run_a)
-        assert first[3] == "" and last[3].startswith("**Completed.**") and [*a.runs] == ["1-digits-lenet5"]
+        assert first[3] == "" and last[3].startswith("**Completed ") and [*a.runs] == ["1-digits-lenet5"]
         *_, own = await _rest(own_b)  # A's ended: B's turn
         return last, own
 
     last, own = run_async(main())
     assert len(a.runs["1-digits-lenet5"].result.history) == 4
-    assert own[3].startswith("**Completed.**") and [*b.runs] == ["1-digits-lenet5"] and b.stop is None
+    assert own[3].startswith("**Completed ") and [*b.runs] == ["1-digits-lenet5"] and b.stop is None
     assert b.runs["1-digits-lenet5"].result.config.epochs == 2 and a.runs["1-digits-lenet5"].result.config.epochs == 4
     for s in (a, b):
         delete_session(s)
@@ -163,7 +163,7 @@ def test_closing_the_tab_stops_a_zerogpu_run(digits, monkeypatch):
     delete_session(s)
     tab.join(60)
     assert not tab.is_alive(), "the worker never saw the stop"
-    assert frames[-1][3].startswith("**Stopped.**") and time.monotonic() - t0 < 60
+    assert frames[-1][3].startswith("**Stopped ") and time.monotonic() - t0 < 60
     assert not folder.exists() and not stop.path.exists() and s.stop is None
     assert not any(STOPS.glob(stop.path.name))
 

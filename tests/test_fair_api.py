@@ -70,15 +70,15 @@ def test_one_training_per_session_and_stop_reaches_only_its_own(app):
     own_b = b.submit(*SHORT, api_name="/train")  # on a CPU at once (the withdrawn one ends at its turn)
     assert a.predict(api_name="/stop").startswith("Stopping")
     a_status = long_a.result(timeout=120)[3]
-    assert a_status.startswith("**Stopped.**") and "saved as run `1-digits-lenet5`" in a_status
+    assert a_status.startswith("**Stopped ") and "saved as run `1-digits-lenet5`" in a_status
     if waits:
         b_status = first_b.result(timeout=60)[3]
         assert b_status == f"**Not started:** {jobs.WITHDRAWN}"
     else:
-        assert b_status.startswith("**Stopped.**")
+        assert b_status.startswith("**Stopped ")
     b_out = own_b.result(timeout=180)
     b_runs = [c[0] for c in b_out[4]["choices"]]
-    assert b_out[3].startswith("**Completed.**") and "Completed 2 epochs" in b_out[3]
+    assert b_out[3].startswith("**Completed ") and "Completed 2 epochs" in b_out[3]
     assert b_runs == (["1-digits-lenet5"] if waits else ["1-digits-lenet5", "2-digits-lenet5"])
 
 
@@ -152,6 +152,6 @@ def test_a_cancelled_waiting_training_gives_its_place_back(app):
     assert own_b is not None, "B's cancelled training still holds its session's place"
     assert "Waiting for its turn" in own_b.outputs()[0][0]  # admitted, and waits behind A's
     assert a.predict(api_name="/stop").startswith("Stopping")
-    assert long_a.result(timeout=120)[3].startswith("**Stopped.**")
+    assert long_a.result(timeout=120)[3].startswith("**Stopped ")
     b_out = own_b.result(timeout=180)
-    assert b_out[3].startswith("**Completed.**") and [c[0] for c in b_out[4]["choices"]] == ["1-digits-lenet5"]
+    assert b_out[3].startswith("**Completed ") and [c[0] for c in b_out[4]["choices"]] == ["1-digits-lenet5"]

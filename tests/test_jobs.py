@@ -77,7 +77,7 @@ def test_teach_it_during_a_training_is_refused_with_a_sentence(session):
     assert not refused[0]["is_valid"] and refused[0]["message"] == taken
     assert jobs.stop(session) == jobs.KINDS["training"].stopping
     *_, last = frames
-    assert last[3].startswith("**Stopped.**") and session.jobs.job is None
+    assert last[3].startswith("**Stopped ") and session.jobs.job is None
     assert jobs.admit(session, draw_tab.BUNDLED_LABEL)[0]["is_valid"]  # free: it may teach now
 
 

@@ -34,7 +34,8 @@ from .insight.feature_space import NEIGHBOURS, FeatureSpace, feature_space, pane
 from .insight.gradcam import NOT_CONV, gradcam, heat_overlay, is_convolutional
 from .insight.plots import (
     PROJECTION_NAMES, class_count_figure, confusion_figure, curve_figure, enlarged, examples, feature_space_figure,
-    forgetting_figure, lr_find_figure, overlay_figure, probability_figure, roc_figure, to_display, training_figures
+    ROC_HAIR, all_near_one, forgetting_figure, lr_find_figure, overlay_figure, probability_figure, roc_figure, to_display,
+    training_figures
 )
 from .insight.predict import load_image_files, predict_files, predict_probs
 from .insight.saliency import overlay, saliency
@@ -81,7 +82,7 @@ __all__ = [
     "list_datasets", "list_runs", "load_dataset", "load_image_files", "load_labelled", "load_replay", "load_run",
     "load_run_data", "lr_find", "lr_find_figure", "overlay", "overlay_figure", "panels", "parse_shots",
     "pick_device", "predict_files", "predict_probs", "prepare", "preset_names", "probability_figure",
-    "read_metrics", "read_run_config", "replay_sample", "roc_figure", "run_name", "run_row", "table_rows", "runs_dir", "saliency",
+    "read_metrics", "read_run_config", "replay_sample", "roc_figure", "ROC_HAIR", "all_near_one", "run_name", "run_row", "table_rows", "runs_dir", "saliency",
     "saved_run", "sketch_batch", "sketch_files", "source_name", "suggest", "suggested", "suggested_for", "teach",
     "to_display", "train", "training_figures", "transfer_vs_scratch", "unfreeze_plan", "weights_choices",
     "write_bytes",

@@ -8,6 +8,8 @@ offline, the error names the folder and the files that were looked for.
 """
 from __future__ import annotations
 
+import re
+
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -100,9 +102,9 @@ class TorchvisionSet:
                 return self._build(target, True, True), self._build(target, False, True)
             except Exception as e:  # urllib, ssl, socket, zip and http errors all mean "could not fetch"
                 raise DataNotFoundError(
-                    f"Dataset {self.name!r} was not found (looked for {looked}) and could not be "
-                    f"downloaded into {target} ({type(e).__name__}: {e}). Put the files there, or point "
-                    f"--data-dir / TLCORE_DATA_DIR at a folder that has them."
+                    f"Dataset {self.name!r} is not on this machine and could not be downloaded ({fetch_failure(e)}). "
+                    f"Set TLCORE_DATA_DIR (or --data-dir) to a folder with {self.files[0].split('/')[0]}/raw/ "
+                    f"in torchvision's layout, or connect to the internet once."
                 ) from None
         raise DataNotFoundError(
             f"Dataset {self.name!r} was not found (looked for {looked}). Download it with "
@@ -117,6 +119,16 @@ class TorchvisionSet:
         return finish(self.name, classes, Split(xtr, ytr), Split(xte, yte), val_fraction=val_fraction,
                       samples_per_class=samples_per_class, seed=seed, hflip=self.hflip,
                       source=f"torchvision.datasets.{self.cls}")
+
+
+def fetch_failure(e: Exception) -> str:
+    """Why a download failed, in a few words: torchvision's error lists every mirror with its
+    urllib error, a screenful where one reason ("no connection: Name or service not known") does."""
+    reasons = re.findall(r"<urlopen error (?:\[Errno -?\d+\] )?(.*?)>", str(e))
+    if reasons:
+        return f"no connection: {reasons[-1]}"
+    first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    return first if len(first) <= 120 else first[:117] + "…"
 
 
 def _mnist_files(folder: str, prefix: str = "") -> tuple[str, ...]:

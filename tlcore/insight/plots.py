@@ -65,13 +65,14 @@ def _spans_decades(values: list[float]) -> bool:
 
 
 def training_figures(steps: list[tuple[float, float, float]], epochs: list,
-                     unfreezes: list = ()) -> tuple[go.Figure, go.Figure]:
+                     unfreezes: list = (), chance: float | None = None) -> tuple[go.Figure, go.Figure]:
     """Live loss and accuracy charts.
 
     Args:
         steps: (fractional epoch, running train loss, running train accuracy) within epochs.
         epochs: EpochEvent-like objects with train/val loss and accuracy.
         unfreezes: UnfreezeEvent-like objects: a dashed line where each epoch with more groups began.
+        chance: the accuracy of guessing (1 / classes), marked on the accuracy chart.
     """
     loss, acc = go.Figure(), go.Figure()
     if steps:
@@ -92,11 +93,45 @@ def training_figures(steps: list[tuple[float, float, float]], epochs: list,
     if _spans_decades(ys):
         loss.update_yaxes(type="log", title="cross-entropy (log scale)")
     _layout(acc, "Accuracy", "epoch", "accuracy")
-    acc.update_yaxes(range=[0, 1.02])
+    acc.update_yaxes(range=accuracy_range([v for e in epochs for v in (e.train_accuracy, e.val_accuracy)], chance))
+    if chance is not None:
+        _mark_chance(acc, chance)
     for u in unfreezes:
         _mark_unfreeze(loss, u)
         _mark_unfreeze(acc, u)
     return loss, acc
+
+
+ACCURACY_PAD = 0.05  # around the data, so the top points are not on the chart's edge
+MIN_ACCURACY_SPAN = 0.1  # an axis narrower than this would make a flat run look like a wild one
+CHANCE_NEAR = 0.15  # chance this close below the data (or within the data's own span) goes on the axis
+
+
+def accuracy_range(values: list[float], chance: float | None = None) -> list[float]:
+    """The accuracy axis fitted to the epochs' accuracies (0 to 1 before there are any): on an axis
+    from 0 to 1 a run between 95% and 99% is a flat line at the top. Chance is shown when it falls
+    near the data; far below it, it is said on the chart instead (:func:`_mark_chance`). The
+    running line's first batches may start below the axis: it is drawn there, cut at the edge."""
+    v = [a for a in values if math.isfinite(a)]
+    if not v:
+        return [0.0, 1.02]
+    lo, hi = min(v) - ACCURACY_PAD, max(v) + ACCURACY_PAD
+    if chance is not None and lo - chance <= max(CHANCE_NEAR, hi - lo):  # near: the axis stretches to it
+        lo = min(lo, chance - ACCURACY_PAD)
+    lo = max(0.0, min(lo, hi - MIN_ACCURACY_SPAN))
+    return [lo, min(1.02, max(hi, lo + MIN_ACCURACY_SPAN))]
+
+
+def _mark_chance(fig: go.Figure, chance: float) -> None:
+    """A dotted line at chance, or, below the axis, a note at its foot saying where chance is."""
+    lo = fig.layout.yaxis.range[0]
+    text = f"chance {chance:.0%}"
+    if chance >= lo:
+        fig.add_hline(y=chance, line=dict(color="#94a3b8", dash="dot", width=1.5),
+                      annotation_text=text, annotation_position="bottom right", annotation_font_size=10)
+    else:
+        fig.add_annotation(x=1, xref="paper", y=0, yref="paper", text=f"{text} (below the axis)", showarrow=False,
+                           xanchor="right", yanchor="bottom", font=dict(size=10, color="#64748b"))
 
 
 UNFREEZE_COLOR = "#f59e0b"
@@ -151,18 +186,31 @@ def confusion_figure(cm: np.ndarray, classes: list[str], normalized: bool = Fals
     return fig
 
 
+ROC_HAIR = 0.995  # every class's AUC at least this: the curves cannot be told apart on the chart
+
+
+def all_near_one(ev) -> bool:
+    """Every class's ROC AUC within a hair of 1 (see ROC_HAIR)."""
+    return bool(ev.roc) and min(c.auc for c in ev.roc.values()) >= ROC_HAIR
+
+
 def roc_figure(ev) -> go.Figure:
-    """One-vs-rest ROC per class, plus micro and macro averages, AUC in the legend."""
+    """One-vs-rest ROC per class, plus micro and macro averages, AUC in the legend. When every
+    class is within a hair of AUC 1 the curves lie on top of each other: the title says so and the
+    legend keeps only the averages (the per-class table has each class's AUC)."""
     fig = go.Figure()
+    hair = all_near_one(ev)
     for name, c in ev.roc.items():
-        fig.add_scatter(x=c.fpr, y=c.tpr, mode="lines", name=f"{name} (AUC {c.auc:.3f})", line=dict(width=1))
+        fig.add_scatter(x=c.fpr, y=c.tpr, mode="lines", name=f"{name} (AUC {c.auc:.3f})", line=dict(width=1),
+                        showlegend=not hair)
     fig.add_scatter(x=ev.micro.fpr, y=ev.micro.tpr, mode="lines", name=f"micro (AUC {ev.micro.auc:.3f})",
                     line=dict(width=3, dash="dot", color="black"))
     fig.add_scatter(x=ev.macro.fpr, y=ev.macro.tpr, mode="lines", name=f"macro (AUC {ev.macro.auc:.3f})",
                     line=dict(width=3, dash="dash", color="#dc2626"))
     fig.add_scatter(x=[0, 1], y=[0, 1], mode="lines", line=dict(color="#cbd5e1", dash="dot"), showlegend=False,
                     hoverinfo="skip")
-    _layout(fig, "ROC curves (one class vs rest)", "false positive rate", "true positive rate", 420)
+    title = f"ROC: every class at AUC ≥ {ROC_HAIR} (curves overlap)" if hair else "ROC curves (one class vs rest)"
+    _layout(fig, title, "false positive rate", "true positive rate", 420)
     # Inside, bottom right: the corner a useful classifier's curves never reach (to the right of
     # the plot, long class names squeezed the legend to nothing).
     fig.update_layout(height=460, margin=dict(l=50, r=10, t=40, b=50),

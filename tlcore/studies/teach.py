@@ -71,7 +71,7 @@ class Drawings:
         if not self:
             return "No drawings yet: draw a digit, pick its label, and press **Add to my drawings**."
         parts = ", ".join(f"{k}: {v}" for k, v in self.counts().items())
-        return f"**{len(self)} drawings** ({parts})"
+        return f"**{len(self)} drawing{'s' * (len(self) != 1)}** ({parts})"
 
     def to_zip(self) -> bytes:
         """An ImageFolder zip, ``my-drawings/<label>/<label>-<n>.png``; loads back as a dataset."""

@@ -1,6 +1,7 @@
 """Data tab: pick a registered dataset or upload a zip; see examples, counts and a summary."""
 from __future__ import annotations
 
+from pathlib import Path
 from typing import NamedTuple
 
 import gradio as gr
@@ -51,7 +52,8 @@ def load(session: Session, name: str, upload, samples_per_class, val_fraction, s
     bind(session, request)
     def refuse(why: str):
         warn(why)
-        return session, f"**Not loaded:** {escape(why)}\n\n" + summary_markdown(session), *_view(session)[1:]
+        return (session, f"**Not loaded:** {escape(why)}\n\n" + summary_markdown(session), *_view(session)[1:],
+                shown_choice(session))
 
     try:
         verify_choice(name, "dataset", [*list_datasets(), UPLOAD])
@@ -64,8 +66,15 @@ def load(session: Session, name: str, upload, samples_per_class, val_fraction, s
     except TLCoreError as e:
         return refuse(str(e))
     session.dataset = data
-    session.dataset_label = name
-    return session, *_view(session)
+    # What runs are named after: the dataset, or the uploaded file's own name (not the menu's "upload a zip…").
+    session.dataset_label = name if name != UPLOAD else Path(str(upload)).name
+    return session, *_view(session), shown_choice(session)
+
+
+def shown_choice(session: Session):
+    """The menu shows what is loaded: after a refused choice, the data that stayed (not the choice)."""
+    label = session.dataset_label or (session.dataset.name if session.dataset is not None else DEFAULT)
+    return gr.update(value=label if label in list_datasets() else UPLOAD)
 
 
 def _view(session: Session):
@@ -103,7 +112,7 @@ def build(session_state: gr.State) -> DataTab:
             gallery = gr.Gallery(label="Examples per class", columns=5, height=320, object_fit="contain",
                                  elem_id="data-examples")
             counts = gr.Plot(label="Class counts")
-    inputs, outputs = [session_state, name, upload, spc, val, seed], [session_state, summary, gallery, counts]
+    inputs, outputs = [session_state, name, upload, spc, val, seed], [session_state, summary, gallery, counts, name]
     load_btn.click(load, inputs, outputs, api_name="load_dataset")
     # An upload loads at once (it used to wait for "Load dataset" while the old data stayed on screen).
     upload.upload(lambda: gr.update(value=UPLOAD), outputs=name, api_visibility="private") \

@@ -47,11 +47,15 @@ def bundled_model():
 # The sketchpad opens (and comes back after being cleared) with no tool selected; pick the brush
 # so the canvas is ready to draw on.
 SELECT_BRUSH = """() => {
+  // One picker at a time: two at once (a Clear's own event and ours) could both click the brush
+  // before it shows as selected, and the second click deselects it.
+  if (window.tlcPickingBrush) return;
+  window.tlcPickingBrush = true;
   let tries = 0;
   const pick = () => {  // the canvas mounts (or resets) a moment after: keep looking for 3 s
     const b = document.querySelector('#draw-pad button[aria-label="Brush"]');
-    if (b && !b.classList.contains('highlight')) { b.click(); return; }
-    if (++tries < 30) setTimeout(pick, 100);
+    if (b && !b.classList.contains('highlight')) { b.click(); window.tlcPickingBrush = false; return; }
+    if (++tries < 30) setTimeout(pick, 100); else window.tlcPickingBrush = false;
   };
   pick();
 }"""
@@ -311,6 +315,7 @@ def build(session_state: gr.State) -> DrawTab:
     outs = [label, bars, seen, heat]
     explain_btn.click(explain, [session_state, model, pad], heat, api_visibility="private")
     # trigger_mode="always_last": while drawing, only the latest stroke state is computed.
+    pad.clear(None, js=SELECT_BRUSH, api_visibility="private")  # its own Clear (trash icon) deselects the brush
     pad.change(predict, [session_state, model, pad], outs, trigger_mode="always_last", api_visibility="private",
                show_progress="hidden")
     model.change(predict, [session_state, model, pad], outs, api_visibility="private") \

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from ..api import (
-    FORMATS, atomic_write, card_beside, confusion_figure, evaluate_run, export_run, load_labelled, roc_figure
+    FORMATS, all_near_one, atomic_write, card_beside, confusion_figure, evaluate_run, export_run, load_labelled, roc_figure
 )
 from ..errors import TLCoreError
 from . import evaluate_insight as insight
@@ -22,6 +22,7 @@ from .payload import typed
 from .text import error, escape, warn
 
 GALLERY_MAX = 48
+GALLERY_COLUMNS = 6
 # Plotly's click on a heatmap cell (row, column) clicks that cell of the table below, so the chart
 # and the table run the same handler.
 HEATMAP_CLICKS = on_plotly_click("cm-chart", """
@@ -53,9 +54,10 @@ def _record(session: Session, name: str | None):
 
 
 def caption(ev, i: int) -> str:
-    """Short enough for a thumbnail, the confidence first: "ants 84% · true bees", or "3 97%"."""
+    """Short enough for a thumbnail, and read without a legend: "predicted ants (84%) · true bees",
+    or "predicted 3 (97%)" where it was right."""
     pred, true = ev.classes[ev.preds[i]], ev.classes[ev.labels[i]]
-    return f"{pred} {ev.probs[i, ev.preds[i]]:.0%}" + ("" if pred == true else f" · true {true}")
+    return f"predicted {pred} ({ev.probs[i, ev.preds[i]]:.0%})" + ("" if pred == true else f" · true {true}")
 
 
 def _gallery(session: Session, rec, idx: np.ndarray) -> list:
@@ -133,11 +135,12 @@ def _shown(session: Session, rec, normalized: str, heading: str = "Test accuracy
     table = pd.DataFrame(cm, columns=ev.classes)
     table.insert(0, "true \\ predicted", ev.classes)
     per_class = ev.per_class.round(4)
+    per_class.insert(1, "ROC AUC", [round(ev.roc[c].auc, 4) if c in ev.roc else None for c in per_class["class"]])
     kept = f"kept epoch {rec.result.best_epoch}" + (
         f" of a run that {rec.result.status.value}" if rec.result.status not in ("completed", "early-stopped") else "")
     summary = (f"### {heading} **{ev.accuracy:.2%}** on {len(ev.labels):,} images\n"
                f"macro AUC {ev.macro.auc:.4f} · micro AUC {ev.micro.auc:.4f} · {kept} · {rec.result.device}"
-               + source_task(rec.result) + after)
+               + roc_said(ev) + source_task(rec.result) + after)
     # Start the gallery on the most confident mistakes: the most instructive images.
     wrong = ev.most_confident_wrong(GALLERY_MAX)
     archive = session.folder / "downloads" / f"{rec.name}.zip"
@@ -146,6 +149,18 @@ def _shown(session: Session, rec, normalized: str, heading: str = "Test accuracy
             shutil.make_archive(str(tmp.with_suffix("")), "zip", rec.folder)
     return (summary, _heatmap(ev, normalized), table, roc_figure(ev),
             per_class, _gallery(session, rec, wrong), str(archive), _gallery_caption(len(wrong)))
+
+
+def roc_said(ev) -> str:
+    """When the ROC chart cannot show anything (every class within a hair of AUC 1), what it would
+    have shown, in a line from this run's numbers."""
+    if not all_near_one(ev):
+        return ""
+    aucs = [c.auc for c in ev.roc.values()]
+    return (f"\n\n**ROC:** every class's AUC is between {min(aucs):.3f} and {max(aucs):.3f}: for each class, "
+            f"nearly every one of its test images gets a higher score for it than any image of another class, "
+            f"so the {len(aucs)} curves lie on top of each other in the top-left corner. Each class's AUC is in "
+            f"the per-class table, beside its name.")
 
 
 def _gallery_caption(wrong: int) -> str:
@@ -215,14 +230,18 @@ def build(session_state: gr.State, runs: gr.Dropdown) -> EvaluateTab:
     with gr.Row():
         heat = gr.Plot(label="Confusion matrix: click a cell to see its images", elem_id="cm-chart")
         roc = gr.Plot(label="ROC")
+    # Right under the charts: each class's AUC is where the ROC chart cannot separate them.
+    per_class = gr.Dataframe(label="Per-class metrics (ROC AUC: one class against the rest)", interactive=False,
+                             elem_id="per-class")
     table = gr.Dataframe(label="Confusion matrix: click a count to see those images", interactive=False,
                          elem_id="cm-table")
     caption = gr.Markdown()
     cam = gr.Checkbox(False, label="Show Grad-CAM over the images (where the last convolutional layer looked)",
                       elem_id="gradcam-toggle")
-    gallery = gr.Gallery(label=insight.PLAIN_LABEL, columns=6, height="auto", object_fit="contain",
-                         elem_id="eval-gallery")
-    per_class = gr.Dataframe(label="Per-class metrics", interactive=False)
+    # fit_columns off: Gradio would spread a few images over the whole row (two mistakes became two
+    # huge, cropped tiles without captions); six columns keep a thumbnail one size whatever the count.
+    gallery = gr.Gallery(label=insight.PLAIN_LABEL, columns=GALLERY_COLUMNS, fit_columns=False, height="auto",
+                         object_fit="contain", elem_id="eval-gallery")
     views = insight.build()
     with gr.Row(equal_height=True):
         with gr.Column():

@@ -135,9 +135,11 @@ def config(session: Session, values: dict) -> RunConfig:
 class LiveView:
     """The run as the tab shows it: progress bar, its sentence, the loss and accuracy charts."""
 
-    def __init__(self, history: list | None = None):
-        """``history``: the epochs a continued run already has (its chart is one curve)."""
+    def __init__(self, history: list | None = None, classes: int | None = None):
+        """``history``: the epochs a continued run already has (its chart is one curve); ``classes``:
+        how many the data has (chance, 1 / classes, is marked on the accuracy chart)."""
         self.steps, self.epoch_ends, self.unfreezes = [], list(history or []), []
+        self.chance = 1 / classes if classes else None
         self.text, self.fraction, self.last = "Loading…", 0.0, 0.0
 
     def update(self, kind: str, ev) -> bool:
@@ -169,7 +171,7 @@ class LiveView:
 
     def frame(self, text: str | None = None, fraction: float | None = None):
         """(progress, loss chart, accuracy chart)."""
-        loss_fig, acc_fig = training_figures(self.steps, self.epoch_ends, self.unfreezes)
+        loss_fig, acc_fig = training_figures(self.steps, self.epoch_ends, self.unfreezes, self.chance)
         return _progress_html(self.fraction if fraction is None else fraction, text or self.text), loss_fig, acc_fig
 
 
@@ -210,7 +212,8 @@ def start(session: Session, *values):
 
 def _stream(session: Session, name: str, data, work, history: list | None = None):
     """Run ``work(stop, folder, sink)`` as run ``name``, streaming the tab's outputs as it goes."""
-    folder, view, stop = session.folder / name, LiveView(history), session.stop  # the job's (on ZeroGPU a file too)
+    view = LiveView(history, len(data.classes) if data is not None else None)
+    folder, stop = session.folder / name, session.stop  # the job's (on ZeroGPU a file too)
     for kind, payload in stream(lambda sink: work(stop, folder, sink)):
         if kind in ("result", "error"):
             outcome = kind, payload
@@ -245,11 +248,20 @@ def continue_training(session: Session, run: str | None, epochs):
         history=rec.result.history)
 
 
+def ending(r: RunResult) -> str:
+    """How the run ended, said once: its message leads with its first words in bold ("**Completed
+    30 epochs**; kept epoch 28 ..."); only a failure, whose message is the advice, is named first."""
+    if r.status is Status.FAILED:
+        return f"**Failed.** {escape(r.message)}"
+    head, sep, rest = r.message.partition(";")
+    return f"**{escape(head)}**{sep}{escape(rest)}"
+
+
 def _finished(session: Session, name: str, r: RunResult, data, folder, view: LiveView):
     if r.history:
         session.add_run(RunRecord(name, r, data, folder))
     acc = f" · test accuracy **{r.test.accuracy:.2%}**" if r.test else ""
-    status = f"**{r.status.capitalize()}.** {escape(r.message)}{acc}" + (f" · saved as run `{name}`" if r.history else "")
+    status = f"{ending(r)}{acc}" + (f" · saved as run `{name}`" if r.history else "")
     if r.source_accuracy_after is not None:
         status += f" · source task {r.source_accuracy_before:.1%} → **{r.source_accuracy_after:.1%}**"
     status += "".join(f"\n\n*Note:* {escape(n)}" for n in r.notes)
@@ -305,6 +317,10 @@ def build(session_state: gr.State, runs_dropdown: gr.Dropdown) -> TrainTab:
     first = first_suggestion()
     with gr.Row():
         with gr.Column(scale=1, min_width=280):
+            # Start and Stop first: seen without scrolling at 1280x720, beside the progress and status.
+            with gr.Row():
+                start_btn = gr.Button("Start training", variant="primary", elem_id="train-start")
+                stop_btn = gr.Button("Stop", variant="stop", elem_id="train-stop")
             inputs = {k: fields.component(k, first.get(k, ...), **_first_state(k)) for k in MAIN}
             with gr.Accordion("More", open=False):
                 inputs.update({k: fields.component(k, first.get(k, ...)) for k in MORE})
@@ -316,9 +332,6 @@ def build(session_state: gr.State, runs_dropdown: gr.Dropdown) -> TrainTab:
             with gr.Row():
                 find_btn = gr.Button("Find learning rate", size="sm")
                 use_btn = gr.Button("Use this", size="sm", interactive=False)
-            with gr.Row():
-                start_btn = gr.Button("Start training", variant="primary")
-                stop_btn = gr.Button("Stop", variant="stop")
         with gr.Column(scale=2):
             progress = gr.HTML(_progress_html(0, "Ready."))
             status = gr.Markdown()
