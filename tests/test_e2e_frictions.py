@@ -66,11 +66,19 @@ def test_uploads_load_at_once_and_errors_keep_their_words(app, browser, tmp_path
     # A photo set with train/ and val/: loaded without pressing Load, the split explained.
     page = opened(browser, app.url)
     bees = zip_folder(write_folder(tmp_path / "bees", {"train/ants": 12, "train/bees": 12, "val/ants": 5,
-                                                        "val/bees": 5}, size=32), tmp_path / "bees.zip")
+                                                        "val/bees": 5}, size=96), tmp_path / "bees.zip")
     _upload(page, bees)
     page.get_by_text(re.compile(r"Your val/ folder is the test split")).wait_for(timeout=30_000)
     assert "test 10" in page.locator("body").inner_text().replace("**", "")
     shot(page, "f1-data-2-classes", tmp_path)
+    # #26 item 1: photos get a pretrained photo model suggested; one click chooses it on the Model tab.
+    page.locator("#model-hint").get_by_text(re.compile(r"These are colour photos \(96×96 px")).wait_for(timeout=30_000)
+    page.locator("#use-suggested-model").click()
+    page.locator("#use-suggested-model").wait_for(state="hidden", timeout=30_000)
+    page.get_by_role("tab", name="Model", exact=True).click()
+    page.get_by_text(re.compile(r"2,562 of 3,[0-9,]+ parameters train")).first.wait_for(timeout=60_000)
+    assert [page.get_by_label(label).input_value() for label in ("Backbone", "Pretrained weights", "Freezing preset")] \
+        == ["efficientnet_lite0", "imagenet", "linear-probe"]
     page.close()
 
 

@@ -67,7 +67,7 @@ def test_the_data_tab_says_a_lone_val_folder_is_the_test_split(tmp_path):
     """Item 7."""
     root = write_folder(tmp_path / "bees", {"train/ants": 10, "train/bees": 10, "val/ants": 4, "val/bees": 4})
     s = Session()
-    _, summary, gallery, _, _ = data_tab.load(s, data_tab.UPLOAD, str(zip_folder(root, tmp_path / "bees.zip")), 0, 0.1, 0)
+    _, summary, gallery, *_ = data_tab.load(s, data_tab.UPLOAD, str(zip_folder(root, tmp_path / "bees.zip")), 0, 0.1, 0)
     assert "test **8**" in summary and "Your val/ folder is the **test split**" in summary
     assert "is 10% of train/" in summary
 

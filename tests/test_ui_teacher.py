@@ -102,14 +102,14 @@ def test_the_menu_shows_the_data_that_stayed_and_runs_are_named_after_the_file(t
     """Items 4 and 8: a refused choice left the menu on it while the old data stayed; runs of an
     upload were named "upload a zip…"."""
     s = Session()
-    *_, menu = data_tab.load(s, "digits", None, 0, 0.1, 0)
+    menu = data_tab.load(s, "digits", None, 0, 0.1, 0)[4]
     assert menu["value"] == "digits"
     broken = tmp_path / "broken.zip"
     broken.write_bytes(b"PK\x03\x04 not a zip")
     out = data_tab.load(s, data_tab.UPLOAD, str(broken), 0, 0.1, 0)
-    assert "Not loaded" in out[1] and out[-1]["value"] == "digits" and s.dataset.name == "digits"
+    assert "Not loaded" in out[1] and out[4]["value"] == "digits" and s.dataset.name == "digits"
     bees = zip_folder(write_folder(tmp_path / "bees", {"ants": 6, "bees": 6}, size=16), tmp_path / "ants-bees.zip")
-    *_, menu = data_tab.load(s, data_tab.UPLOAD, str(bees), 0, 0.1, 0)
+    menu = data_tab.load(s, data_tab.UPLOAD, str(bees), 0, 0.1, 0)[4]
     assert menu["value"] == data_tab.UPLOAD and s.dataset_label == "ants-bees.zip"
     assert zipfile.is_zipfile(bees) and config(s, {}).dataset == "ants-bees.zip"
 
@@ -126,3 +126,27 @@ def test_the_readme_names_every_tab_and_the_cpu_only_install():
     intro = next(line for line in readme.splitlines() if line.startswith("- **The app**"))
     assert tabs and all(t in intro for t in tabs), (tabs, intro)
     assert "--index-url https://download.pytorch.org/whl/cpu" in readme
+
+
+def test_photos_get_a_pretrained_photo_model_suggested_and_one_click_chooses_it(tmp_path):
+    """Item 1: after a photo upload the Model tab stayed on LeNet-5 / MNIST with no hint."""
+    from tlcore.ui import model_tab
+
+    s = Session()
+    data_tab.load(s, "digits", None, 0, 0.1, 0)
+    *_, hint, button = data_tab.load(s, "digits", None, 0, 0.1, 0)
+    assert hint["visible"] is False and button["visible"] is False  # digits: the default fits them
+    photos = zip_folder(write_folder(tmp_path / "p", {"ants": 6, "bees": 6}, size=96), tmp_path / "ants-bees.zip")
+    *_, hint, button = data_tab.load(s, data_tab.UPLOAD, str(photos), 0, 0.1, 0)
+    assert hint["visible"] and "colour photos (96×96 px, 2 classes" in hint["value"] and "2,562 weights" in hint["value"]
+    assert "LeNet-5" in hint["value"] and "linear probe" in button["value"]
+    backbone, weights, preset = model_tab.use_suggested(s)
+    assert (backbone["value"], weights["value"], preset["value"]) == ("efficientnet_lite0", "imagenet", "linear-probe")
+    assert "imagenet" in [v for _, v in weights["choices"]]
+    # Chosen (the Model tab's describe records it): no hint any more.
+    model_tab.describe(s, "efficientnet_lite0", "imagenet", [], False)
+    assert data_tab.model_hint(s)[0]["visible"] is False
+    # Small colour images (CIFAR's 32 px) are not photos for this rule.
+    small = zip_folder(write_folder(tmp_path / "s", {"a": 6, "b": 6}, size=32), tmp_path / "small.zip")
+    *_, hint, _ = data_tab.load(s, data_tab.UPLOAD, str(small), 0, 0.1, 0)
+    assert hint["visible"] is False

@@ -64,7 +64,7 @@ from .training.optim import group_rates
 from .training.result import RunResult, Status, saved_result
 from .training.resume import continuable, continue_run
 from .training.state import LoopState
-from .training.suggest import SUGGESTED, body_frozen, suggested, suggested_for
+from .training.suggest import SUGGESTED, body_frozen, suggested, suggested_for, suggested_model
 from .training.train import train
 from .training.unfreeze import plan as unfreeze_plan
 
@@ -83,7 +83,7 @@ __all__ = [
     "load_run_data", "lr_find", "lr_find_figure", "overlay", "overlay_figure", "panels", "parse_shots",
     "pick_device", "predict_files", "predict_probs", "prepare", "preset_names", "probability_figure",
     "read_metrics", "read_run_config", "replay_sample", "roc_figure", "ROC_HAIR", "all_near_one", "run_name", "run_row", "table_rows", "runs_dir", "saliency",
-    "saved_run", "sketch_batch", "sketch_files", "source_name", "suggest", "suggested", "suggested_for", "teach",
+    "saved_run", "sketch_batch", "sketch_files", "source_name", "suggest", "suggested", "suggested_for", "suggested_model", "teach",
     "to_display", "train", "training_figures", "transfer_vs_scratch", "unfreeze_plan", "weights_choices",
     "write_bytes",
 ]

@@ -16,6 +16,7 @@ The app's Train tab shows these; the CLI uses them for every flag not given.
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import fields
 
@@ -95,3 +96,28 @@ def suggested_for(cfg: RunConfig, n_train: int, *, scale: float = 1.0) -> dict:
     frozen = frozen_groups(model, preset=cfg.preset, frozen=cfg.frozen)
     return suggested(cfg.backbone, cfg.weights, frozen, model.group_names(), n_train, scale=scale,
                      train_bn=cfg.train_bn)
+
+
+# -- which model, from what the data is -----------------------------------------------------------
+PHOTO_BACKBONE = "efficientnet_lite0"  # the one backbone whose ImageNet weights ship offline
+MIN_PHOTO_SIDE = 64  # colour images this big or bigger are photos; smaller (CIFAR's 32) stay small-image data
+
+
+def suggested_model(data) -> dict | None:
+    """For colour photos, a pretrained photo backbone as a linear probe, with why in one line from
+    the data's own numbers; None for anything else (digits, 32-pixel sets: the default fits them)."""
+    if data.channels != 3 or data.size < MIN_PHOTO_SIDE:
+        return None
+    n, k = len(data.train), len(data.classes)
+    head = _features(PHOTO_BACKBONE) * k + k
+    return {"backbone": PHOTO_BACKBONE, "weights": "imagenet", "preset": "linear-probe",
+            "label": "Use EfficientNet-Lite0 pretrained on ImageNet, training only a new head (linear probe)",
+            "why": (f"These are colour photos ({data.size}×{data.size} px, {k} classes, {n:,} to train on). "
+                    f"EfficientNet-Lite0 learned photo features from ImageNet's 1.3 million photos; a linear probe "
+                    f"keeps them and trains only a new head of {head:,} weights, few enough to learn from {n:,} "
+                    f"images.")}
+
+
+@functools.lru_cache(maxsize=4)
+def _features(backbone: str) -> int:
+    return architecture(backbone).num_features

@@ -7,7 +7,7 @@ from typing import NamedTuple
 import gradio as gr
 
 from ..config import RunConfig
-from ..api import class_count_figure, examples, list_datasets, load_dataset
+from ..api import class_count_figure, examples, list_datasets, load_dataset, suggested_model
 from ..errors import TLCoreError, verify_choice
 from . import fields
 from .text import escape, warn
@@ -20,8 +20,10 @@ DEFAULT = DEFAULT_DATASET
 
 class DataTab(NamedTuple):
     inputs: list  # /load_dataset's: session, name, upload, samples per class, validation fraction, seed
-    outputs: list  # session, summary, gallery, class counts
+    outputs: list  # session, summary, gallery, class counts, the menu, the model hint and its button
     summary: gr.Markdown  # changes whenever another dataset is loaded
+    use_model: gr.Button  # "Use ...": the suggested model for this data (the app wires it to the Model tab)
+    hint: gr.Markdown  # why that model
 
 
 def summary_markdown(session: Session) -> str:
@@ -53,7 +55,7 @@ def load(session: Session, name: str, upload, samples_per_class, val_fraction, s
     def refuse(why: str):
         warn(why)
         return (session, f"**Not loaded:** {escape(why)}\n\n" + summary_markdown(session), *_view(session)[1:],
-                shown_choice(session))
+                shown_choice(session), *model_hint(session))
 
     try:
         verify_choice(name, "dataset", [*list_datasets(), UPLOAD])
@@ -68,7 +70,17 @@ def load(session: Session, name: str, upload, samples_per_class, val_fraction, s
     session.dataset = data
     # What runs are named after: the dataset, or the uploaded file's own name (not the menu's "upload a zip…").
     session.dataset_label = name if name != UPLOAD else Path(str(upload)).name
-    return session, *_view(session), shown_choice(session)
+    return session, *_view(session), shown_choice(session), *model_hint(session)
+
+
+def model_hint(session: Session) -> tuple:
+    """(hint, button): a model suggested for this data and why, unless it is the model already chosen."""
+    s = suggested_model(session.dataset) if session.dataset is not None else None
+    if s is None or (session.backbone, session.weights) == (s["backbone"], s["weights"]):
+        return gr.update(value="", visible=False), gr.update(visible=False)
+    now = " The model chosen now, LeNet-5, reads 28×28 grey digits, not photos." if session.backbone == "lenet5" else ""
+    return (gr.update(value=f"**Suggested model:** {escape(s['why'] + now)}", visible=True),
+            gr.update(value=s["label"], visible=True))
 
 
 def shown_choice(session: Session):
@@ -109,12 +121,15 @@ def build(session_state: gr.State) -> DataTab:
             load_btn = gr.Button("Load dataset", variant="primary")
         with gr.Column(scale=2):
             summary = gr.Markdown()
+            hint = gr.Markdown(visible=False, elem_id="model-hint")
+            use_model = gr.Button(visible=False, variant="primary", elem_id="use-suggested-model")
             gallery = gr.Gallery(label="Examples per class", columns=5, height=320, object_fit="contain",
                                  elem_id="data-examples")
             counts = gr.Plot(label="Class counts")
-    inputs, outputs = [session_state, name, upload, spc, val, seed], [session_state, summary, gallery, counts, name]
+    inputs = [session_state, name, upload, spc, val, seed]
+    outputs = [session_state, summary, gallery, counts, name, hint, use_model]
     load_btn.click(load, inputs, outputs, api_name="load_dataset")
     # An upload loads at once (it used to wait for "Load dataset" while the old data stayed on screen).
     upload.upload(lambda: gr.update(value=UPLOAD), outputs=name, api_visibility="private") \
         .then(load, inputs, outputs, api_visibility="private")
-    return DataTab(inputs, outputs, summary)
+    return DataTab(inputs, outputs, summary, use_model, hint)

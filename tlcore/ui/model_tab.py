@@ -11,7 +11,7 @@ from ..config import RunConfig
 from ..errors import TLCoreError
 from ..api import (
     BUNDLED_RUNS, NONE, architecture, create_backbone, freeze, frozen_for_preset, group_rates, list_backbones, list_runs,
-    preset_names, read_run_config, unfreeze_plan as plan, weights_choices
+    preset_names, read_run_config, suggested_model, unfreeze_plan as plan, weights_choices
 )
 from .session import DEFAULT_BACKBONE, DEFAULT_FROZEN, DEFAULT_PRESET, DEFAULT_WEIGHTS, Session
 from .text import escape, info, warn
@@ -105,6 +105,16 @@ def weight_options(session: Session, backbone: str) -> list[tuple[str, str]]:
         if rec.result.config.backbone == backbone and rec.result.checkpoint:
             out.append((f"this session's run: {name}", str(rec.result.checkpoint)))
     return out
+
+
+def use_suggested(session: Session):
+    """The Data tab's suggested model, chosen: (backbone, weights, preset). Their change events
+    re-describe the model and re-suggest the Train tab's settings, as a user's choice would."""
+    s = suggested_model(session.dataset) if session.dataset is not None else None
+    if s is None:
+        return gr.skip(), gr.skip(), gr.skip()
+    return (gr.update(value=s["backbone"]), gr.update(choices=weight_options(session, s["backbone"]), value=s["weights"]),
+            gr.update(value=s["preset"]))
 
 
 def refresh_weights(session: Session, backbone: str):
