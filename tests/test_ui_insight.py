@@ -53,19 +53,35 @@ def test_a_clicked_point_shows_its_image(session):
     assert evaluate_insight.show_point(session, RUN, 10_000)[0] is None
 
 
-def test_the_gallery_toggles_grad_cam_and_names_it(session):
-    plain = evaluate_tab.show(session, RUN, "counts")[5]
-    shown = evaluate_tab.toggle_gradcam(session, RUN, True)
+def test_the_gallery_toggles_grad_cam_and_names_it(tmp_path):
+    """On 32 px images (gray shapes) the gallery's images get their maps and the label says so."""
+    from conftest import write_folder
+
+    shapes = write_folder(tmp_path / "shapes", {"a": 12, "b": 12, "c": 12}, size=32, rgb=False)
+    data = load_dataset(str(shapes))
+    s, name = Session(), "1-shapes-lenet5"
+    s.add_run(RunRecord(name, train(RunConfig(dataset=str(shapes), epochs=2), data=data, out=tmp_path / name), data,
+                        tmp_path / name))
+    evaluate_tab.show(s, name, "counts")
+    s.gallery = list(range(len(data.test)))  # every test image, right or wrong
+    plain = evaluate_tab._gallery(s, s.runs[name], np.array(s.gallery))  # (image, caption) pairs, as shown
+    shown = evaluate_tab.toggle_gradcam(s, name, True)
     assert shown.label.startswith("Images · Grad-CAM: where the last convolutional layer looked")
     assert len(shown.value) == len(plain) > 0
-    # The same images, now coloured: a gray digit under a jet-coloured map is no longer gray.
-    rec = session.runs[RUN]
-    cams = evaluate_insight.gallery_pictures(session, rec, np.array(session.gallery))
+    # The same images, now coloured: a gray image under a jet-coloured map is no longer gray.
+    cams = evaluate_insight.gallery_pictures(s, s.runs[name], np.array(s.gallery))
     gray, cam = np.asarray(plain[0][0]), cams[0]
     assert gray.shape == cam.shape and np.all(gray[..., 0] == gray[..., 2]) and np.any(cam[..., 0] != cam[..., 2])
-    again = evaluate_tab.toggle_gradcam(session, RUN, False)
+    again = evaluate_tab.toggle_gradcam(s, name, False)
     assert again.label == "Images"
-    session.gradcam = False
+
+
+def test_grad_cam_on_images_too_small_for_a_map_says_so_instead(session):
+    """#26 item 5: on 8x8 digits the map painted the empty background; it is refused, in words."""
+    evaluate_tab.show(session, RUN, "counts")
+    with pytest.warns(UserWarning, match=r"These images are 8×8 pixels: .* none is drawn"):
+        assert evaluate_tab.toggle_gradcam(session, RUN, True) is not None
+    assert session.gradcam is False
 
 
 def test_an_uploaded_image_gets_its_grad_cam_and_caption(session, tmp_path):

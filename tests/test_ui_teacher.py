@@ -150,3 +150,16 @@ def test_photos_get_a_pretrained_photo_model_suggested_and_one_click_chooses_it(
     small = zip_folder(write_folder(tmp_path / "s", {"a": 6, "b": 6}, size=32), tmp_path / "small.zip")
     *_, hint, _ = data_tab.load(s, data_tab.UPLOAD, str(small), 0, 0.1, 0)
     assert hint["visible"] is False
+
+
+def test_the_presets_line_follows_the_choice():
+    """Item 8: the freezing hint still read "linear probe: only the new head trains" after choosing full."""
+    from tlcore.ui import model_tab
+
+    s = Session()
+    frozen, preset = model_tab.on_preset(s, "lenet5", "none", "full")
+    assert frozen == [] and preset["info"].startswith("full: every layer trains")
+    _, preset, _ = model_tab.on_backbone(s, "resnet18", "none", "finetune-top-2")
+    assert preset["value"] == "full" and preset["info"].startswith("full:")  # random weights: every layer trains
+    assert model_tab.preset_info("finetune-top-1") == \
+        "the top 1 layer group of the body train with the new head; the rest stay frozen"

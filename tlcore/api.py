@@ -31,7 +31,7 @@ from .data.sketch import EmptySketch, sketch_batch, sketch_files
 from .device import describe_device, is_main_process, pick_device, run_autocast_dtype
 from .insight.evaluate import Evaluation, evaluate, evaluate_probs
 from .insight.feature_space import NEIGHBOURS, FeatureSpace, feature_space, panels
-from .insight.gradcam import NOT_CONV, gradcam, heat_overlay, is_convolutional
+from .insight.gradcam import MIN_MAP_SIDE, NOT_CONV, TOO_SMALL, gradcam, heat_overlay, is_convolutional
 from .insight.plots import (
     PROJECTION_NAMES, class_count_figure, confusion_figure, curve_figure, enlarged, examples, feature_space_figure,
     ROC_HAIR, all_near_one, forgetting_figure, lr_find_figure, overlay_figure, probability_figure, roc_figure, to_display,
@@ -71,7 +71,7 @@ from .training.unfreeze import plan as unfreeze_plan
 __all__ = [
     "BACKBONES", "BUDGET_RULE", "NONE", "architecture", "BUNDLED_MNIST", "BUNDLED_RUNS", "Curve", "DATASETS", "Drawings", "EmptySketch",
     "Evaluation", "FORMATS", "FeatureSpace", "ForgettingDemo", "HEAD", "ImageData", "LESSON_STEPS", "Lesson",
-    "LessonRun", "LoopState", "NEIGHBOURS", "NOT_CONV", "PROJECTION_NAMES", "Point", "Progress", "RunConfig", "RunResult",
+    "LessonRun", "LoopState", "NEIGHBOURS", "NOT_CONV", "TOO_SMALL", "MIN_MAP_SIDE", "PROJECTION_NAMES", "Point", "Progress", "RunConfig", "RunResult",
     "SUGGESTED", "Split", "Bundle", "read_bundle", "reopened_run", "saved_result", "write_bundle", "Status", "TransferNet", "TransferVsScratch", "atomic_write", "body_frozen",
     "card_beside", "check_curve", "class_count_figure", "confusion_figure", "continuable", "continue_run",
     "create_backbone", "curve", "curve_figure", "describe_backbone", "describe_device", "discard",

@@ -22,6 +22,10 @@ from ..models import TransferNet
 from ..preprocess import prepare
 from .saliency import EXPLANATIONS
 
+MIN_MAP_SIDE = 16  # smaller images (scikit-learn's 8x8 digits) have too few pixels for a map to mean anything
+TOO_SMALL = ("These images are {side}×{side} pixels: a map of where the model looked would be a few coarse cells "
+             "over the whole image, empty background included, so none is drawn. Maps are drawn for images of "
+             f"{MIN_MAP_SIDE}×{MIN_MAP_SIDE} px or more.")
 NOT_CONV = ("Grad-CAM needs a convolutional body; {backbone} turns its image into tokens, so it has no last "
             "convolutional map to show.")
 

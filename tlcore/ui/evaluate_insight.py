@@ -15,7 +15,7 @@ import torch
 
 from ..errors import TLCoreError
 from ..api import (
-    NEIGHBOURS, NOT_CONV, PROJECTION_NAMES, enlarged, feature_space, feature_space_figure, FeatureSpace,
+    MIN_MAP_SIDE, NEIGHBOURS, NOT_CONV, PROJECTION_NAMES, TOO_SMALL, enlarged, feature_space, feature_space_figure, FeatureSpace,
     gradcam, heat_overlay, is_convolutional, load_image_files, panels, predict_probs, to_display
 )
 from .clicks import on_plotly_click
@@ -72,10 +72,13 @@ def _overlaid(model, images: torch.Tensor, side: int, targets: torch.Tensor | No
     return torch.cat(out)
 
 
-def conv_note(session: Session, name: str) -> str | None:
-    """Why Grad-CAM cannot be shown for this run, or None when it can."""
-    model = session.runs.model(name)
-    return None if is_convolutional(model) else NOT_CONV.format(backbone=model.backbone)
+def conv_note(session: Session, rec) -> str | None:
+    """Why Grad-CAM cannot be shown for this run's images, or None when it can."""
+    model = session.runs.model(rec.name)
+    if not is_convolutional(model):
+        return NOT_CONV.format(backbone=model.backbone)
+    side = min(rec.data.test.images.shape[-2:])
+    return TOO_SMALL.format(side=side) if side < MIN_MAP_SIDE else None
 
 
 # -- the feature space ---------------------------------------------------------------------------

@@ -74,7 +74,7 @@ def toggle_gradcam(session: Session, name: str | None, on: bool):
     rec = _record(session, name)
     if rec is None or rec.result.test is None:
         return gr.Gallery(label=insight.GRADCAM_LABEL if on else insight.PLAIN_LABEL)
-    note = insight.conv_note(session, rec.name) if on else None
+    note = insight.conv_note(session, rec) if on else None
     if note:
         session.gradcam = False
         warn(note)

@@ -158,16 +158,27 @@ def on_backbone(session: Session, backbone: str, weights: str, preset: str):
         preset = "full"
         info("Random weights: every layer trains now (freezing preset: full). A frozen random body "
                 "would only be a random projection, not a fair from-scratch baseline.")
-    return (gr.update(choices=choices, value=weights), gr.update(choices=presets, value=preset),
+    return (gr.update(choices=choices, value=weights), gr.update(choices=presets, value=preset, info=preset_info(preset)),
             gr.update(choices=body, value=frozen_for_preset(model, preset)))
+
+
+def preset_info(preset: str) -> str:
+    """The chosen preset in plain words (the dropdown's line under its label follows the choice)."""
+    if preset == "linear-probe":
+        return "linear probe: the pretrained body is frozen, only the new head trains"
+    if preset == "full":
+        return "full: every layer trains (fine-tuning the whole network)"
+    k = preset.rsplit("-", 1)[-1]
+    return f"the top {k} layer group{'s' * (k != '1')} of the body train with the new head; the rest stay frozen"
 
 
 def on_preset(session: Session, backbone: str, weights: str, preset: str):
     try:
-        return frozen_for_preset(_model(session, backbone, weights, _num_classes(session)), preset)
+        frozen = frozen_for_preset(_model(session, backbone, weights, _num_classes(session)), preset)
     except TLCoreError as e:
         warn(e)
-        return gr.update()
+        return gr.update(), gr.update()
+    return frozen, gr.update(info=preset_info(preset))
 
 
 def build(session_state: gr.State) -> ModelTab:
@@ -179,7 +190,7 @@ def build(session_state: gr.State) -> ModelTab:
                                   label="Pretrained weights",
                                   info="ImageNet, a saved run as the source model, or none (random)")
             preset = gr.Dropdown(["linear-probe", "full"], value=DEFAULT_PRESET, label="Freezing preset",
-                                 info="linear probe: only the new head trains")
+                                 info=preset_info(DEFAULT_PRESET))
             frozen = gr.CheckboxGroup(list(DEFAULT_FROZEN), value=list(DEFAULT_FROZEN),
                                       label="Frozen layer groups (input → output)")
             train_bn = gr.Checkbox(False, label="Let BatchNorm in frozen groups keep training")
@@ -195,7 +206,8 @@ def build(session_state: gr.State) -> ModelTab:
     # Every way the user changes the model ends in `describe`; the app chains more onto these.
     described = [comp.change(on_backbone, choice_in, choice_out, **private).then(describe, desc_in, desc_out, **private)
                  for comp in (backbone, weights)]
-    described.append(preset.input(on_preset, choice_in, frozen, **private).then(describe, desc_in, desc_out, **private))
+    described.append(preset.input(on_preset, choice_in, [frozen, preset], **private)
+                     .then(describe, desc_in, desc_out, **private))
     described.append(frozen.input(describe, desc_in, desc_out, **private))
     # The API's way to choose a model: backbone, weights, comma-separated frozen groups, BatchNorm option.
     api_in = [gr.Textbox(visible=False), gr.Textbox(visible=False), gr.Textbox(visible=False),
