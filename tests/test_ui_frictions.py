@@ -121,7 +121,7 @@ def test_a_stopped_run_is_evaluated_when_shown(tmp_path):
     assert r.status == "stopped" and r.test is None and r.best_epoch >= 1
     s = Session()
     s.add_run(RunRecord("1-stopped", r, data, tmp_path / "run"))
-    summary, heat, table, roc, per_class, gallery, download, caption = evaluate_tab.show(s, "1-stopped", "counts")
+    summary, heat, table, roc, per_class, gallery, download, caption, card = evaluate_tab.show(s, "1-stopped", "counts")
     assert summary.startswith("### Test accuracy") and "of a run that stopped" in summary
     assert heat is not None and len(table) == 10 and download.endswith("1-stopped.zip")
 

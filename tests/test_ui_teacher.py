@@ -163,3 +163,43 @@ def test_the_presets_line_follows_the_choice():
     assert preset["value"] == "full" and preset["info"].startswith("full:")  # random weights: every layer trains
     assert model_tab.preset_info("finetune-top-1") == \
         "the top 1 layer group of the body train with the new head; the rest stay frozen"
+
+
+def test_the_model_card_has_the_forgetting_figures_and_shows_on_evaluate(tmp_path):
+    """Item 9: the card left out the source task before/after and the regularizer, and was only a download."""
+    from conftest import BUNDLED
+    from tlcore.data import load_dataset
+    from tlcore.training.train import train
+    from tlcore.ui.session import RunRecord
+
+    data = load_dataset("digits")
+    s, name = Session(), "1-digits-lenet5"
+    cfg = RunConfig(dataset="digits", weights=str(BUNDLED), preset="full", epochs=2, lwf_weight=1.0)
+    r = train(cfg, data=data, out=tmp_path / name)
+    s.add_run(RunRecord(name, r, data, tmp_path / name))
+    card = evaluate_tab.show(s, name, "counts")[-1]
+    assert card.startswith(f"# Model card: {name}") and "## The source task (forgetting)" in card
+    before, after = f"{r.source_accuracy_before:.2%}", f"{r.source_accuracy_after:.2%}"
+    assert f"{before} before fine-tuning, {after} after" in card and "Kept by: LwF 1.0." in card
+    # A run from scratch has no source task: the card does not invent one.
+    scratch = train(RunConfig(dataset="digits", epochs=1), data=data, out=tmp_path / "2-scratch")
+    s.add_run(RunRecord("2-scratch", scratch, data, tmp_path / "2-scratch"))
+    assert "source task" not in evaluate_tab.show(s, "2-scratch", "counts")[-1]
+
+
+def test_technical_terms_come_with_a_plain_line():
+    """Item 8: "label smoothing", "5-fold cross-validation", "1/2 ||w - w0||^2" and "source task" were
+    shown without a plain line beside them."""
+    from tlcore.ui import evaluate_insight, fields
+
+    assert "the right class counts as 90% sure" in fields.component("label_smoothing").info
+    assert "half the squared distance from the starting weights" in fields.component("l2sp").info
+    from types import SimpleNamespace
+
+    space = SimpleNamespace(after=SimpleNamespace(knn_accuracy=0.9), before=None, note="")
+    assert "they are split into 5 parts, and each part's images look for neighbours among the other 4" in \
+        evaluate_insight.space_summary(space, 359)
+    r = RunResult(None, RunConfig(weights="/runs/lenet5-mnist"), ["0", "1"], Status.COMPLETED, "done",
+                  source_accuracy_before=0.99, source_accuracy_after=0.5)
+    r.test = type("T", (), {"accuracy": 0.9})()
+    assert "The source task is what the starting model was trained for" in evaluate_tab.source_task(r)

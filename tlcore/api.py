@@ -30,7 +30,7 @@ from .data import DATASETS, ImageData, Split, is_path, list_datasets, load_datas
 from .data.sketch import EmptySketch, sketch_batch, sketch_files
 from .device import describe_device, is_main_process, pick_device, run_autocast_dtype
 from .insight.evaluate import Evaluation, evaluate, evaluate_probs
-from .insight.feature_space import NEIGHBOURS, FeatureSpace, feature_space, panels
+from .insight.feature_space import FOLDS, NEIGHBOURS, FeatureSpace, feature_space, panels
 from .insight.gradcam import MIN_MAP_SIDE, NOT_CONV, TOO_SMALL, gradcam, heat_overlay, is_convolutional
 from .insight.plots import (
     PROJECTION_NAMES, class_count_figure, confusion_figure, curve_figure, enlarged, examples, feature_space_figure,
@@ -46,7 +46,7 @@ from .models import (
 from .paths import BUNDLED_MNIST, BUNDLED_RUNS, runs_dir
 from .preprocess import prepare
 from .runs.atomic import atomic_write, discard, write_bytes
-from .runs.card import card_beside
+from .runs.card import CARD_FILE, card_beside
 from .runs.bundle import Bundle, read_bundle, write_bundle
 from .runs.checkpoints import list_runs, load_replay, load_run, replay_sample
 from .runs.export import FORMATS, export_run
@@ -71,9 +71,9 @@ from .training.unfreeze import plan as unfreeze_plan
 __all__ = [
     "BACKBONES", "BUDGET_RULE", "NONE", "architecture", "BUNDLED_MNIST", "BUNDLED_RUNS", "Curve", "DATASETS", "Drawings", "EmptySketch",
     "Evaluation", "FORMATS", "FeatureSpace", "ForgettingDemo", "HEAD", "ImageData", "LESSON_STEPS", "Lesson",
-    "LessonRun", "LoopState", "NEIGHBOURS", "NOT_CONV", "TOO_SMALL", "MIN_MAP_SIDE", "PROJECTION_NAMES", "Point", "Progress", "RunConfig", "RunResult",
+    "LessonRun", "LoopState", "FOLDS", "NEIGHBOURS", "NOT_CONV", "TOO_SMALL", "MIN_MAP_SIDE", "PROJECTION_NAMES", "Point", "Progress", "RunConfig", "RunResult",
     "SUGGESTED", "Split", "Bundle", "read_bundle", "reopened_run", "saved_result", "write_bundle", "Status", "TransferNet", "TransferVsScratch", "atomic_write", "body_frozen",
-    "card_beside", "check_curve", "class_count_figure", "confusion_figure", "continuable", "continue_run",
+    "CARD_FILE", "card_beside", "check_curve", "class_count_figure", "confusion_figure", "continuable", "continue_run",
     "create_backbone", "curve", "curve_figure", "describe_backbone", "describe_device", "discard",
     "distributed_run", "enlarged", "evaluate", "evaluate_probs", "evaluate_run", "examples", "export_run",
     "feature_space", "feature_space_figure", "forgetting_demo", "forgetting_figure", "freeze", "frozen_for_preset",

@@ -165,14 +165,17 @@ class RunConfig:
     warmup_epochs: float = _number_field(0.0, "linear warmup before step, cosine or constant; for onecycle, the "
                                          "rising part (0: a quarter of the run)", 0, MAX_EPOCHS, lo_open=False)
     # Softer targets: better calibrated, and +0.2% on MNIST in 3 epochs.
-    label_smoothing: float = _number_field(0.1, "softer targets", 0, 0.5, lo_open=False, label="Label smoothing",
+    label_smoothing: float = _number_field(0.1, "softer targets: the right class counts as 90% sure, not 100%, "
+                                           "so the model is not pushed to be overconfident", 0, 0.5, lo_open=False, label="Label smoothing",
                                            slider=(0, 0.3, 0.05))
     early_stopping: int = _number_field(0, "stop after this many epochs without a better val loss; 0 = off", 0,
                                         MAX_EPOCHS, lo_open=False, integer=True, metavar="PATIENCE", suggested=True,
                                         label="Early stopping patience (epochs, 0 = off)")
     # -- not forgetting the source (tlcore.training.regularizers); 0 = off
-    l2sp: float = _number_field(0.0, "L2-SP: pulls the pretrained body's weights back towards where they started "
-                                "(weight of 1/2 ||w - w0||^2; e.g. 0.01-0.1); zero with a frozen body", 0, 1000,
+    l2sp: float = _number_field(0.0, "L2-SP: pulls the pretrained body's weights back towards where they started, "
+                                "the further they move the harder (a penalty of weight × 1/2 ||w - w0||^2: half the "
+                                "squared distance from the starting weights w0; e.g. 0.01-0.1); zero with a frozen "
+                                "body", 0, 1000,
                                 lo_open=False, label="L2-SP weight (0 = off)")
     head_l2: float = _number_field(0.0, "plain L2 on the new head (weight of 1/2 ||w||^2)", 0, 1000, lo_open=False,
                                    label="Head L2 weight (0 = off)")

@@ -45,6 +45,7 @@ def model_card(folder: str | Path, name: str | None = None) -> str:
         f"- Accuracy {_pct(test.get('accuracy'))}, macro AUC {_num(test.get('macro_auc'))}, micro AUC "
         f"{_num(test.get('micro_auc'))}, on {test.get('size', '?')} images; validation accuracy "
         f"{_pct(summary.get('val_accuracy'))}.",
+        *_forgetting(run, summary, weights),
         "## Intended use and limits",
         "- For teaching and for trying transfer learning: a quick, honest answer to whether a pretrained "
         "backbone helps on this data. Not for decisions about people, health, safety or money.",
@@ -54,6 +55,20 @@ def model_card(folder: str | Path, name: str | None = None) -> str:
         "much uncertainty.",
     ]
     return "\n\n".join(lines) + "\n"
+
+
+def _forgetting(run: dict, summary: dict, weights) -> list[str]:
+    """What fine-tuning kept of the source task, when the run was measured on it (a saved run as
+    the source, its replay sample read through the source's own head): before, after, and the
+    regularizers that were on."""
+    before, after = summary.get("source_accuracy_before"), summary.get("source_accuracy_after")
+    if before is None or after is None:
+        return []
+    keep = [f"{label} {run[key]}" for key, label in (("l2sp", "L2-SP"), ("lwf_weight", "LwF")) if run.get(key)]
+    return ["## The source task (forgetting)",
+            f"- On the source task (`{Path(str(weights)).name}`, a sample of its own data, read through its own "
+            f"head): {_pct(before)} before fine-tuning, {_pct(after)} after ({(after - before) * 100:+.1f} points).",
+            "- Kept by: " + (", ".join(keep) if keep else "no regularizer (L2-SP and LwF were off)") + "."]
 
 
 def _pct(v) -> str:

@@ -15,7 +15,7 @@ import torch
 
 from ..errors import TLCoreError
 from ..api import (
-    MIN_MAP_SIDE, NEIGHBOURS, NOT_CONV, PROJECTION_NAMES, TOO_SMALL, enlarged, feature_space, feature_space_figure, FeatureSpace,
+    FOLDS, MIN_MAP_SIDE, NEIGHBOURS, NOT_CONV, PROJECTION_NAMES, TOO_SMALL, enlarged, feature_space, feature_space_figure, FeatureSpace,
     gradcam, heat_overlay, is_convolutional, load_image_files, panels, predict_probs, to_display
 )
 from .clicks import on_plotly_click
@@ -103,8 +103,10 @@ def space_summary(space: FeatureSpace, n: int) -> str:
         if np.array_equal(space.before.features, space.after.features):
             head += ". The body was frozen, so its features are the source's: both panels are the same"
     return (f"{head}\n\nHow often a test image's {NEIGHBOURS} nearest neighbours in the body's feature space share "
-            f"its class ({NEIGHBOURS}-fold cross-validation over the {n:,} test images): the higher, the better the "
-            "body alone separates the classes, before any head. Hover a point for its class; click it to see it.")
+            f"its class ({FOLDS}-fold cross-validation over the {n:,} test images: they are split into "
+            f"{FOLDS} parts, and each part's images look for neighbours among the other {FOLDS - 1}): the "
+            "higher, the better the body alone separates the classes, before any head. Hover a point for its class; "
+            "click it to see it.")
 
 
 @typed

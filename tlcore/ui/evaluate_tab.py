@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from ..api import (
-    FORMATS, all_near_one, atomic_write, card_beside, confusion_figure, evaluate_run, export_run, load_labelled, roc_figure
+    CARD_FILE, FORMATS, all_near_one, atomic_write, card_beside, confusion_figure, evaluate_run, export_run, load_labelled, roc_figure
 )
 from ..errors import TLCoreError
 from . import evaluate_insight as insight
@@ -41,7 +41,7 @@ HEATMAP_CLICKS = on_plotly_click("cm-chart", """
 
 class EvaluateTab(NamedTuple):
     runs: gr.Dropdown  # the run shown
-    outputs: list  # summary, confusion chart, table, ROC, per-class table, gallery, download, caption
+    outputs: list  # summary, confusion chart, table, ROC, per-class table, gallery, download, caption, model card
     more_epochs: gr.Number  # "continue training to" this many epochs in all
     continue_button: gr.Button  # wired by the app to the Train tab's streaming (train_tab.continue_training)
 
@@ -98,6 +98,7 @@ def _judged(rec) -> dict:
 
 
 NO_RUN = "Train a model on the Train tab; its evaluation on the test split appears here."
+NO_CARD = "*The run's model card appears here once a run is shown.*"
 PICK = "Click a cell of the confusion matrix (the chart or the table) to see its images."
 
 
@@ -107,7 +108,7 @@ def show(session: Session, name: str | None, normalized: str):
     session.evaluated_on.pop(name or "", None)
     rec = _record(session, name)
     if rec is None or _evaluated(session, rec) is None:
-        return NO_RUN, None, None, None, None, [], None, PICK
+        return NO_RUN, None, None, None, None, [], None, PICK, NO_CARD
     return _shown(session, rec, normalized)
 
 
@@ -148,7 +149,13 @@ def _shown(session: Session, rec, normalized: str, heading: str = "Test accuracy
         with atomic_write(archive) as tmp:
             shutil.make_archive(str(tmp.with_suffix("")), "zip", rec.folder)
     return (summary, _heatmap(ev, normalized), table, roc_figure(ev),
-            per_class, _gallery(session, rec, wrong), str(archive), _gallery_caption(len(wrong)))
+            per_class, _gallery(session, rec, wrong), str(archive), _gallery_caption(len(wrong)), _card(rec))
+
+
+def _card(rec) -> str:
+    """The run's model card as its folder has it (the one in its zip and beside its exports)."""
+    card = Path(rec.folder) / CARD_FILE if rec.folder else None
+    return card.read_text() if card is not None and card.is_file() else NO_CARD
 
 
 def roc_said(ev) -> str:
@@ -202,7 +209,8 @@ def source_task(r) -> str:
         return ""
     return (f"\n\n**Source task** ({Path(r.config.weights).name}, its replay sample, read by its own "
             f"head): **{before:.1%}** before fine-tuning → **{after:.1%}** after "
-            f"({100 * (after - before):+.1f} points) · this task: **{r.test.accuracy:.1%}**")
+            f"({100 * (after - before):+.1f} points) · this task: **{r.test.accuracy:.1%}**\n\n*The source task is "
+            f"what the starting model was trained for; fine-tuning it on this data can make it forget that.*")
 
 
 @typed
@@ -243,6 +251,9 @@ def build(session_state: gr.State, runs: gr.Dropdown) -> EvaluateTab:
     gallery = gr.Gallery(label=insight.PLAIN_LABEL, columns=GALLERY_COLUMNS, fit_columns=False, height="auto",
                          object_fit="contain", elem_id="eval-gallery")
     views = insight.build()
+    with gr.Accordion("Model card: what it was trained on, how, how well, what it forgot, what it is not for",
+                      open=False):
+        card = gr.Markdown(NO_CARD, elem_id="model-card")
     with gr.Row(equal_height=True):
         with gr.Column():
             gr.Markdown("**Take it home**: the model with its classes, input size and normalization inside, "
@@ -263,7 +274,7 @@ def build(session_state: gr.State, runs: gr.Dropdown) -> EvaluateTab:
     other = gr.File(label="Evaluate it on other labelled images: a .zip of class folders (only test/, or no "
                             "split folders: every image counts)", file_types=[".zip"], type="filepath",
                     elem_id="evaluate-other")
-    outs = [summary, heat, table, roc, per_class, gallery, download, caption]
+    outs = [summary, heat, table, roc, per_class, gallery, download, caption, card]
     runs.change(show, [session_state, runs, normalized], outs, api_name="evaluate")
     other.upload(show_other, [session_state, runs, other, normalized], outs, api_name="evaluate_on")
     normalized.change(heatmap, [session_state, runs, normalized], heat, api_visibility="private")
