@@ -79,6 +79,7 @@ def test_uploads_load_at_once_and_errors_keep_their_words(app, browser, tmp_path
     page.get_by_text(re.compile(r"2,562 of 3,[0-9,]+ parameters train")).first.wait_for(timeout=60_000)
     assert [page.get_by_label(label).input_value() for label in ("Backbone", "Pretrained weights", "Freezing preset")] \
         == ["efficientnet_lite0", "imagenet", "linear-probe"]
+    assert page.locator("[data-testid=toast-body]").count() == 0, page.locator("[data-testid=toast-body]").all_inner_texts()
     page.close()
 
 

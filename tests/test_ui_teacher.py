@@ -140,9 +140,11 @@ def test_photos_get_a_pretrained_photo_model_suggested_and_one_click_chooses_it(
     *_, hint, button = data_tab.load(s, data_tab.UPLOAD, str(photos), 0, 0.1, 0)
     assert hint["visible"] and "colour photos (96×96 px, 2 classes" in hint["value"] and "2,562 weights" in hint["value"]
     assert "LeNet-5" in hint["value"] and "linear probe" in button["value"]
-    backbone, weights, preset = model_tab.use_suggested(s)
-    assert (backbone["value"], weights["value"], preset["value"]) == ("efficientnet_lite0", "imagenet", "linear-probe")
-    assert "imagenet" in [v for _, v in weights["choices"]]
+    assert model_tab.use_suggested(s)["value"] == "efficientnet_lite0"
+    # The menu's change (as for a user's choice) takes the suggested weights, even where the weights
+    # chosen before ("none") are valid for the new backbone too, and applies the linear probe.
+    weights, preset, _ = model_tab.on_backbone(s, "efficientnet_lite0", "none", "full")
+    assert (weights["value"], preset["value"]) == ("imagenet", "linear-probe") and s.next_weights is None
     # Chosen (the Model tab's describe records it): no hint any more.
     model_tab.describe(s, "efficientnet_lite0", "imagenet", [], False)
     assert data_tab.model_hint(s)[0]["visible"] is False

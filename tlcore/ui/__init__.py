@@ -169,7 +169,7 @@ def build_app() -> gr.Blocks:
             .then(model_tab.refresh_weights, [session, model.backbone], model.weights, **private)
         _suggestions(session, data, model, training)
         # Photos uploaded: the suggested model, in a click (its choice re-describes and re-suggests).
-        data.use_model.click(model_tab.use_suggested, session, [model.backbone, model.weights, model.preset], **private) \
+        data.use_model.click(model_tab.use_suggested, session, model.backbone, **private) \
             .then(lambda: (gr.update(visible=False), gr.update(visible=False)), None, [data.hint, data.use_model],
                   **private)
         # A closed tab (or API client) ends its session at once: its run stops, its folder goes.

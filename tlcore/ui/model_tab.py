@@ -108,13 +108,15 @@ def weight_options(session: Session, backbone: str) -> list[tuple[str, str]]:
 
 
 def use_suggested(session: Session):
-    """The Data tab's suggested model, chosen: (backbone, weights, preset). Their change events
-    re-describe the model and re-suggest the Train tab's settings, as a user's choice would."""
+    """The Data tab's suggested model, chosen: its backbone goes into the menu, whose change event
+    (on_backbone, as for a user's choice) takes the suggested weights, applies the preset, describes
+    the model and re-suggests the Train tab's settings. (Setting the weights menu here too raced
+    that event: it sent the old weights against the new backbone's list, and Gradio refused them.)"""
     s = suggested_model(session.dataset) if session.dataset is not None else None
     if s is None:
-        return gr.skip(), gr.skip(), gr.skip()
-    return (gr.update(value=s["backbone"]), gr.update(choices=weight_options(session, s["backbone"]), value=s["weights"]),
-            gr.update(value=s["preset"]))
+        return gr.skip()
+    session.next_weights = s["weights"]
+    return gr.update(value=s["backbone"])
 
 
 def refresh_weights(session: Session, backbone: str):
@@ -143,7 +145,8 @@ def on_backbone(session: Session, backbone: str, weights: str, preset: str):
     options = weight_options(session, backbone)
     values = [v for _, v in options]
     choices = options
-    weights = weights if weights in values else values[0]
+    weights, session.next_weights = (session.next_weights if session.next_weights in values else
+                                     weights if weights in values else values[0]), None
     try:
         model = _model(session, backbone, weights, _num_classes(session))
     except TLCoreError as e:

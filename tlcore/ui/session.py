@@ -66,6 +66,9 @@ class Session:
     weights: str = DEFAULT_WEIGHTS
     frozen: list[str] = field(default_factory=lambda: list(DEFAULT_FROZEN))
     train_bn: bool = False
+    # The weights a suggested model comes with (the Data tab's "Use ..."): taken by the Model tab's
+    # next backbone change, which otherwise keeps the weights chosen before when the new backbone has them.
+    next_weights: str | None = None
     # Each tab's view of them.
     preview: TransferNet | None = None  # the model the Model tab describes (rebuilt when the choices change)
     preview_key: tuple | None = None
