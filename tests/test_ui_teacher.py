@@ -179,7 +179,9 @@ def test_the_model_card_has_the_forgetting_figures_and_shows_on_evaluate(tmp_pat
     cfg = RunConfig(dataset="digits", weights=str(BUNDLED), preset="full", epochs=2, lwf_weight=1.0)
     r = train(cfg, data=data, out=tmp_path / name)
     s.add_run(RunRecord(name, r, data, tmp_path / name))
-    card = evaluate_tab.show(s, name, "counts")[-1]
+    shown = evaluate_tab.show(s, name, "counts")
+    card = shown[-1]
+    assert "(each class's ROC AUC, averaged)" in shown[0] and "(every image's score for every class, pooled)" in shown[0]
     assert card.startswith(f"# Model card: {name}") and "## The source task (forgetting)" in card
     before, after = f"{r.source_accuracy_before:.2%}", f"{r.source_accuracy_after:.2%}"
     assert f"{before} before fine-tuning, {after} after" in card and "Kept by: LwF 1.0." in card
@@ -192,7 +194,9 @@ def test_the_model_card_has_the_forgetting_figures_and_shows_on_evaluate(tmp_pat
 def test_technical_terms_come_with_a_plain_line():
     """Item 8: "label smoothing", "5-fold cross-validation", "1/2 ||w - w0||^2" and "source task" were
     shown without a plain line beside them."""
-    from tlcore.ui import evaluate_insight, fields
+    import gradio as gr
+
+    from tlcore.ui import evaluate_insight, fields, model_tab
 
     assert "the right class counts as 90% sure" in fields.component("label_smoothing").info
     assert "half the squared distance from the starting weights" in fields.component("l2sp").info
@@ -201,6 +205,9 @@ def test_technical_terms_come_with_a_plain_line():
     space = SimpleNamespace(after=SimpleNamespace(knn_accuracy=0.9), before=None, note="")
     assert "they are split into 5 parts, and each part's images look for neighbours among the other 4" in \
         evaluate_insight.space_summary(space, 359)
+    with gr.Blocks():
+        model = model_tab.build(gr.State(Session()))
+    assert "averages learnt on the source data" in model.describe_inputs[-1].info  # the BatchNorm box
     r = RunResult(None, RunConfig(weights="/runs/lenet5-mnist"), ["0", "1"], Status.COMPLETED, "done",
                   source_accuracy_before=0.99, source_accuracy_after=0.5)
     r.test = type("T", (), {"accuracy": 0.9})()

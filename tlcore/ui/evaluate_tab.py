@@ -140,7 +140,8 @@ def _shown(session: Session, rec, normalized: str, heading: str = "Test accuracy
     kept = f"kept epoch {rec.result.best_epoch}" + (
         f" of a run that {rec.result.status.value}" if rec.result.status not in ("completed", "early-stopped") else "")
     summary = (f"### {heading} **{ev.accuracy:.2%}** on {len(ev.labels):,} images\n"
-               f"macro AUC {ev.macro.auc:.4f} · micro AUC {ev.micro.auc:.4f} · {kept} · {rec.result.device}"
+               f"macro AUC {ev.macro.auc:.4f} (each class's ROC AUC, averaged) · micro AUC {ev.micro.auc:.4f} "
+               f"(every image's score for every class, pooled) · {kept} · {rec.result.device}"
                + roc_said(ev) + source_task(rec.result) + after)
     # Start the gallery on the most confident mistakes: the most instructive images.
     wrong = ev.most_confident_wrong(GALLERY_MAX)

@@ -196,7 +196,9 @@ def build(session_state: gr.State) -> ModelTab:
                                  info=preset_info(DEFAULT_PRESET))
             frozen = gr.CheckboxGroup(list(DEFAULT_FROZEN), value=list(DEFAULT_FROZEN),
                                       label="Frozen layer groups (input → output)")
-            train_bn = gr.Checkbox(False, label="Let BatchNorm in frozen groups keep training")
+            train_bn = gr.Checkbox(False, label="Let BatchNorm in frozen groups keep training",
+                                   info="BatchNorm layers rescale their inputs with averages learnt on the source "
+                                        "data; ticked, frozen groups still update those averages (and scales) on yours")
         with gr.Column(scale=2):
             counts = gr.Markdown()
             table = gr.Dataframe(headers=["group", "parameters", "trainable", "frozen"], interactive=False)
