@@ -114,8 +114,7 @@ def suggested_model(data) -> dict | None:
             "label": "Use EfficientNet-Lite0 pretrained on ImageNet, training only a new head (linear probe)",
             "why": (f"These are colour photos ({data.size}×{data.size} px, {k} classes, {n:,} to train on). "
                     f"EfficientNet-Lite0 learned photo features from ImageNet's 1.3 million photos; a linear probe "
-                    f"keeps them and trains only a new head of {head:,} weights, few enough to learn from {n:,} "
-                    f"images.")}
+                    f"keeps them and trains only a new head of {head:,} weights on them.")}
 
 
 @functools.lru_cache(maxsize=4)

@@ -61,10 +61,8 @@ SELECT_BRUSH = """() => {
 }"""
 
 
-CLEAR_CANVAS = """() => {
-  document.querySelector('#draw-pad button[aria-label="Clear canvas"]')?.click();
-  (""" + SELECT_BRUSH + """)();
-}"""
+# The sketchpad's own Clear: its clear event brings the brush back (see build).
+CLEAR_CANVAS = """() => { document.querySelector('#draw-pad button[aria-label="Clear canvas"]')?.click(); }"""
 
 
 @functools.lru_cache(maxsize=4)  # a few saved runs stay loaded (read-only, shared); memory stays bounded

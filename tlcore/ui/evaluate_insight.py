@@ -72,7 +72,7 @@ def _overlaid(model, images: torch.Tensor, side: int, targets: torch.Tensor | No
     return torch.cat(out)
 
 
-def conv_note(session: Session, rec) -> str | None:
+def map_note(session: Session, rec) -> str | None:
     """Why Grad-CAM cannot be shown for this run's images, or None when it can."""
     model = session.runs.model(rec.name)
     if not is_convolutional(model):

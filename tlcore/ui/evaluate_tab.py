@@ -74,7 +74,7 @@ def toggle_gradcam(session: Session, name: str | None, on: bool):
     rec = _record(session, name)
     if rec is None or rec.result.test is None:
         return gr.Gallery(label=insight.GRADCAM_LABEL if on else insight.PLAIN_LABEL)
-    note = insight.conv_note(session, rec) if on else None
+    note = insight.map_note(session, rec) if on else None
     if note:
         session.gradcam = False
         warn(note)
@@ -165,10 +165,10 @@ def roc_said(ev) -> str:
     if not all_near_one(ev):
         return ""
     aucs = [c.auc for c in ev.roc.values()]
-    return (f"\n\n**ROC:** every class's AUC is between {min(aucs):.3f} and {max(aucs):.3f}: for each class, "
-            f"nearly every one of its test images gets a higher score for it than any image of another class, "
-            f"so the {len(aucs)} curves lie on top of each other in the top-left corner. Each class's AUC is in "
-            f"the per-class table, beside its name.")
+    return (f"\n\n**ROC:** every class's AUC is between {min(aucs):.3f} and {max(aucs):.3f}: for each class, at "
+            f"least {min(aucs):.1%} of the pairs (one of its test images, one of another class) are ranked the right "
+            f"way by its score, so the {len(aucs)} curves lie on top of each other in the top-left corner. Each "
+            f"class's AUC is in the per-class table, beside its name.")
 
 
 def _gallery_caption(wrong: int) -> str:
