@@ -61,8 +61,10 @@ SELECT_BRUSH = """() => {
 }"""
 
 
-# The sketchpad's own Clear: its clear event brings the brush back (see build).
-CLEAR_CANVAS = """() => { document.querySelector('#draw-pad button[aria-label="Clear canvas"]')?.click(); }"""
+CLEAR_CANVAS = """() => {
+  document.querySelector('#draw-pad button[aria-label="Clear canvas"]')?.click();
+  (""" + SELECT_BRUSH + """)();
+}"""
 
 
 @functools.lru_cache(maxsize=4)  # a few saved runs stay loaded (read-only, shared); memory stays bounded
