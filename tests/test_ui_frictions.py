@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import zipfile
 
+import numpy as np
 import pytest
 import torch
 
@@ -99,6 +100,20 @@ def test_an_empty_canvas_claims_nothing_and_clears_the_map():
     """Item 8: the empty canvas read 'Draw a digit 100%', and the old SmoothGrad map stayed."""
     blank = {"background": None, "layers": [], "composite": torch.zeros(100, 100, 4, dtype=torch.uint8).numpy()}
     assert draw_tab.predict(Session(), draw_tab.BUNDLED_LABEL, blank) == (None, None, None, None)
+
+
+def test_a_guess_at_a_drawing_already_added_is_not_shown():
+    """A guess sent before Add (the canvas not yet cleared) but read after it showed the added
+    drawing's label over the cleared canvas; a new drawing is guessed again."""
+    from conftest import digit_canvas
+
+    s, model = Session(), draw_tab.BUNDLED_LABEL
+    four, seven = ({"background": None, "layers": [], "composite": np.asarray(digit_canvas(d).convert("RGBA"))}
+                   for d in "47")
+    assert draw_tab.predict(s, model, four)[0]  # guessed before it is added
+    draw_tab.add_drawing(s, model, four, "4")
+    assert draw_tab.predict(s, model, four) == (None, None, None, None)
+    assert draw_tab.predict(s, model, seven)[0]
 
 
 def test_a_stopped_run_is_evaluated_when_shown(tmp_path):

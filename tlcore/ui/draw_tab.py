@@ -108,6 +108,8 @@ def predict(session: Session, choice: str, sketch):
     except TLCoreError as e:
         warn(e)
         return EMPTY
+    if x[0, 0].numpy().tobytes() == session.added:  # sent before the canvas cleared, read after the Add
+        return EMPTY
     probs = predict_probs(model, x)[0].tolist()
     if session.canvas != canvas:  # the drawing was added (and the canvas cleared) meanwhile: this guess is stale
         return (gr.skip(),) * len(EMPTY)
@@ -212,7 +214,7 @@ def add_drawing(session: Session, choice: str, sketch, label: str | None):
     if not label:
         raise error("Pick the label of your drawing first.", "Not added")
     try:
-        session.drawings.add(sketch, label, _model(session, choice).classes)
+        image = session.drawings.add(sketch, label, _model(session, choice).classes)
     except EmptySketch:
         raise error("Draw a digit first.", "Not added") from None
     except TLCoreError as e:
@@ -220,6 +222,7 @@ def add_drawing(session: Session, choice: str, sketch, label: str | None):
     # The canvas is cleared next (in the browser); the guess is reset here, not left to that
     # clearing's change event, and a prediction still in flight for the old drawing is dropped.
     session.canvas += 1
+    session.added = image.tobytes()
     return *drawings_view(session), *EMPTY
 
 

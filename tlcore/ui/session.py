@@ -81,6 +81,7 @@ class Session:
     feature_space: tuple | None = None  # (run name, FeatureSpace) last computed on the Evaluate tab
     drawings: Drawings = field(default_factory=Drawings)  # the Draw tab's labelled drawings
     canvas: int = 0  # counts the Draw tab's canvases: one more each time a drawing is added and cleared
+    added: bytes = b""  # the last added drawing's 28x28: a guess at it, sent before the canvas cleared, is stale
     lesson: LessonRun | None = None  # the Lesson tab's steps so far
     duel_view: dict | None = None  # Compare's last transfer vs scratch: {"curves": label -> history, "summary"}
     curve_view: dict | None = None  # Compare's last curve: {"points", "n_classes", "status"}
