@@ -33,6 +33,14 @@ def net(request):
     return create_backbone(request.param, weights="none", num_classes=10).eval()
 
 
+@pytest.fixture(scope="module", params=BACKBONES)
+def built(request):
+    """The network as create_backbone builds it, on the meta device: its structure (groups,
+    counts, freezing) without its weights' initialisation (VGG-11's took 4-8 s)."""
+    with torch.device("meta"):
+        return create_backbone(request.param, weights="none", num_classes=10)
+
+
 def test_the_registry_has_the_issues_backbones():
     assert list_backbones() == ["lenet5", "resnet18", "mobilenet_v3_small", "vgg11", "efficientnet_lite0"]
 
@@ -52,17 +60,20 @@ def test_forward_shapes_and_no_nan_on_every_input_kind(net, c, side):
     assert torch.allclose(net.forward_head(feats), logits, atol=1e-5)
 
 
-def test_groups_partition_every_parameter(net):
-    groups = net.layer_groups()
+def test_groups_partition_every_parameter(built):
+    groups = built.layer_groups()
     assert groups[-1].name == HEAD and len(groups) >= 3
-    trainable, total = net.count_parameters()
+    trainable, total = built.count_parameters()
     assert sum(g.params for g in groups) == total == trainable
-    names = [n for g in net.group_names() for n, _ in net.group_parameters(g)]
-    assert sorted(names) == sorted(n for n, _ in net.named_parameters())  # each exactly once
-    if net.backbone in PUBLISHED_TOTAL_10:
-        assert total == PUBLISHED_TOTAL_10[net.backbone]
+    names = [n for g in built.group_names() for n, _ in built.group_parameters(g)]
+    assert sorted(names) == sorted(n for n, _ in built.named_parameters())  # each exactly once
+    if built.backbone in PUBLISHED_TOTAL_10:
+        assert total == PUBLISHED_TOTAL_10[built.backbone]
 
 
+# The real (initialised) network against its layout; VGG-11's build alone is 4-8 s: slow tier.
+@pytest.mark.parametrize("net", [pytest.param(b, marks=pytest.mark.slow) if b == "vgg11" else b for b in BACKBONES],
+                         indirect=True)
 def test_the_layout_alone_has_the_built_networks_groups_counts_and_input(net):
     """What the Model tab and the suggestions read (groups, counts, presets, input) is the same
     from the layout built on the meta device, where nothing is allocated or initialised."""
@@ -74,7 +85,8 @@ def test_the_layout_alone_has_the_built_networks_groups_counts_and_input(net):
     assert layout.count_parameters() == net.count_parameters()
 
 
-def test_every_preset_trains_exactly_the_groups_it_names(net):
+def test_every_preset_trains_exactly_the_groups_it_names(built):
+    net = built
     body = [g.name for g in net.layer_groups() if g.name != HEAD]
     sizes = {g.name: g.params for g in net.layer_groups()}
     presets = preset_names(net)

@@ -7,6 +7,7 @@ prints, calls back and saves.
 from __future__ import annotations
 
 import contextlib
+import math
 
 import torch
 
@@ -71,6 +72,63 @@ def autocast(dev: torch.device, dtype: torch.dtype | None):
     """A context computing in ``dtype`` on ``dev``; fp32 (None) is a no-op context, not a
     disabled autocast, which costs a little on every step."""
     return torch.autocast(dev.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
+
+
+# Below this many multiply-adds an input, a training step's ops are too small to share among CPU
+# threads: waking the second thread for each op costs more than its half of the work, and far more
+# in a worker thread of a process with other OpenMP pools (the app's case: libgomp then sleeps its
+# threads between ops). Measured on this 2-core machine in a worker thread (benchmarks/threads.py),
+# one thread against two: LeNet-5 (0.4 M) 1.2x faster, MobileNet-V3-Small at 32 px (2.2 M) 1.7x,
+# at 64 px (5.5 M) 1.1x; ResNet-18 at 32 px (37 M) 1.1x slower.
+SMALL_STEP_MACS = 10e6
+
+
+@torch.no_grad()
+def macs_per_input(net: torch.nn.Module, example: torch.Tensor) -> float:
+    """Multiply-adds of one forward per input of ``example`` (a batch of one or more), in its
+    convolutions and linear layers (nearly all of a CNN's). Counted in eval mode: BatchNorm's
+    statistics and dropout's random stream are left as they were. (Hooks, not torch's
+    FlopCounterMode: its first use costs a second.)"""
+    total = 0
+
+    def count(m, _, out):
+        nonlocal total
+        per_output = m.in_features if isinstance(m, torch.nn.Linear) else m.in_channels // m.groups * math.prod(
+            m.kernel_size)
+        total += out.numel() * per_output
+
+    layers = [m for m in net.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+    hooks = [m.register_forward_hook(count) for m in layers]
+    was = net.training
+    net.eval()
+    try:
+        net(example)
+    finally:
+        net.train(was)
+        for h in hooks:
+            h.remove()
+    return total / len(example)
+
+
+def step_threads(net: torch.nn.Module, example: torch.Tensor, dev: torch.device) -> int | None:
+    """1 where ``net``'s steps are too small to share among CPU threads (SMALL_STEP_MACS);
+    None (leave the threads as they are) otherwise, or on a GPU."""
+    if dev.type != "cpu" or torch.get_num_threads() == 1:
+        return None
+    return 1 if macs_per_input(net, example) < SMALL_STEP_MACS else None
+
+
+@contextlib.contextmanager
+def cpu_threads(n: int | None):
+    """Inside: torch on ``n`` CPU threads (None: as it was). The setting is mostly the calling
+    thread's (OpenMP's is per thread; torch's default for new threads is put back after)."""
+    before = torch.get_num_threads()
+    if n is not None:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def to_cpu(tree):

@@ -113,6 +113,10 @@ class BatchLoader:
     def load_state_dict(self, state: dict) -> None:
         self.generator.set_state(state["generator"])
 
+    def example(self) -> torch.Tensor:
+        """One input as the model takes it, unaugmented (no random draw: the stream stays)."""
+        return prepare(self.images[:1].to(self.device), self.spec)
+
     def transform(self, images: torch.Tensor, rand: torch.Tensor | None = None) -> torch.Tensor:
         """uint8 batch on the device -> model input, augmented when this loader augments."""
         if self.augment is None:
@@ -164,6 +168,9 @@ class TensorLoader(BatchLoader):
         self.batch_size, self.shuffle, self.drop_last = batch_size, shuffle, drop_last
         self.generator = torch.Generator().manual_seed(seed)
         self.augment = None
+
+    def example(self) -> torch.Tensor:
+        return self.images[:1]
 
     def transform(self, inputs: torch.Tensor, rand=None) -> torch.Tensor:
         return inputs

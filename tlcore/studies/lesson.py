@@ -16,15 +16,13 @@ Every conclusion is written from its step's numbers, which ``to_dict`` carries b
 """
 from __future__ import annotations
 
-import contextlib
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
-
 from ..data import ImageData, load_dataset
+from ..device import cpu_threads
 from ..errors import TLCoreError
 from ..events import StopToken
 from ..insight.feature_space import feature_space
@@ -108,18 +106,6 @@ def lesson(*, quick: bool = False, data_dir: str | None = None, progress: Callab
     return _lesson(LessonRun(quick=quick, data_dir=data_dir, progress=progress, stop=stop, threads=threads))
 
 
-@contextlib.contextmanager
-def _threads(n: int | None) -> Iterator[None]:
-    """Inside: torch on ``n`` CPU threads (None: as it was)."""
-    before = torch.get_num_threads()
-    if n is not None:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def _lesson(run: LessonRun) -> Lesson:
     t0 = time.perf_counter()
     for i in range(1, len(STEPS) + 1):
@@ -162,7 +148,7 @@ class LessonRun:
         """Step ``i`` (1-based) and, first, the steps before it not run yet; None if stopped on the way."""
         if not 1 <= i <= len(STEPS):
             raise TLCoreError(f"The lesson has steps 1 to {len(STEPS)}, got {i!r}.")
-        with _threads(self.threads):
+        with cpu_threads(self.threads):
             while len(self.steps) < i:
                 if not self._next():
                     return None

@@ -29,7 +29,8 @@ import torch.nn.functional as F
 from .. import distributed
 from ..config import RunConfig
 from ..data import ImageData, load_dataset
-from ..device import autocast, autocast_dtype, describe_device, is_main_process, pick_device
+from ..device import (autocast, autocast_dtype, cpu_threads, describe_device, is_main_process, pick_device,
+                      step_threads)
 from ..errors import TLCoreError
 from ..events import Callback, EpochEvent, RunEnd, RunInfo, StepEvent, StopRequested, StopToken, ValidationEvent
 from ..insight.evaluate import Evaluation, evaluate
@@ -169,13 +170,8 @@ class Trainer:
         self.status, self.message, self.should_stop = Status.COMPLETED, "", False
         self.objective.open()
         try:
-            for epoch in range(self.epochs_done + 1, self.epochs + 1):
-                self.fire("on_epoch_start", epoch)
-                if self.should_stop or not self.train_epoch(epoch):
-                    break
-                self.end_epoch(epoch)
-                if self.should_stop:
-                    break
+            with cpu_threads(fit_threads(self)):
+                self._epochs()
         except torch.OutOfMemoryError:
             self.stop_run(Status.FAILED, f"Out of GPU memory at batch size {self.batch_size}. Try a smaller batch "
                                          f"size or a smaller image size.")
@@ -185,6 +181,15 @@ class Trainer:
             self.objective.close()
         self.fire("on_fit_end")
         return self.status
+
+    def _epochs(self) -> None:
+        for epoch in range(self.epochs_done + 1, self.epochs + 1):
+            self.fire("on_epoch_start", epoch)
+            if self.should_stop or not self.train_epoch(epoch):
+                break
+            self.end_epoch(epoch)
+            if self.should_stop:
+                break
 
     def train_epoch(self, epoch: int) -> bool:
         """One pass over the training batches; False if the run was stopped meanwhile."""
@@ -314,6 +319,15 @@ def build_model(cfg: RunConfig, classes: list[str], start: TransferNet | None = 
     else:
         model = copy.deepcopy(start)
     return freeze(model, preset=cfg.preset, frozen=cfg.frozen, train_bn=cfg.train_bn)
+
+
+def fit_threads(t: Trainer) -> int | None:
+    """One CPU thread for steps too small to share (tlcore.device.step_threads); None: as set.
+    The model (or its head, on cached features) is measured, not ``net``: a DDP or compiled wrap."""
+    example = getattr(t.loader, "example", None)  # an assembled run's own loader may have none
+    if example is None:
+        return None
+    return step_threads(t.model.head if t.cached else t.model, example(), t.device)
 
 
 def run_info(t: Trainer) -> RunInfo:
