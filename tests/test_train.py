@@ -132,6 +132,32 @@ def test_early_stopping_counts_epochs_since_the_best():
     assert torch.equal(best.weights["weight"], torch.full((2, 2), 2.0))  # epoch 2's weights, kept
 
 
+def test_the_best_epochs_copy_takes_what_changed_and_shares_what_did_not():
+    """A frozen layer is copied once; a trained one and BatchNorm's statistics every better
+    epoch, and a layer thawed meanwhile from then on; each snapshot equals a full copy."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.BatchNorm1d(4), torch.nn.Linear(4, 2))
+    model[0].requires_grad_(False)
+    opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.1)
+    best, snapshots = BestEpoch(), []
+    for epoch in range(1, 5):
+        if epoch == 4:  # thawed, as gradual unfreezing does
+            model[0].requires_grad_(True)
+            opt.add_param_group({"params": list(model[0].parameters())})
+        opt.zero_grad()
+        model(torch.randn(8, 4)).sum().backward()  # BatchNorm's running statistics move too
+        opt.step()
+        best.update(epoch, 1.0 / epoch, model)
+        snapshots.append(best.weights)
+        full = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        assert all(torch.equal(best.weights[k], v) for k, v in full.items())
+    first, last = snapshots[0], snapshots[2]
+    assert last["0.weight"] is first["0.weight"] and last["0.bias"] is first["0.bias"]
+    assert not torch.equal(last["2.weight"], first["2.weight"])
+    assert not torch.equal(last["1.running_mean"], first["1.running_mean"])
+    assert not torch.equal(snapshots[3]["0.weight"], first["0.weight"])
+
+
 def test_early_stopping_keeps_the_best_epoch(digits):
     """Validation labels shifted by one class: the better the network learns the digits, the
     worse its validation loss, so the first epochs are the best and the run stops early."""

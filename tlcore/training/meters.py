@@ -18,15 +18,30 @@ class BestEpoch:
     def __init__(self, patience: int = 0):
         self.patience = patience  # early stopping after this many epochs without a better loss; 0 = never
         self.loss, self.weights, self.epoch, self.bad_epochs = math.inf, None, 0, 0
+        self._marks: dict[str, int] = {}  # the frozen parameters' storage at the last snapshot
 
     def update(self, epoch: int, val_loss: float, model: torch.nn.Module) -> bool:
         """Record an epoch's validation loss; True (and its weights kept) if it is the best."""
         if val_loss < self.loss:
             self.loss, self.bad_epochs, self.epoch = val_loss, 0, epoch
-            self.weights = to_cpu(model.state_dict())
+            self.weights = self._snapshot(model)
             return True
         self.bad_epochs += 1
         return False
+
+    def _snapshot(self, model: torch.nn.Module) -> dict:
+        """The weights on the CPU. A parameter frozen at the last snapshot and still frozen, in
+        the same storage, has not changed (nothing trains it; unfreezing only ever thaws) and is
+        not copied again: a frozen body is copied once, not every better epoch (VGG-11's 0.5 GB
+        took 0.3-0.5 s each). Trained parameters and buffers (BatchNorm's statistics) are copied.
+        (Tensor versions would say more, but the optimizers' in-place steps do not count them.)"""
+        frozen = {k: p.data_ptr() for k, p in model.named_parameters() if not p.requires_grad}
+        old, out = self.weights or {}, {}
+        for k, v in model.state_dict().items():
+            same = k in frozen and k in old and self._marks.get(k) == frozen[k]
+            out[k] = old[k] if same else to_cpu(v)
+        self._marks = frozen
+        return out
 
     @property
     def patience_spent(self) -> bool:
@@ -38,6 +53,7 @@ class BestEpoch:
     def load_state_dict(self, state: dict) -> None:
         self.loss, self.weights = state["loss"], state["weights"]
         self.epoch, self.bad_epochs = state["epoch"], state["bad_epochs"]
+        self._marks = {}  # the next snapshot copies everything
 
 
 def best_epoch(history: list) -> int:
