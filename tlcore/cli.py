@@ -275,12 +275,16 @@ def cmd_curve(args) -> int:
     data = _comparison_data(args)
 
     def report(p):
+        pseudo = "" if p.unlabelled_used is None else (
+            f", {p.unlabelled_used} unlabelled used" + ("" if p.pseudo_label_accuracy is None
+                                                        else f", {p.pseudo_label_accuracy:.1%} of them right"))
         print(f"{p.strategy:12s} {p.shots or 'all'!s:>4} per class, seed {p.seed}: test accuracy {p.accuracy:.4f} "
-              f"({p.epochs} epochs, {p.seconds:.1f} s)", file=sys.stderr, flush=True)
+              f"({p.epochs} epochs, {p.seconds:.1f} s{pseudo})", file=sys.stderr, flush=True)
 
     with interrupt_stops() as stop:  # Ctrl-C: the curve ends keeping every finished point
         result = curve(data, backbone=args.backbone, weights=args.weights, shots=shots, seeds=args.seeds,
-                       strategies=strategies, sink=report, stop=stop, progress=_say_progress, **fixed)
+                       strategies=strategies, sink=report, stop=stop, progress=_say_progress,
+                       semi_method=args.semi_supervised, **fixed)
     if args.plot:
         _write_figure(curve_figure(result.results(), result.n_classes), args.plot)
     if args.json:
@@ -526,7 +530,11 @@ def _comparison_parsers(sub) -> None:
         p.add_argument("--json", action="store_true", help="print one JSON object")
     c.add_argument("--shots", default="1,2,5,10,20,50,all", help="samples per class, comma-separated ('all' too)")
     c.add_argument("--seeds", type=int, default=3)
-    c.add_argument("--strategies", default=",".join(STRATEGIES))
+    c.add_argument("--strategies", default=",".join(STRATEGIES),
+                   help="comma-separated: scratch, linear-probe, fine-tune, semi-supervised (the probe plus the "
+                        "rest of the training split without its labels)")
+    c.add_argument("--semi-supervised", default="label-spreading", choices=("label-spreading", "self-training"),
+                   help="how the semi-supervised strategy labels the unlabelled images")
     c.add_argument("--image-size", type=int, default=None)
     c.add_argument("--precision", default=None, help="auto, fp32, bf16 or fp16")
     c.add_argument("--device", default=None)

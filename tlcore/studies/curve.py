@@ -31,11 +31,17 @@ from ..training.objective import Objective
 from ..training.optim import build_optimizer
 from ..training.result import Status
 from ..training.step import Step
-from ..training.suggest import MIN_STEPS
+from ..training.suggest import MIN_STEPS, suggested_for
 from ..training.train import train
 from . import verdict
 from .compare import strategy_config
 from .progress import Clock, Progress, measure_speed, planned
+from .semi import PseudoLabels, pseudo_label
+
+# The linear probe plus the rest of the training split without its labels (tlcore.studies.semi):
+# a curve's strategy, not a way to train one model, so not among config.STRATEGIES.
+SEMI = "semi-supervised"
+CURVE_STRATEGIES = (*STRATEGIES, SEMI)
 
 DEFAULT_SHOTS = (1, 2, 5, 10, 20, 50, None)  # samples per class; None: every training image
 BUDGET_RULE = (f"Every run: the settings suggested for its strategy and data size, at least {MIN_STEPS} updates "
@@ -78,6 +84,8 @@ class Point:
     seconds: float
     epochs: int  # trained (early stopping may end before the budget's)
     n_train: int
+    pseudo_label_accuracy: float | None = None  # semi-supervised: share of its pseudo-labels that are right
+    unlabelled_used: int | None = None  # semi-supervised: pool images it gave a label and trained on
 
 
 @dataclass
@@ -100,7 +108,7 @@ class Curve:
         return [{"shots": shots, "strategy": strategy, "accuracy": statistics.fmean(p.accuracy for p in ps),
                  "std": statistics.stdev([p.accuracy for p in ps]) if len(ps) > 1 else 0.0,
                  "seconds": statistics.fmean(p.seconds for p in ps), "seeds": len(ps),
-                 "n_train": ps[0].n_train} for (shots, strategy), ps in groups.items()]
+                 "n_train": ps[0].n_train, **_semi_means(ps)} for (shots, strategy), ps in groups.items()]
 
     def sentence(self) -> str:
         """Who leads at which samples per class and where the lines cross, from the mean accuracies."""
@@ -113,6 +121,15 @@ class Curve:
                 "stopped": self.stopped, "feature_pass_seconds": round(self.feature_pass_seconds, 2),
                 "results": self.results(), "points": [dataclasses.asdict(p) for p in self.points],
                 "sentence": self.sentence()}
+
+
+def _semi_means(ps: list[Point]) -> dict:
+    """The semi-supervised fields of a row, averaged over seeds (none for other strategies)."""
+    if ps[0].strategy != SEMI:
+        return {}
+    right = [p.pseudo_label_accuracy for p in ps if p.pseudo_label_accuracy is not None]
+    return {"pseudo_label_accuracy": statistics.fmean(right) if right else None,
+            "unlabelled_used": round(statistics.fmean(p.unlabelled_used or 0 for p in ps))}
 
 
 class ProbeCache:
@@ -141,8 +158,10 @@ class ProbeCache:
             self.features[name] = f
         self.data, self.seconds = data, time.perf_counter() - t
 
-    def probe(self, cfg: RunConfig, train_idx: torch.Tensor | None, stop: StopToken) -> "ProbeRun":
-        """A head on ``cfg``'s settings, trained on the cached rows ``train_idx`` (all with None)."""
+    def probe(self, cfg: RunConfig, train_idx: torch.Tensor | None, stop: StopToken,
+              pseudo: PseudoLabels | None = None) -> "ProbeRun":
+        """A head on ``cfg``'s settings, trained on the cached rows ``train_idx`` (all with None)
+        and, with ``pseudo``, the rows of :meth:`pool` it labelled, under those labels."""
         head = torch.nn.Linear(self.model.num_features, len(self.data.classes)).to(self.device)
         torch.nn.init.zeros_(head.weight), torch.nn.init.zeros_(head.bias)  # as a pretrained body's new head
         self.model.head = head  # the frozen body is shared; the head is this probe's
@@ -152,9 +171,12 @@ class ProbeCache:
         else:  # where those images sit among the cached rows
             rows = train_idx if self.rows is None else torch.searchsorted(self.rows, train_idx)
             rows, labels = rows.to(self.device), self.data.train.labels[train_idx]
+        inputs = self.features["train"][rows]
+        if pseudo is not None and pseudo.used:
+            inputs = torch.cat([inputs, self.features["train"][self.pool(train_idx)[pseudo.index].to(self.device)]])
+            labels = torch.cat([labels, pseudo.labels])
         bs = min(cfg.batch_size, len(labels))
-        loader = TensorLoader(self.features["train"][rows], labels, batch_size=bs, shuffle=True, device=self.device,
-                              seed=cfg.seed)
+        loader = TensorLoader(inputs, labels, batch_size=bs, shuffle=True, device=self.device, seed=cfg.seed)
         val = TensorLoader(self.features["val"], self.data.val.labels, batch_size=512, device=self.device)
         opt, sched = build_optimizer(self.model, cfg, len(loader))
         trainer = Trainer(epochs=cfg.epochs, stop=stop, callbacks=fit_callbacks(lr=cfg.lr, patience=cfg.early_stopping))
@@ -163,6 +185,20 @@ class ProbeCache:
         trainer.fit()  # the head ends with its best epoch's weights (KeepBest)
         test = self._test(trainer, head)
         return ProbeRun(head.cpu(), trainer.status, trainer.history, best_epoch(trainer.history), test)
+
+    def pool(self, train_idx: torch.Tensor) -> torch.Tensor:
+        """The training images outside ``train_idx``: the unlabelled pool (every row is cached)."""
+        assert self.rows is None, "the unlabelled pool needs every training image's features"
+        outside = torch.ones(len(self.data.train), dtype=torch.bool)
+        outside[train_idx] = False
+        return torch.nonzero(outside).flatten()
+
+    def pseudo_labels(self, method: str, train_idx: torch.Tensor, seed: int) -> PseudoLabels:
+        """``method``'s labels for the pool, from the labelled rows ``train_idx`` alone: the pool's
+        own labels are not read here."""
+        feats = self.features["train"]
+        return pseudo_label(method, feats[train_idx.to(self.device)], self.data.train.labels[train_idx],
+                            feats[self.pool(train_idx).to(self.device)], len(self.data.classes), seed=seed)
 
     @torch.no_grad()
     def _test(self, trainer: Trainer, head: torch.nn.Linear) -> Evaluation | None:
@@ -190,14 +226,16 @@ class _Stopped(Exception):
 
 def curve(data: ImageData, *, backbone: str, weights: str, shots: Sequence[int | None] = DEFAULT_SHOTS,
           seeds: int = 3, strategies: Sequence[str] = STRATEGIES, sink: Callable[[Point], None] | None = None,
-          stop: StopToken | None = None, progress: Callable[[Progress], None] | None = None, **fixed) -> Curve:
+          stop: StopToken | None = None, progress: Callable[[Progress], None] | None = None,
+          semi_method: str = "label-spreading", **fixed) -> Curve:
     """Test accuracy against samples per class for each strategy, ``seeds`` runs per point.
 
     Points stream to ``sink`` as they finish; a stop ends the curve keeping every finished
     point (``curve.stopped``). ``progress`` hears "run k of N, about M minutes left" as each run
     starts (the first estimate from a few timed steps, then from the runs' own times) and the
     result in one sentence at the end (:meth:`Curve.sentence`). ``fixed`` RunConfig settings
-    (``image_size``, ``precision``...) apply to every run.
+    (``image_size``, ``precision``...) apply to every run. ``semi-supervised`` points use
+    ``semi_method`` (:data:`tlcore.studies.semi.METHODS`) on the rest of the training split.
     """
     check_curve(shots, seeds, strategies, weights)
     stop, out = stop or StopToken(), Curve(data.name, backbone, weights, len(data.classes))
@@ -206,13 +244,13 @@ def curve(data: ImageData, *, backbone: str, weights: str, shots: Sequence[int |
     clock = _clock(todo, data, common, progress)
     try:
         cache = None
-        if "linear-probe" in strategies:
+        if {"linear-probe", SEMI} & set(strategies):  # the semi-supervised pool is the rest: every row
             cache = ProbeCache(data, strategy_config("linear-probe", n_train=len(data.train), **common), stop=stop,
-                               rows=_rows(data, shots, seeds))
+                               rows=None if SEMI in strategies else _rows(data, shots, seeds))
             out.feature_pass_seconds = cache.seconds
         for i, (strategy, k, seed, cfg) in enumerate(todo):
             clock.begin(i)
-            point = _point(data, strategy, k, seed, cfg, cache, stop)
+            point = _point(data, strategy, k, seed, cfg, cache, stop, semi_method)
             clock.end(i, point.seconds)
             out.points.append(point)
             if sink:
@@ -230,7 +268,8 @@ def curve_plan(data: ImageData, shots, seeds: int, strategies, common: dict) -> 
         n = len(data.train) if k is None else len(few_shot(data.train.labels, k, 0))
         for seed in range(seeds):
             for strategy in strategies:
-                todo.append((strategy, k, seed, strategy_config(strategy, n_train=n, seed=seed, **common)))
+                arm = "linear-probe" if strategy == SEMI else strategy  # the same head, on more rows
+                todo.append((strategy, k, seed, strategy_config(arm, n_train=n, seed=seed, **common)))
     return todo
 
 
@@ -239,9 +278,10 @@ def _clock(todo: list[tuple], data: ImageData, common: dict, sink) -> Clock:
     plan = []
     for strategy, k, seed, cfg in todo:
         n = len(data.train) if k is None else len(few_shot(data.train.labels, k, seed))
-        plan.append(planned(f"{strategy}, {k or 'all'} per class, seed {seed}", strategy, cfg, n_train=n,
+        plan.append(planned(f"{strategy}, {k or 'all'} per class, seed {seed}",
+                            "linear-probe" if strategy == SEMI else strategy, cfg, n_train=n,
                             n_val=len(data.val), n_test=len(data.test)))
-    probes = any(s == "linear-probe" for s, *_ in todo)
+    probes = any(s in ("linear-probe", SEMI) for s, *_ in todo)
     speed = None
     if sink is not None:
         speed = measure_speed(common["backbone"], num_classes=len(data.classes), image_size=common.get("image_size"),
@@ -260,7 +300,7 @@ def _rows(data: ImageData, shots, seeds: int) -> torch.Tensor | None:
 def check_curve(shots, seeds, strategies, weights) -> None:
     """A TLCoreError naming the first thing wrong with a curve's request."""
     for s in strategies:
-        verify_choice(s, "strategy", STRATEGIES)
+        verify_choice(s, "strategy", CURVE_STRATEGIES)
     if not strategies or not shots:
         raise TLCoreError("A curve needs at least one strategy and one shot count.")
     if any(s is not None and (not isinstance(s, int) or s < 1) for s in shots):
@@ -268,19 +308,30 @@ def check_curve(shots, seeds, strategies, weights) -> None:
     if not isinstance(seeds, int) or not 1 <= seeds <= 10:
         raise TLCoreError(f"seeds must be a whole number from 1 to 10, got {seeds!r}.")
     if weights == "none" and set(strategies) - {"scratch"}:
-        raise TLCoreError("The linear probe and the fine-tune start from a source model: choose weights other than 'none'.")
+        raise TLCoreError("The linear probe, the fine-tune and semi-supervised start from a source model: "
+                          "choose weights other than 'none'.")
 
 
 def _point(data: ImageData, strategy: str, k: int | None, seed: int, cfg: RunConfig, cache: ProbeCache | None,
-           stop: StopToken) -> Point:
+           stop: StopToken, semi_method: str = "label-spreading") -> Point:
     if stop.requested:
         raise _Stopped()
     subset = shots_of(data, k, seed)
     t = time.perf_counter()
-    if strategy == "linear-probe":
-        r = cache.probe(cfg, None if k is None else few_shot(data.train.labels, k, seed), stop)
+    pseudo = None
+    if strategy in ("linear-probe", SEMI):
+        idx = None if k is None else few_shot(data.train.labels, k, seed)
+        if strategy == SEMI and idx is not None:
+            pseudo = cache.pseudo_labels(semi_method, idx, seed)
+            # The budget of the images it trains on: its labelled ones and the pool's it labelled.
+            cfg = dataclasses.replace(cfg, **suggested_for(cfg, len(idx) + pseudo.used)).validate()
+        r = cache.probe(cfg, idx, stop, pseudo)
     else:
         r = train(cfg, data=subset, stop=stop)
     if r.status is Status.STOPPED or r.test is None:
         raise _Stopped()
-    return Point(strategy, k, seed, r.test.accuracy, time.perf_counter() - t, len(r.history), len(subset.train))
+    point = Point(strategy, k, seed, r.test.accuracy, time.perf_counter() - t, len(r.history), len(subset.train))
+    if strategy == SEMI:  # the pool's true labels, read only now, to score its pseudo-labels
+        right = pseudo.accuracy(data.train.labels[cache.pool(idx)]) if pseudo is not None else None
+        point.pseudo_label_accuracy, point.unlabelled_used = right, pseudo.used if pseudo is not None else 0
+    return point

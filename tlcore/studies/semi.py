@@ -1,0 +1,125 @@
+"""Pseudo-labels for the images nobody labelled, from a frozen body's cached features.
+
+The tutorial's semi-supervised step ("a small number of target samples are labelled, and the
+rest are learned by the model directly"), done the way a CPU affords: on the features a linear
+probe already has, not by training the body (FixMatch needs ~10^6 steps). Two methods:
+
+- ``label-spreading``: labels spread over a k-nearest-neighbour graph of the features (Zhou et
+  al. 2004; Iscen et al., CVPR 2019 used it for deep features), scikit-learn's LabelSpreading;
+- ``self-training``: a logistic regression on the labelled features labels the pool, keeps what it
+  is sure of (confidence >= the threshold; 0.7, as scikit-learn's own example finds best), refits
+  with those, for a few rounds.
+
+Both keep the selection class-balanced: no class takes more than its even share of the pool, so
+one class a weak body favours cannot swallow the rest. The true labels of the pool, when known,
+are used only afterwards, to say how many pseudo-labels are right (:meth:`PseudoLabels.accuracy`).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..errors import verify_choice
+
+METHODS = ("label-spreading", "self-training")
+THRESHOLD = 0.7  # the least confidence a pseudo-label is kept with
+NEIGHBOURS = 10  # of the k-NN graph labels spread over
+ALPHA = 0.2  # how much of its label a point takes from its neighbours at each spreading step
+ROUNDS = 3  # of self-training
+
+
+@dataclass
+class PseudoLabels:
+    """Labels given to part of an unlabelled pool."""
+
+    method: str
+    index: torch.Tensor  # positions in the pool that got a label (int64)
+    labels: torch.Tensor  # their labels (int64)
+    pool: int  # images in the pool
+
+    @property
+    def used(self) -> int:
+        return len(self.index)
+
+    def accuracy(self, true: torch.Tensor | None) -> float | None:
+        """Share of the pseudo-labels that are right, given the pool's true labels (None: unknown)."""
+        if true is None or not self.used:
+            return None
+        return float((true[self.index] == self.labels).float().mean())
+
+
+def pseudo_label(method: str, labelled: torch.Tensor, labels: torch.Tensor, pool: torch.Tensor, n_classes: int, *,
+                 threshold: float = THRESHOLD, seed: int = 0) -> PseudoLabels:
+    """Pseudo-labels for ``pool`` (features, N x D) from ``labelled`` features and their ``labels``."""
+    verify_choice(method, "semi-supervised method", METHODS)
+    xl, xu = _normalized(labelled), _normalized(pool)
+    yl = labels.cpu().numpy()
+    if not len(xu):
+        return PseudoLabels(method, torch.zeros(0, dtype=torch.long), torch.zeros(0, dtype=torch.long), 0)
+    if method == "label-spreading":
+        probs = _spread(xl, yl, xu, n_classes)
+        keep = _balanced(probs, threshold, np.full(n_classes, _share(len(xu), n_classes)), np.ones(len(xu), bool))
+    else:
+        keep, probs = _self_train(xl, yl, xu, n_classes, threshold, seed)
+    index = torch.from_numpy(np.flatnonzero(keep)).long()
+    return PseudoLabels(method, index, torch.from_numpy(probs[keep].argmax(1)).long(), len(xu))
+
+
+def _normalized(x: torch.Tensor) -> np.ndarray:
+    """Unit-length rows: cosine neighbours, which suit a network's features better than raw distances."""
+    x = x.float().cpu()
+    return torch.nn.functional.normalize(x, dim=1).numpy().astype(np.float64)
+
+
+def _share(pool: int, n_classes: int) -> int:
+    return math.ceil(pool / n_classes)
+
+
+def _spread(xl: np.ndarray, yl: np.ndarray, xu: np.ndarray, n_classes: int) -> np.ndarray:
+    """Each pool image's label distribution after spreading (rows sum to 1; classes 0..n-1)."""
+    from sklearn.semi_supervised import LabelSpreading
+
+    x = np.concatenate([xl, xu])
+    y = np.concatenate([yl, np.full(len(xu), -1)])
+    k = min(NEIGHBOURS, len(x) - 1)
+    model = LabelSpreading(kernel="knn", n_neighbors=k, alpha=ALPHA, max_iter=100).fit(x, y)
+    probs = np.zeros((len(xu), n_classes))
+    probs[:, model.classes_[model.classes_ >= 0]] = np.nan_to_num(model.label_distributions_[len(xl):])
+    return probs
+
+
+def _balanced(probs: np.ndarray, threshold: float, room: np.ndarray, eligible: np.ndarray) -> np.ndarray:
+    """Rows kept among ``eligible``: confidence >= ``threshold``, the most confident first, at most
+    ``room[c]`` of each class c."""
+    keep = np.zeros(len(probs), bool)
+    conf, pred = probs.max(1), probs.argmax(1)
+    for c in range(probs.shape[1]):
+        rows = np.flatnonzero((pred == c) & (conf >= threshold) & eligible)
+        keep[rows[np.argsort(-conf[rows], kind="stable")][:max(int(room[c]), 0)]] = True
+    return keep
+
+
+def _self_train(xl, yl, xu, n_classes: int, threshold: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(rows kept, the last round's probabilities): a logistic regression refitted on what it labelled."""
+    from sklearn.linear_model import LogisticRegression
+
+    taken, fixed = np.zeros(len(xu), bool), np.zeros(len(xu), np.int64)
+    probs = np.zeros((len(xu), n_classes))
+    cap = _share(len(xu), n_classes)
+    for r in range(ROUNDS):
+        x = np.concatenate([xl, xu[taken]])
+        y = np.concatenate([yl, fixed[taken]])
+        clf = LogisticRegression(max_iter=1000, C=10.0, random_state=seed).fit(x, y)
+        probs = np.zeros((len(xu), n_classes))
+        probs[:, clf.classes_] = clf.predict_proba(xu)
+        # This round may take up to its part of each class's share (all of it by the last round).
+        room = math.ceil(cap * (r + 1) / ROUNDS) - np.bincount(fixed[taken], minlength=n_classes)
+        new = _balanced(probs, threshold, room, ~taken)
+        fixed[new] = probs[new].argmax(1)
+        taken |= new
+    out = np.zeros((len(xu), n_classes))
+    out[np.arange(len(xu)), fixed] = 1.0  # each kept row's label is the one it was given when taken
+    return taken, out
