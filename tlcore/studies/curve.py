@@ -99,6 +99,7 @@ class Curve:
     points: list[Point] = field(default_factory=list)
     stopped: bool = False
     feature_pass_seconds: float = 0.0  # the linear probes' one pass over the images
+    semi_method: str = "label-spreading"  # how semi-supervised points labelled the unlabelled images
 
     def results(self) -> list[dict]:
         """Mean and spread over seeds, per strategy and shot count, in the order they ran."""
@@ -112,13 +113,15 @@ class Curve:
 
     def sentence(self) -> str:
         """Who leads at which samples per class and where the lines cross, from the mean accuracies."""
-        said = verdict.curve_sentence(self.results())
+        results = self.results()
+        said = " ".join(filter(None, (verdict.curve_sentence(results), verdict.semi_sentence(results, self.semi_method))))
         return f"Stopped after {len(self.points)} runs. {said}" if self.stopped else said
 
     def to_dict(self) -> dict:
         return {"dataset": self.dataset, "backbone": self.backbone, "weights": self.weights,
                 "classes": self.n_classes, "budget": BUDGET_RULE,
                 "stopped": self.stopped, "feature_pass_seconds": round(self.feature_pass_seconds, 2),
+                **({"semi_supervised": self.semi_method} if any(p.strategy == SEMI for p in self.points) else {}),
                 "results": self.results(), "points": [dataclasses.asdict(p) for p in self.points],
                 "sentence": self.sentence()}
 
@@ -238,7 +241,7 @@ def curve(data: ImageData, *, backbone: str, weights: str, shots: Sequence[int |
     ``semi_method`` (:data:`tlcore.studies.semi.METHODS`) on the rest of the training split.
     """
     check_curve(shots, seeds, strategies, weights)
-    stop, out = stop or StopToken(), Curve(data.name, backbone, weights, len(data.classes))
+    stop, out = stop or StopToken(), Curve(data.name, backbone, weights, len(data.classes), semi_method=semi_method)
     common = dict(dataset=data.name, backbone=backbone, weights=weights, **fixed)
     todo = curve_plan(data, shots, seeds, strategies, common)
     clock = _clock(todo, data, common, progress)

@@ -163,6 +163,34 @@ def curve_sentence(results: list[dict]) -> str:
                    (" The lines do not cross." if len(strategies) > 1 and len(shots) > 1 else ""))
 
 
+def semi_sentence(results: list[dict], method: str) -> str:
+    """What the unlabelled images bought at each shot count (semi-supervised against the linear
+    probe), and, where they did not help, the cause the numbers show: how many of its labels were right."""
+    probe = {r["shots"]: r["accuracy"] for r in results if r["strategy"] == "linear-probe"}
+    out = []
+    for r in results:
+        if r["strategy"] != "semi-supervised" or r["shots"] not in probe:
+            continue
+        gap, k, n, right = r["accuracy"] - probe[r["shots"]], _shot(r["shots"]), r.get("unlabelled_used") or 0, \
+            r.get("pseudo_label_accuracy")
+        method = method.replace("-", " ")
+        by = f"{n:,} unlabelled images labelled by {method}"
+        labelled = by + ("" if right is None else f", {right:.0%} of them right")
+        if not n:
+            out.append(f"At {k} per class the unlabelled images were not used: {method} was sure of none of them.")
+        elif gap >= MARGIN:
+            out.append(f"The unlabelled images added {gap * 100:+.1f} points at {k} per class ({labelled}).")
+        else:
+            verb = "did not help" if gap <= -MARGIN else "made no clear difference"  # within a point: about the same
+            if right is not None and right < 0.8:  # the cause its numbers show
+                out.append(f"The unlabelled images {verb} at {k} per class ({gap * 100:+.1f} points; {by}): "
+                           f"only {right:.0%} of its labels were right, and the head learnt the "
+                           f"{round(n * (1 - right)):,} wrong ones too.")
+            else:
+                out.append(f"The unlabelled images {verb} at {k} per class ({gap * 100:+.1f} points; {labelled}).")
+    return " ".join(out)
+
+
 def _crossing(a: str, b: str, shots: list, acc: dict) -> str:
     """Where ``a`` and ``b`` swap places, with both accuracies on each side."""
     pts = [(k, acc[(k, a)] - acc[(k, b)]) for k in shots if (k, a) in acc and (k, b) in acc]
