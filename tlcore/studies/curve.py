@@ -36,11 +36,11 @@ from ..training.train import train
 from . import verdict
 from .compare import strategy_config
 from .progress import Clock, Progress, measure_speed, planned
+from .semi import STRATEGY as SEMI
 from .semi import PseudoLabels, pseudo_label
 
-# The linear probe plus the rest of the training split without its labels (tlcore.studies.semi):
-# a curve's strategy, not a way to train one model, so not among config.STRATEGIES.
-SEMI = "semi-supervised"
+# SEMI, the linear probe plus the rest of the training split without its labels (tlcore.studies.semi),
+# is a curve's strategy, not a way to train one model, so not among config.STRATEGIES.
 CURVE_STRATEGIES = (*STRATEGIES, SEMI)
 
 DEFAULT_SHOTS = (1, 2, 5, 10, 20, 50, None)  # samples per class; None: every training image
@@ -164,7 +164,7 @@ class ProbeCache:
     def probe(self, cfg: RunConfig, train_idx: torch.Tensor | None, stop: StopToken,
               pseudo: PseudoLabels | None = None) -> "ProbeRun":
         """A head on ``cfg``'s settings, trained on the cached rows ``train_idx`` (all with None)
-        and, with ``pseudo``, the rows of :meth:`pool` it labelled, under those labels."""
+        and, with ``pseudo`` (from :meth:`pseudo_labels`), the training rows it labelled, under those labels."""
         head = torch.nn.Linear(self.model.num_features, len(self.data.classes)).to(self.device)
         torch.nn.init.zeros_(head.weight), torch.nn.init.zeros_(head.bias)  # as a pretrained body's new head
         self.model.head = head  # the frozen body is shared; the head is this probe's
@@ -176,7 +176,7 @@ class ProbeCache:
             rows, labels = rows.to(self.device), self.data.train.labels[train_idx]
         inputs = self.features["train"][rows]
         if pseudo is not None and pseudo.used:
-            inputs = torch.cat([inputs, self.features["train"][self.pool(train_idx)[pseudo.index].to(self.device)]])
+            inputs = torch.cat([inputs, self.features["train"][pseudo.index.to(self.device)]])
             labels = torch.cat([labels, pseudo.labels])
         bs = min(cfg.batch_size, len(labels))
         loader = TensorLoader(inputs, labels, batch_size=bs, shuffle=True, device=self.device, seed=cfg.seed)
@@ -197,11 +197,12 @@ class ProbeCache:
         return torch.nonzero(outside).flatten()
 
     def pseudo_labels(self, method: str, train_idx: torch.Tensor, seed: int) -> PseudoLabels:
-        """``method``'s labels for the pool, from the labelled rows ``train_idx`` alone: the pool's
-        own labels are not read here."""
-        feats = self.features["train"]
-        return pseudo_label(method, feats[train_idx.to(self.device)], self.data.train.labels[train_idx],
-                            feats[self.pool(train_idx).to(self.device)], len(self.data.classes), seed=seed)
+        """``method``'s labels for the pool, from the labelled rows ``train_idx`` alone (the pool's
+        own labels are not read here); its ``index`` holds training rows."""
+        feats, pool = self.features["train"], self.pool(train_idx)
+        p = pseudo_label(method, feats[train_idx.to(self.device)], self.data.train.labels[train_idx],
+                         feats[pool.to(self.device)], len(self.data.classes), seed=seed)
+        return dataclasses.replace(p, index=pool[p.index])
 
     @torch.no_grad()
     def _test(self, trainer: Trainer, head: torch.nn.Linear) -> Evaluation | None:
@@ -335,6 +336,6 @@ def _point(data: ImageData, strategy: str, k: int | None, seed: int, cfg: RunCon
         raise _Stopped()
     point = Point(strategy, k, seed, r.test.accuracy, time.perf_counter() - t, len(r.history), len(subset.train))
     if strategy == SEMI:  # the pool's true labels, read only now, to score its pseudo-labels
-        right = pseudo.accuracy(data.train.labels[cache.pool(idx)]) if pseudo is not None else None
+        right = pseudo.accuracy(data.train.labels) if pseudo is not None else None
         point.pseudo_label_accuracy, point.unlabelled_used = right, pseudo.used if pseudo is not None else 0
     return point

@@ -24,6 +24,7 @@ import torch
 
 from ..errors import verify_choice
 
+STRATEGY = "semi-supervised"  # its name among a curve's strategies (tlcore.studies.curve)
 METHODS = ("label-spreading", "self-training")
 THRESHOLD = 0.7  # the least confidence a pseudo-label is kept with
 NEIGHBOURS = 10  # of the k-NN graph labels spread over
@@ -36,7 +37,7 @@ class PseudoLabels:
     """Labels given to part of an unlabelled pool."""
 
     method: str
-    index: torch.Tensor  # positions in the pool that got a label (int64)
+    index: torch.Tensor  # the rows that got a label (int64): positions in the pool given, or rows of its owner's
     labels: torch.Tensor  # their labels (int64)
     pool: int  # images in the pool
 
@@ -62,10 +63,11 @@ def pseudo_label(method: str, labelled: torch.Tensor, labels: torch.Tensor, pool
     if method == "label-spreading":
         probs = _spread(xl, yl, xu, n_classes)
         keep = _balanced(probs, threshold, np.full(n_classes, _share(len(xu), n_classes)), np.ones(len(xu), bool))
+        given = probs.argmax(1)
     else:
-        keep, probs = _self_train(xl, yl, xu, n_classes, threshold, seed)
+        keep, given = _self_train(xl, yl, xu, n_classes, threshold, seed)
     index = torch.from_numpy(np.flatnonzero(keep)).long()
-    return PseudoLabels(method, index, torch.from_numpy(probs[keep].argmax(1)).long(), len(xu))
+    return PseudoLabels(method, index, torch.from_numpy(given[keep]).long(), len(xu))
 
 
 def _normalized(x: torch.Tensor) -> np.ndarray:
@@ -103,11 +105,10 @@ def _balanced(probs: np.ndarray, threshold: float, room: np.ndarray, eligible: n
 
 
 def _self_train(xl, yl, xu, n_classes: int, threshold: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """(rows kept, the last round's probabilities): a logistic regression refitted on what it labelled."""
+    """(rows kept, the label each was given when taken): a logistic regression refitted on what it labelled."""
     from sklearn.linear_model import LogisticRegression
 
     taken, fixed = np.zeros(len(xu), bool), np.zeros(len(xu), np.int64)
-    probs = np.zeros((len(xu), n_classes))
     cap = _share(len(xu), n_classes)
     for r in range(ROUNDS):
         x = np.concatenate([xl, xu[taken]])
@@ -120,6 +121,4 @@ def _self_train(xl, yl, xu, n_classes: int, threshold: float, seed: int) -> tupl
         new = _balanced(probs, threshold, room, ~taken)
         fixed[new] = probs[new].argmax(1)
         taken |= new
-    out = np.zeros((len(xu), n_classes))
-    out[np.arange(len(xu)), fixed] = 1.0  # each kept row's label is the one it was given when taken
-    return taken, out
+    return taken, fixed

@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from .semi import STRATEGY as SEMI
+
 MARGIN = 0.01  # a point of test accuracy: less is "about the same" (one seed each)
 LITTLE_DATA = 20  # images per class up to which data is "little" (digits: scratch 0.92 at 5, 0.98 on all)
 REACH = 0.9  # the level both arms reach: this fraction of the weaker arm's best validation accuracy
@@ -167,13 +169,12 @@ def semi_sentence(results: list[dict], method: str) -> str:
     """What the unlabelled images bought at each shot count (semi-supervised against the linear
     probe), and, where they did not help, the cause the numbers show: how many of its labels were right."""
     probe = {r["shots"]: r["accuracy"] for r in results if r["strategy"] == "linear-probe"}
-    out = []
+    method, out = method.replace("-", " "), []
     for r in results:
-        if r["strategy"] != "semi-supervised" or r["shots"] not in probe:
+        if r["strategy"] != SEMI or r["shots"] not in probe:
             continue
         gap, k, n, right = r["accuracy"] - probe[r["shots"]], _shot(r["shots"]), r.get("unlabelled_used") or 0, \
             r.get("pseudo_label_accuracy")
-        method = method.replace("-", " ")
         by = f"{n:,} unlabelled images labelled by {method}"
         labelled = by + ("" if right is None else f", {right:.0%} of them right")
         if not n:
