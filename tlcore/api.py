@@ -6,7 +6,8 @@ The operations, by what a user asks:
 
 - *what data, which model*: :func:`load_dataset`, :func:`load_run_data`, :func:`create_backbone`,
   the freezing presets, :func:`suggest` (the settings a model and this much data start from);
-- *train it*: :func:`train`, :func:`continue_run`, :func:`lr_find`, gradual unfreezing's plan;
+- *train it*: :func:`train` (with images nobody labelled: :func:`with_pool`, :func:`load_unlabelled`,
+  :func:`with_pseudo_labels`), :func:`continue_run`, :func:`lr_find`, gradual unfreezing's plan;
 - *how good is it*: :func:`load_run`, :func:`evaluate_run` (one device and precision rule for
   every front end), :func:`predict_probs`, the feature space, Grad-CAM, saliency, the figures;
 - *take it elsewhere*: :func:`export_run`, the model card;
@@ -28,6 +29,7 @@ from .config import RunConfig
 from .errors import TLCoreError
 from .data import DATASETS, ImageData, Split, is_path, list_datasets, load_dataset, load_labelled
 from .data.sketch import EmptySketch, sketch_batch, sketch_files
+from .data.unlabelled import add_unlabelled, load_unlabelled, with_pool
 from .device import describe_device, is_main_process, pick_device, run_autocast_dtype
 from .insight.evaluate import Evaluation, evaluate, evaluate_probs
 from .insight.feature_space import FOLDS, NEIGHBOURS, FeatureSpace, feature_space, panels
@@ -65,6 +67,7 @@ from .training.result import RunResult, Status, saved_result
 from .training.resume import continuable, continue_run
 from .training.state import LoopState
 from .training.suggest import SUGGESTED, body_frozen, suggested, suggested_for, suggested_model
+from .training.semi import with_pseudo_labels
 from .training.train import train
 from .training.unfreeze import plan as unfreeze_plan
 
@@ -85,7 +88,7 @@ __all__ = [
     "read_metrics", "read_run_config", "replay_sample", "roc_figure", "ROC_HAIR", "all_near_one", "run_name", "run_row", "table_rows", "runs_dir", "saliency",
     "saved_run", "sketch_batch", "sketch_files", "source_name", "suggest", "suggested", "suggested_for", "suggested_model", "teach",
     "to_display", "train", "training_figures", "transfer_vs_scratch", "unfreeze_plan", "weights_choices",
-    "write_bytes",
+    "write_bytes", "add_unlabelled", "load_unlabelled", "with_pool", "with_pseudo_labels",
 ]
 
 

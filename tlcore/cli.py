@@ -162,6 +162,10 @@ def suggested_config(args: argparse.Namespace):
     if not missing:
         return cfg, None
     data = load_run_data(cfg)
+    if cfg.semi_supervised is not None:  # sized for the images it will train on: labelled and pseudo-labelled
+        from .api import with_pseudo_labels
+
+        data = with_pseudo_labels(data, cfg, StopToken())
     return suggest(cfg, len(data.train), keep={k: getattr(cfg, k) for k in SUGGESTED if k not in missing}), data
 
 

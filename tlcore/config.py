@@ -20,6 +20,7 @@ SCHEDULERS = ("constant", "step", "cosine", "onecycle")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 STRATEGIES = ("scratch", "linear-probe", "fine-tune")  # ways to use a source model (tlcore.studies.compare)
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+SEMI_METHODS = ("label-spreading", "self-training")  # how unlabelled images get labels (tlcore.training.semi)
 # Caps keep a hosted app responsive and a typo (epochs=1000) from running all week.
 MAX_EPOCHS = 200
 MAX_BATCH = 4096
@@ -100,6 +101,19 @@ def check_freezing(preset: str | None, frozen: list[str] | None) -> None:
         raise TLCoreError("Give either a freezing preset or a list of frozen groups, not both.")
 
 
+def check_unlabelled(cfg: "RunConfig") -> None:
+    """The semi-supervised settings agree with each other and with the rest."""
+    if cfg.labelled_per_class is not None and cfg.samples_per_class is not None:
+        raise TLCoreError("Give either samples_per_class (the rest dropped) or labelled_per_class (the rest kept "
+                          "without labels), not both.")
+    if cfg.unlabelled == "rest" and cfg.labelled_per_class is None:
+        raise TLCoreError("unlabelled='rest' means the training images beyond labelled_per_class: give "
+                          "labelled_per_class too.")
+    if cfg.semi_supervised is not None and cfg.weights == "none":
+        raise TLCoreError("Semi-supervised labels the unlabelled images with the source model's features: choose "
+                          "weights other than 'none' (imagenet, or a saved run).")
+
+
 def _field(default, help: str, **kw) -> dataclasses.Field:
     """A RunConfig field with its Knob."""
     return dataclasses.field(default=default, metadata={"knob": Knob(help, **kw)})
@@ -117,6 +131,18 @@ class RunConfig:
     data_dir: str | None = _field(None, "folder with torchvision datasets (default: $TLCORE_DATA_DIR)")
     samples_per_class: int | None = _number_field(None, "few-shot: training images kept per class", 0, 100_000,
                                                   integer=True, optional=True)
+    # -- images nobody labelled (tlcore.data.unlabelled, tlcore.training.semi)
+    labelled_per_class: int | None = _number_field(None, "semi-supervised, measured: keep the labels of this many "
+                                                   "training images per class; the rest join the unlabelled images "
+                                                   "with their labels hidden (read only to score the pseudo-labels)",
+                                                   0, 100_000, integer=True, optional=True)
+    unlabelled: str | None = _field(None, "images without labels: a folder or .zip of them (any layout), or 'rest' "
+                                    "(the training images beyond --labelled-per-class); an unlabelled/ folder "
+                                    "inside the dataset counts too", kind="text", optional=True,
+                                    rule="a folder or .zip path, or 'rest'")
+    semi_supervised: str | None = _field(None, "label the unlabelled images from the source model's features "
+                                         "(label-spreading or self-training), then train on them too; default: "
+                                         "off", kind="choice", choices=SEMI_METHODS, optional=True)
     val_fraction: float = _number_field(0.1, "validation split carved from train", 0, 1, hi_open=True,
                                         rule="a fraction between 0 and 1 (exclusive)", slider=(0.05, 0.5, 0.05),
                                         label="Validation fraction")
@@ -201,6 +227,7 @@ class RunConfig:
         for f in fields(self):
             setattr(self, f.name, f.metadata["knob"].check(f.name, getattr(self, f.name)))
         check_freezing(self.preset, self.frozen)
+        check_unlabelled(self)
         return self
 
     @classmethod

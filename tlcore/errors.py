@@ -27,6 +27,7 @@ def verify_choice(value: str, arg: str, valid: Iterable[str]) -> str:
     valid = list(valid)
     if value not in valid:
         raise TLCoreError(
-            f"Unknown {arg} {value!r}. Valid {arg}s: {', '.join(repr(v) for v in valid)}."
+            f"Unknown {arg} {value!r}. Valid {'choices' if arg.endswith('ed') else arg + 's'}: "
+            f"{', '.join(repr(v) for v in valid)}."
         )
     return value

@@ -14,6 +14,7 @@ from ..errors import TLCoreError
 from .stream import take
 
 SPLITS = ("train", "val", "test")
+UNKNOWN = -1  # the label of an image nobody labelled (tlcore.data.unlabelled)
 
 
 @dataclass
@@ -50,6 +51,10 @@ class ImageData:
     source: str = ""
     split_note: str = ""  # how an upload's folders became the splits, in words (tlcore.data.folder)
     note: str = ""  # how the images are held, when it is not in memory (tlcore.data.stream)
+    # Images without labels (tlcore.data.unlabelled), beside the splits, never one of them: label -1
+    # where nobody knows it; a hidden one (--labelled-per-class) is kept only to score pseudo-labels.
+    unlabelled: Split | None = None
+    pseudo: dict | None = None  # what semi-supervised labelling gave train (tlcore.training.semi)
 
     @property
     def channels(self) -> int:
@@ -75,6 +80,10 @@ class ImageData:
             "size": self.size,
             "splits": {k: len(v) for k, v in self.splits.items()},
         }
+        if self.unlabelled is not None:
+            d["unlabelled"] = len(self.unlabelled)
+        if self.pseudo:
+            d["pseudo_labels"] = dict(self.pseudo)
         if self.skipped:
             d["skipped"] = dict(self.skipped)
         if self.split_note:

@@ -2,7 +2,9 @@
 
 Layouts understood, optionally under one top folder (as ``cifar10-mini.zip`` has):
 ``<class>/<file>`` (split here, seeded and stratified) or ``train/<class>/<file>`` with
-``val/`` and/or ``test/`` beside it. A held-out folder that is alone (only ``val/`` or only
+``val/`` and/or ``test/`` beside it. An ``unlabelled/`` (or ``unlabeled/``) folder beside the class
+folders, or inside ``train/``, holds images nobody labelled: never a class, they become the
+data's unlabelled pool (:mod:`tlcore.data.unlabelled`). A held-out folder that is alone (only ``val/`` or only
 ``test/``) becomes the test split and validation is carved from train, so the reported test
 accuracy is never the one that chose the model.
 
@@ -25,10 +27,10 @@ import torch
 
 from ..config import MAX_IMAGE_SIZE
 from ..errors import TLCoreError
-from .base import ImageData, Split, finish, stratified_split
+from .base import UNKNOWN, ImageData, Split, finish, stratified_split
 from .images import IMAGE_EXTENSIONS, ImageRejected, decode_image, image_side
 from .safezip import ZipLimits, open_zip
-from .stream import UNREADABLE, FileReader, ImageFiles, ZipReader, human, memory_cap
+from .stream import UNREADABLE, FileReader, ImageFiles, ZipReader, human, memory_cap, streamed
 
 MAX_AUTO_SIZE = 224
 # The size images are decoded to, not a model's input (RunConfig.image_size, from 16): a folder of
@@ -37,9 +39,14 @@ MIN_SIZE = 8
 MAX_SIZE = MAX_IMAGE_SIZE
 MAX_CLASSES = 1000  # ImageNet's count; more is a mistaken layout (one folder per image?) more often than not
 HELD_OUT = ("val", "test")
+UNLABELLED = ("unlabelled", "unlabeled")  # a folder of images nobody labelled: never a class (tlcore.data.unlabelled)
 _JUNK = ("__MACOSX", ".DS_Store", "Thumbs.db", "desktop.ini")
 # A folder on the user's own disk is not an upload: it may hold millions of images (streamed).
 FOLDER_LIMITS = ZipLimits(max_files=20_000_000, max_total_bytes=2**62)
+
+
+def is_unlabelled_folder(name: str) -> bool:
+    return name.lower() in UNLABELLED
 
 
 def _iter_folder(root: Path, limits: ZipLimits) -> Iterator[tuple[str, str | None, int]]:
@@ -119,19 +126,30 @@ def load_image_folder(
     refs = [r for g in groups.values() for _, r in g]
     probe = None if image_size else _probe(refs, read)  # a few images read whole: their sizes
     size = image_size or _auto_size(probe)
-    index = {c: i for i, c in enumerate(classes)}
+    index = {c: i for i, c in enumerate(classes)} | {None: UNKNOWN}
     note = _streaming_note(path.name, len(refs), size, sum(n for _, r, n in entries if r is not None))
     if note:
         gray = _probed_gray(_probe(refs, read) if probe is None else probe)
         decoded = {s: _stream_all(g, index, read, size, gray) for s, g in groups.items()}
     else:
         decoded = {s: _decode_all(g, size, index, skipped, read) for s, g in groups.items()}
+    pool = decoded.pop("unlabelled")
     train, val, test = _splits(decoded, has_splits, test_fraction, seed, path.name, skipped)
     name = path.name[:-4] if path.suffix.lower() == ".zip" else path.name
     return finish(name, classes, train, test, val=val, val_fraction=val_fraction,
                   samples_per_class=samples_per_class, seed=seed, hflip=True, skipped=dict(skipped),
                   source=str(path), split_note=split_note(decoded, has_splits, test_fraction, val_fraction),
-                  note=note)
+                  note=note, unlabelled=_pool(pool, train.images.shape[1]))
+
+
+def _pool(decoded: tuple, channels: int) -> Split | None:
+    """The unlabelled folder's images with the labelled ones' channels (None: no such folder)."""
+    x, y, _ = decoded
+    if not len(y):
+        return None
+    if channels == 1:
+        x = _first_channel(x) if streamed(x) else x.float().mean(1, keepdim=True).round().to(torch.uint8)
+    return Split(x, y)
 
 
 def _streaming_note(name: str, count: int, size: int, file_bytes: int) -> str:
@@ -190,10 +208,13 @@ def _image_files(path: Path, entries: list, skipped: Counter) -> list[tuple[tupl
 def _group(files, skipped: Counter) -> tuple[dict[str, list[tuple[str, object]]], bool]:
     """Images by split (train, val, test) as (class, ref), and whether the folder had splits."""
     drop, has_splits = _layout([p for p, _ in files])
-    groups: dict[str, list[tuple[str, bytes]]] = {s: [] for s in ("train", *HELD_OUT)}
+    groups: dict[str, list[tuple[str, bytes]]] = {s: [] for s in ("train", *HELD_OUT, "unlabelled")}
     for parts, data in files:
         parts = parts[drop:]
-        if has_splits:
+        if is_unlabelled_folder(parts[0]) or (has_splits and parts[0] == "train" and len(parts) > 2
+                                               and is_unlabelled_folder(parts[1])):
+            groups["unlabelled"].append((None, data))  # no class: tlcore.data.unlabelled
+        elif has_splits:
             if parts[0] not in groups or len(parts) < 3:
                 skipped["outside train/, val/ and test/"] += 1
                 continue
@@ -338,7 +359,7 @@ def load_labelled(path: str | os.PathLike, classes: list[str], *, image_size: in
     read, entries = _index(path, limits)
     groups, has_splits = _group(_image_files(path, entries, skipped), skipped)
     held = [s for s in ("test", "val") if groups[s]]
-    items = groups[held[0]] if has_splits and held else [i for s in groups.values() for i in s]
+    items = groups[held[0]] if has_splits and held else [i for s in ("train", *HELD_OUT) for i in groups[s]]
     found = sorted({c for c, _ in items})
     if found != sorted(classes):
         missing, extra = sorted(set(classes) - set(found)), sorted(set(found) - set(classes))

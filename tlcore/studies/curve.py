@@ -36,10 +36,10 @@ from ..training.train import train
 from . import verdict
 from .compare import strategy_config
 from .progress import Clock, Progress, measure_speed, planned
-from .semi import STRATEGY as SEMI
-from .semi import PseudoLabels, pseudo_label
+from ..training.semi import STRATEGY as SEMI
+from ..training.semi import PseudoLabels, pseudo_label
 
-# SEMI, the linear probe plus the rest of the training split without its labels (tlcore.studies.semi),
+# SEMI, the linear probe plus the rest of the training split without its labels (tlcore.training.semi),
 # is a curve's strategy, not a way to train one model, so not among config.STRATEGIES.
 CURVE_STRATEGIES = (*STRATEGIES, SEMI)
 
@@ -239,7 +239,7 @@ def curve(data: ImageData, *, backbone: str, weights: str, shots: Sequence[int |
     starts (the first estimate from a few timed steps, then from the runs' own times) and the
     result in one sentence at the end (:meth:`Curve.sentence`). ``fixed`` RunConfig settings
     (``image_size``, ``precision``...) apply to every run. ``semi-supervised`` points use
-    ``semi_method`` (:data:`tlcore.studies.semi.METHODS`) on the rest of the training split.
+    ``semi_method`` (:data:`tlcore.training.semi.METHODS`) on the rest of the training split.
     """
     check_curve(shots, seeds, strategies, weights)
     stop, out = stop or StopToken(), Curve(data.name, backbone, weights, len(data.classes), semi_method=semi_method)

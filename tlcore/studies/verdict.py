@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .semi import STRATEGY as SEMI
+from ..training.semi import STRATEGY as SEMI
+from ..training.semi import THRESHOLD
 
 MARGIN = 0.01  # a point of test accuracy: less is "about the same" (one seed each)
 LITTLE_DATA = 20  # images per class up to which data is "little" (digits: scratch 0.92 at 5, 0.98 on all)
@@ -178,7 +179,7 @@ def semi_sentence(results: list[dict], method: str) -> str:
         by = f"{n:,} unlabelled images labelled by {method}"
         labelled = by + ("" if right is None else f", {right:.0%} of them right")
         if not n:
-            out.append(f"At {k} per class the unlabelled images were not used: {method} was sure of none of them.")
+            out.append(f"At {k} per class the unlabelled images were not used: {_why_none(method)}.")
         elif gap >= MARGIN:
             out.append(f"The unlabelled images added {gap * 100:+.1f} points at {k} per class ({labelled}).")
         else:
@@ -190,6 +191,14 @@ def semi_sentence(results: list[dict], method: str) -> str:
             else:
                 out.append(f"The unlabelled images {verb} at {k} per class ({gap * 100:+.1f} points; {labelled}).")
     return " ".join(out)
+
+
+def _why_none(method: str) -> str:
+    """Why ``method`` (spaced) labelled no unlabelled image: its own selection rule."""
+    if method == "self training":  # tlcore.training.semi: the same number from every class each round
+        return ("self training takes as many labels of every class as the least sure class offers, and some class "
+                f"had no prediction {THRESHOLD:.0%} sure")
+    return f"{method} was {THRESHOLD:.0%} sure of none of them"
 
 
 def _crossing(a: str, b: str, shots: list, acc: dict) -> str:

@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from .. import distributed
 from ..config import RunConfig
 from ..data import ImageData, load_dataset
+from ..data.unlabelled import with_pool
 from ..device import (autocast, autocast_dtype, cpu_threads, describe_device, is_main_process, pick_device,
                       step_threads)
 from ..errors import TLCoreError
@@ -40,6 +41,7 @@ from .meters import BestEpoch, Clock, EpochMeter, best_epoch  # noqa: F401 (Best
 from .objective import Objective
 from .optim import build_optimizer
 from .result import CONTINUABLE, RunResult, Status
+from .semi import pseudo_sentence
 from .source_task import SourceTask, objective_for
 from .state import LoopState
 from .step import Step
@@ -48,9 +50,10 @@ STEP_INTERVAL_S = Callback.step_interval_s
 
 
 def load_run_data(cfg: RunConfig) -> ImageData:
-    """The dataset as ``cfg`` names it, split as ``cfg`` says."""
-    return load_dataset(cfg.dataset, data_dir=cfg.data_dir, seed=cfg.seed, val_fraction=cfg.val_fraction,
+    """The dataset as ``cfg`` names it, split as ``cfg`` says, with the unlabelled images it asks for."""
+    data = load_dataset(cfg.dataset, data_dir=cfg.data_dir, seed=cfg.seed, val_fraction=cfg.val_fraction,
                         samples_per_class=cfg.samples_per_class)
+    return with_pool(data, cfg.labelled_per_class, cfg.unlabelled, cfg.seed)
 
 
 class Trainer:
@@ -112,6 +115,7 @@ class Trainer:
         self.data = data if data is not None else load_run_data(cfg)
         if self.data.note:  # streamed from its files: the user should know why it is slower
             self.notes.append(self.data.note)
+        self.notes += pool_notes(self.data)
         self.device = pick_device(cfg.device)
         self.amp = autocast_dtype(self.device, cfg.precision)
         # channels_last: faster convolutions on CUDA and on CPU (oneDNN) alike.
@@ -330,6 +334,16 @@ def fit_threads(t: Trainer) -> int | None:
     return step_threads(t.model.head if t.cached else t.model, example(), t.device)
 
 
+def pool_notes(data: ImageData) -> list[str]:
+    """What became of the data's unlabelled images, in words from their own numbers."""
+    if data.pseudo is not None:
+        return [pseudo_sentence(data.pseudo)]
+    if data.unlabelled is not None and len(data.unlabelled):
+        return [f"{len(data.unlabelled):,} unlabelled images are not used: semi-supervised is off "
+                f"(--semi-supervised label-spreading or self-training labels them)."]
+    return []
+
+
 def run_info(t: Trainer) -> RunInfo:
     d = t.data
     trainable, total = t.model.count_parameters()
@@ -356,7 +370,7 @@ def epoch_metrics(meter: EpochMeter, device: torch.device) -> tuple[float, float
 def run_result(t: Trainer, images_per_second: float, test: Evaluation | None = None) -> RunResult:
     return RunResult(t.model, t.cfg, list(t.data.classes), t.status, t.message, history=t.history,
                      best_epoch=best_epoch(t.history), test=test, images_per_second=images_per_second,
-                     device=describe_device(t.device), notes=list(t.notes))
+                     device=describe_device(t.device), notes=list(t.notes), pseudo_labels=t.data.pseudo)
 
 
 def paused_result(t: Trainer, images_per_second: float) -> RunResult:

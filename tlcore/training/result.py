@@ -50,6 +50,8 @@ class RunResult:
     # The source task (a saved run's replay sample), read through the source's own head:
     source_accuracy_before: float | None = None  # by the source model
     source_accuracy_after: float | None = None  # by this run's body: what fine-tuning kept of it
+    # Semi-supervised (tlcore.training.semi): method, pool, used, accuracy (of the pseudo-labels), labelled
+    pseudo_labels: dict | None = None
 
     @property
     def val_accuracy(self) -> float | None:
@@ -72,6 +74,7 @@ class RunResult:
             "source_accuracy_before": self.source_accuracy_before,
             "source_accuracy_after": self.source_accuracy_after,
             "notes": list(self.notes),
+            **semi_fields(self.pseudo_labels),
         }
 
     def metrics(self, dataset: dict) -> dict:
@@ -82,6 +85,21 @@ class RunResult:
             "test": self.test.to_dict() if self.test else None,
             "dataset": dataset,
         }
+
+
+def semi_fields(pseudo: dict | None) -> dict:
+    """A semi-supervised run's summary fields (named as the curve's rows name them); none for others."""
+    if not pseudo:
+        return {}
+    return {"semi_supervised": pseudo["method"], "unlabelled_pool": pseudo["pool"],
+            "unlabelled_used": pseudo["used"], "pseudo_label_accuracy": pseudo["accuracy"]}
+
+
+def saved_pseudo(summary: dict) -> dict | None:
+    if "semi_supervised" not in summary:
+        return None
+    return {"method": summary["semi_supervised"], "pool": summary.get("unlabelled_pool"),
+            "used": summary.get("unlabelled_used"), "accuracy": summary.get("pseudo_label_accuracy")}
 
 
 def saved_result(folder: str | Path) -> RunResult:
@@ -101,4 +119,4 @@ def saved_result(folder: str | Path) -> RunResult:
                      best_epoch=int(s.get("best_epoch") or 0), images_per_second=float(s.get("images_per_second") or 0),
                      seconds=float(s.get("seconds") or 0), device=str(s.get("device", "")), checkpoint=Path(folder),
                      notes=list(s.get("notes") or []), source_accuracy_before=s.get("source_accuracy_before"),
-                     source_accuracy_after=s.get("source_accuracy_after"))
+                     source_accuracy_after=s.get("source_accuracy_after"), pseudo_labels=saved_pseudo(s))

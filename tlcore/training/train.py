@@ -19,7 +19,18 @@ from ..models import TransferNet
 from .callbacks import run_callbacks
 from .result import RunResult
 from .state import LoopState
-from .loop import Trainer
+from .loop import Trainer, load_run_data
+from .semi import with_pseudo_labels
+
+
+def semi_data(trainer: Trainer, data: ImageData | None) -> ImageData:
+    """The run's data with its unlabelled images labelled (tlcore.training.semi), once."""
+    data = data if data is not None else load_run_data(trainer.cfg)
+    if data.pseudo is not None:  # labelled already (the CLI does it to size the suggested settings)
+        return data
+    trainer.fire("on_phase", "labelling the unlabelled images")
+    return with_pseudo_labels(data, trainer.cfg, trainer.stop,
+                              progress=lambda p: trainer.fire("on_phase", "labelling the unlabelled images", p))
 
 
 def train(cfg: RunConfig, *, data: ImageData | None = None, callbacks: list[Callback] = (),
@@ -38,6 +49,8 @@ def train(cfg: RunConfig, *, data: ImageData | None = None, callbacks: list[Call
         check_target(out)  # a folder it may not replace is refused now, not after the training
     cfg = cfg.validate()  # before its settings choose the callbacks
     trainer = Trainer(cfg, callbacks=run_callbacks(cfg, callbacks, out=out, budget_s=budget_s), stop=stop)
+    if cfg.semi_supervised is not None:  # the pool labelled first: the run trains on what it was given
+        data = semi_data(trainer, data)
     if trainer.setup(data, start=start, resume=resume):
         trainer.fit()
     return trainer.finish()

@@ -8,24 +8,40 @@ probe already has, not by training the body (FixMatch needs ~10^6 steps). Two me
   al. 2004; Iscen et al., CVPR 2019 used it for deep features), scikit-learn's LabelSpreading;
 - ``self-training``: a logistic regression on the labelled features labels the pool, keeps what it
   is sure of (confidence >= the threshold; 0.7, as scikit-learn's own example finds best), refits
-  with those, for a few rounds.
+  with those, for a few rounds, taking the same number of every class each round.
 
 Both keep the selection class-balanced: no class takes more than its even share of the pool, so
 one class a weak body favours cannot swallow the rest. The true labels of the pool, when known,
 are used only afterwards, to say how many pseudo-labels are right (:meth:`PseudoLabels.accuracy`).
+
+A run (``--semi-supervised``) labels its pool this way from the source model's features before it
+trains, then trains on its labelled images and the ones labelled for it (:func:`with_pseudo_labels`):
+with a frozen body that is a probe on more rows; with a trainable one, pseudo-label fine-tuning
+with the run's own augmentation. (FixMatch's weak/strong pairs relabel every step and need about
+a million of them: out of a CPU's reach, see the README.)
 """
 from __future__ import annotations
 
+import dataclasses
 import math
+import time
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from ..errors import verify_choice
+from ..config import SEMI_METHODS, RunConfig
+from ..data import ImageData, Split
+from ..data.stream import streamed
+from ..data.base import UNKNOWN
+from ..device import autocast_dtype, pick_device
+from ..errors import TLCoreError, verify_choice
+from ..events import StopToken
+from ..models import create_backbone, freeze
+from .feature_cache import compute_features
 
 STRATEGY = "semi-supervised"  # its name among a curve's strategies (tlcore.studies.curve)
-METHODS = ("label-spreading", "self-training")
+METHODS = SEMI_METHODS
 THRESHOLD = 0.7  # the least confidence a pseudo-label is kept with
 NEIGHBOURS = 10  # of the k-NN graph labels spread over
 ALPHA = 0.2  # how much of its label a point takes from its neighbours at each spreading step
@@ -104,6 +120,16 @@ def _balanced(probs: np.ndarray, threshold: float, room: np.ndarray, eligible: n
     return keep
 
 
+def _equal_room(probs: np.ndarray, threshold: float, eligible: np.ndarray, share: int, had: np.ndarray) -> np.ndarray:
+    """How many more each class may take this round: the same number for every class, what the class
+    with the fewest sure predictions offers (up to this round's part of the share). A logistic
+    regression on one image a class can be sure of a single class only, and its labels then taught
+    the next round that class alone (digits, seed 0: 129 labels, all "6")."""
+    conf, pred = probs.max(1), probs.argmax(1)
+    sure = np.bincount(pred[(conf >= threshold) & eligible], minlength=probs.shape[1])
+    return np.full(probs.shape[1], max(0, min(int(sure.min()), share - int(had.max()))))
+
+
 def _self_train(xl, yl, xu, n_classes: int, threshold: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """(rows kept, the label each was given when taken): a logistic regression refitted on what it labelled."""
     from sklearn.linear_model import LogisticRegression
@@ -116,9 +142,55 @@ def _self_train(xl, yl, xu, n_classes: int, threshold: float, seed: int) -> tupl
         clf = LogisticRegression(max_iter=1000, C=10.0, random_state=seed).fit(x, y)
         probs = np.zeros((len(xu), n_classes))
         probs[:, clf.classes_] = clf.predict_proba(xu)
-        # This round may take up to its part of each class's share (all of it by the last round).
-        room = math.ceil(cap * (r + 1) / ROUNDS) - np.bincount(fixed[taken], minlength=n_classes)
-        new = _balanced(probs, threshold, room, ~taken)
+        new = _balanced(probs, threshold, _equal_room(probs, threshold, ~taken, math.ceil(cap * (r + 1) / ROUNDS),
+                                                      np.bincount(fixed[taken], minlength=n_classes)), ~taken)
         fixed[new] = probs[new].argmax(1)
         taken |= new
     return taken, fixed
+
+
+def with_pseudo_labels(data: ImageData, cfg: RunConfig, stop: StopToken, progress=None) -> ImageData:
+    """``data`` whose training split also holds the unlabelled images ``cfg.semi_supervised`` labelled
+    from the source body's features, under those labels; ``data.pseudo`` says how many and, where the
+    pool's labels were hidden, how many are right. ``data`` itself if a stop came first."""
+    pool = data.unlabelled
+    if pool is None or not len(pool):
+        raise TLCoreError("Semi-supervised needs images without labels: an unlabelled/ folder beside the class "
+                          "folders, --unlabelled PATH, or --labelled-per-class K (the rest, labels hidden).")
+    if streamed(pool.images) or streamed(data.train.images):
+        raise TLCoreError("Semi-supervised needs the images in memory; this folder is streamed from its files.")
+    t = time.perf_counter()
+    device = pick_device(cfg.device)
+    torch.manual_seed(cfg.seed)
+    body = freeze(create_backbone(cfg.backbone, weights=cfg.weights, num_classes=len(data.classes),
+                                  image_size=cfg.image_size), preset="linear-probe").to(device)
+    feats = []
+    for i, images in enumerate((data.train.images, pool.images)):
+        f = compute_features(body, images, device, batch_size=256, amp=autocast_dtype(device, cfg.precision),
+                             stop=stop, progress=progress and (lambda p, i=i: progress((i + p) / 2)))
+        if f is None:
+            return data
+        feats.append(f)
+    p = pseudo_label(cfg.semi_supervised, feats[0], data.train.labels, feats[1], len(data.classes), seed=cfg.seed)
+    added = Split(pool.images[p.index], p.labels)  # the pool's own labels are not read here
+    train = Split(torch.cat([data.train.images, added.images]), torch.cat([data.train.labels, added.labels]))
+    summary = {"method": p.method, "pool": p.pool, "used": p.used, "accuracy": hidden_accuracy(p, pool.labels),
+               "labelled": len(data.train), "seconds": round(time.perf_counter() - t, 2)}
+    return dataclasses.replace(data, train=train, pseudo=summary)
+
+
+def hidden_accuracy(p: PseudoLabels, truth: torch.Tensor) -> float | None:
+    """The share of the pseudo-labels given to images whose label was hidden that are right (None: none were)."""
+    known = truth[p.index] != UNKNOWN
+    if not bool(known.any()):
+        return None
+    return float((truth[p.index][known] == p.labels[known]).float().mean())
+
+
+def pseudo_sentence(pseudo: dict) -> str:
+    """What labelling the pool did, from its own numbers."""
+    said = (f"Semi-supervised ({pseudo['method']}): {pseudo['used']:,} of {pseudo['pool']:,} unlabelled images "
+            f"were labelled confidently enough to train on, beside {pseudo['labelled']:,} labelled ones")
+    if pseudo["accuracy"] is None:
+        return said + " (nobody knows their labels, so how many are right is not measured)."
+    return said + f"; {pseudo['accuracy']:.0%} of those labels are right (their hidden labels, read only to score)."
