@@ -33,7 +33,7 @@ def test_the_train_tabs_inputs_are_the_knobs(name):
     knob, comp = RunConfig.knob(name), fields.component(name)
     assert comp.label == knob.label and comp.info == knob.help
     if knob.kind == "choice":
-        assert [c[1] for c in comp.choices] == list(knob.choices)
+        assert [c[1] for c in comp.choices] == [knob.auto] * knob.optional + list(knob.choices)
     if knob.slider:
         assert (comp.minimum, comp.maximum, comp.step) == knob.slider
         assert knob.check(name, knob.slider[1]) == knob.slider[1]  # the app never offers an invalid value

@@ -234,11 +234,18 @@ def test_compare_transfer_with_scratch_then_overlay_and_delete_runs(app, browser
     page.locator("#delete-go").click()
     page.get_by_text(re.compile(r"Deleted run \d+-scratch-digits-lenet5")).wait_for(timeout=20_000)
     assert "-scratch-digits-lenet5" not in table.inner_text() and "-transfer-digits-lenet5" in table.inner_text()
-    # The data-efficiency curve, small: points stream in, three lines with their spread.
+    # The data-efficiency curve, small: points stream in, three lines with their spread, and a fourth:
+    # the probe plus the unlabelled images (the rest of the training split, labels hidden).
     page.get_by_label("Samples per class", exact=True).fill("1, 5")
     page.get_by_label("Seeds", exact=True).fill("2")
+    page.locator("#curve-strategies").get_by_label("+ the unlabelled images").check()
     page.locator("#curve-go").click()
-    page.locator("#curve-status").get_by_text(re.compile("shared one feature pass")).wait_for(timeout=120_000)
-    traces(page, "#curve-chart", 9)  # per strategy: a line and its band's 2 edges
+    status = page.locator("#curve-status")
+    status.get_by_text(re.compile("shared one feature pass")).wait_for(timeout=120_000)
+    traces(page, "#curve-chart", 12)  # per strategy: a line and its band's 2 edges
+    assert re.search(r"The unlabelled images (added [+-]\d+\.\d points|made no clear difference|did not help) at 1 per "
+                     r"class \(.*[\d,]+ unlabelled images labelled by label spreading.*\d+% .*right", status.inner_text())
+    rows = page.locator("#curve-chart").inner_text() + page.get_by_label("Mean over seeds").inner_text()
+    assert "linear-probe + the unlabelled images" in rows
     shot(page, "13-compare-curve", tmp_path)
     page.close()

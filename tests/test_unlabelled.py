@@ -97,7 +97,7 @@ def test_semi_supervised_settings_that_disagree_are_refused(kw, says):
 
 
 def test_a_semi_supervised_run_without_unlabelled_images_says_where_they_come_from():
-    with pytest.raises(TLCoreError, match="an unlabelled/ folder beside the class folders, --unlabelled PATH"):
+    with pytest.raises(TLCoreError, match="an unlabelled/ folder beside the class folders, images added as unlabelled"):
         train(quick(weights=str(BUNDLED), preset="linear-probe", semi_supervised="label-spreading"))
 
 

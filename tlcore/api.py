@@ -35,7 +35,7 @@ from .insight.evaluate import Evaluation, evaluate, evaluate_probs
 from .insight.feature_space import FOLDS, NEIGHBOURS, FeatureSpace, feature_space, panels
 from .insight.gradcam import MIN_MAP_SIDE, NOT_CONV, TOO_SMALL, gradcam, heat_overlay, is_convolutional
 from .insight.plots import (
-    PROJECTION_NAMES, class_count_figure, confusion_figure, curve_figure, enlarged, examples, feature_space_figure,
+    LINE_NAMES, PROJECTION_NAMES, class_count_figure, confusion_figure, curve_figure, enlarged, examples, feature_space_figure,
     ROC_HAIR, all_near_one, forgetting_figure, lr_find_figure, overlay_figure, probability_figure, roc_figure, to_display,
     training_figures
 )
@@ -55,7 +55,7 @@ from .runs.export import FORMATS, export_run
 from .runs.folder import read_metrics, read_run_config, run_row, saved_run
 from .runs.names import run_name, table_rows
 from .studies.compare import TransferVsScratch, source_name, transfer_vs_scratch
-from .studies.curve import BUDGET_RULE, Curve, Point, check_curve, curve, parse_shots
+from .studies.curve import BUDGET_RULE, SEMI, Curve, Point, check_curve, curve, parse_shots
 from .studies.forgetting import ForgettingDemo, forgetting_demo
 from .studies.lesson import STEPS as LESSON_STEPS, Lesson, LessonRun, lesson
 from .studies.progress import Progress
@@ -88,7 +88,7 @@ __all__ = [
     "read_metrics", "read_run_config", "replay_sample", "roc_figure", "ROC_HAIR", "all_near_one", "run_name", "run_row", "table_rows", "runs_dir", "saliency",
     "saved_run", "sketch_batch", "sketch_files", "source_name", "suggest", "suggested", "suggested_for", "suggested_model", "teach",
     "to_display", "train", "training_figures", "transfer_vs_scratch", "unfreeze_plan", "weights_choices",
-    "write_bytes", "add_unlabelled", "load_unlabelled", "with_pool", "with_pseudo_labels",
+    "write_bytes", "LINE_NAMES", "SEMI", "add_unlabelled", "load_unlabelled", "with_pool", "with_pseudo_labels",
 ]
 
 

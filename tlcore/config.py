@@ -142,7 +142,8 @@ class RunConfig:
                                     rule="a folder or .zip path, or 'rest'")
     semi_supervised: str | None = _field(None, "label the unlabelled images from the source model's features "
                                          "(label-spreading or self-training), then train on them too; default: "
-                                         "off", kind="choice", choices=SEMI_METHODS, optional=True)
+                                         "off", kind="choice", choices=SEMI_METHODS, optional=True,
+                                         label="Label the unlabelled images with", auto="off")
     val_fraction: float = _number_field(0.1, "validation split carved from train", 0, 1, hi_open=True,
                                         rule="a fraction between 0 and 1 (exclusive)", slider=(0.05, 0.5, 0.05),
                                         label="Validation fraction")

@@ -28,7 +28,7 @@ from ..errors import TLCoreError
 from .base import UNKNOWN, ImageData, Split, few_shot
 from .folder import _index
 from .images import IMAGE_EXTENSIONS, ImageRejected, decode_image
-from .stream import UNREADABLE, streamed
+from .stream import UNREADABLE, FileReader, streamed
 
 REST = "rest"  # --unlabelled rest: the training images beyond --labelled-per-class, labels hidden
 
@@ -62,15 +62,35 @@ def join(a: Split | None, b: Split | None) -> Split | None:
     return Split(torch.cat([a.images, b.images]), torch.cat([a.labels, b.labels]))
 
 
-def load_unlabelled(path: str | os.PathLike, size: int, channels: int) -> tuple[Split, dict[str, int]]:
-    """Every image in a folder or zip, whatever its layout, as an unlabelled pool at the run's
-    image ``size`` and ``channels``; (the pool, files skipped by reason). Folder names are ignored."""
-    path = Path(path).expanduser()
-    if not path.exists():
-        raise TLCoreError(f"No such folder or zip of unlabelled images: {str(path)!r}.")
-    read, entries = _index(path, None)  # the safe listing a labelled upload gets (links, bombs, sizes)
+def load_unlabelled(paths, size: int, channels: int) -> tuple[Split, dict[str, int]]:
+    """Every image in a folder or zip (whatever its layout), or image files, as an unlabelled pool at
+    the run's image ``size`` and ``channels``; (the pool, files skipped by reason). Folder names are ignored.
+
+    ``paths``: one path or several (the app's upload of loose images)."""
     skipped: Counter[str] = Counter()
     arrays = []
+    paths = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
+    for path in map(lambda p: Path(p).expanduser(), paths):
+        if not path.exists():
+            raise TLCoreError(f"No such folder, zip or image: {str(path)!r}.")
+        for blob in _images(path, skipped):
+            try:
+                arrays.append(decode_image(blob, size)[0])
+            except ImageRejected as e:
+                skipped[e.reason] += 1
+    if not arrays:
+        said = ", ".join(f"{n} {why}" for why, n in skipped.items()) or "no files"
+        name = paths[0].name if len(paths) == 1 else f"the {len(paths)} files"
+        raise TLCoreError(f"No readable images in {name} ({said}).")
+    return from_arrays(arrays, channels), dict(skipped)
+
+
+def _images(path: Path, skipped: Counter):
+    """The bytes of each image file in ``path`` (a folder, a zip, or one image); the rest counted in ``skipped``."""
+    if path.is_file() and path.suffix.lower() != ".zip":
+        read, entries = FileReader(path.parent), [(path.name, path.name, path.stat().st_size)]
+    else:
+        read, entries = _index(path, None)  # the safe listing a labelled upload gets (links, bombs, sizes)
     for rel, ref, _ in entries:
         parts = PurePosixPath(rel).parts
         if any(p.startswith(".") or p in ("__MACOSX", "Thumbs.db", "desktop.ini") for p in parts):
@@ -81,15 +101,9 @@ def load_unlabelled(path: str | os.PathLike, size: int, channels: int) -> tuple[
             skipped["not images"] += 1
         else:
             try:
-                arrays.append(decode_image(read(ref), size)[0])
-            except ImageRejected as e:
-                skipped[e.reason] += 1
+                yield read(ref)
             except UNREADABLE:
                 skipped["unreadable, too large or a link"] += 1
-    if not arrays:
-        said = ", ".join(f"{n} {why}" for why, n in skipped.items()) or "no files"
-        raise TLCoreError(f"No readable images in {path.name} ({said}).")
-    return from_arrays(arrays, channels), dict(skipped)
 
 
 def from_arrays(arrays: list, channels: int) -> Split:

@@ -227,7 +227,9 @@ def probability_figure(probs: dict[str, float]) -> go.Figure:
     return _layout(fig, "All classes", "class", "probability", 260)
 
 
-STRATEGY_COLORS = {"scratch": "#64748b", "linear-probe": "#6366f1", "fine-tune": "#10b981"}
+STRATEGY_COLORS = {"scratch": "#64748b", "linear-probe": "#6366f1", "fine-tune": "#10b981", "semi-supervised": "#f59e0b"}
+# A curve's strategy as its legend names it: semi-supervised is the linear probe plus the unlabelled images.
+LINE_NAMES = {"semi-supervised": "linear-probe + the unlabelled images"}
 
 
 def _rgba(hex_color: str, alpha: float) -> str:
@@ -248,9 +250,11 @@ def curve_figure(results: list[dict], n_classes: int, title: str = "Test accurac
         fig.add_scatter(x=x, y=mean + std, mode="lines", line=dict(width=0), showlegend=False, hoverinfo="skip")
         fig.add_scatter(x=x, y=mean - std, mode="lines", line=dict(width=0), fill="tonexty",
                         fillcolor=_rgba(color, 0.18), showlegend=False, hoverinfo="skip")
-        fig.add_scatter(x=x, y=mean, mode="lines+markers", name=strategy, line=dict(color=color, width=3),
+        name = LINE_NAMES.get(strategy, strategy)
+        fig.add_scatter(x=x, y=mean, mode="lines+markers", name=name, line=dict(color=color, width=3,
+                        dash="dash" if strategy in LINE_NAMES else "solid"),
                         customdata=np.stack([std, [r["seeds"] for r in rows]], 1),
-                        hovertemplate=(f"{strategy}<br>%{{x:.0f}} per class<br>accuracy %{{y:.1%}} "
+                        hovertemplate=(f"{name}<br>%{{x:.0f}} per class<br>accuracy %{{y:.1%}} "
                                        "± %{customdata[0]:.1%} (%{customdata[1]} seeds)<extra></extra>"))
     shots = sorted({r["shots"] or r["n_train"] / n_classes for r in results})
     fig.update_xaxes(type="log", tickvals=shots,

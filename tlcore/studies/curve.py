@@ -272,6 +272,8 @@ def curve_plan(data: ImageData, shots, seeds: int, strategies, common: dict) -> 
         n = len(data.train) if k is None else len(few_shot(data.train.labels, k, 0))
         for seed in range(seeds):
             for strategy in strategies:
+                if strategy == SEMI and k is None:  # every label known: no image is left without one
+                    continue
                 arm = "linear-probe" if strategy == SEMI else strategy  # the same head, on more rows
                 todo.append((strategy, k, seed, strategy_config(arm, n_train=n, seed=seed, **common)))
     return todo
@@ -307,6 +309,9 @@ def check_curve(shots, seeds, strategies, weights) -> None:
         verify_choice(s, "strategy", CURVE_STRATEGIES)
     if not strategies or not shots:
         raise TLCoreError("A curve needs at least one strategy and one shot count.")
+    if set(strategies) == {SEMI} and set(shots) == {None}:
+        raise TLCoreError("With every training image labelled ('all'), none is left unlabelled: give semi-supervised "
+                          "a number of samples per class too.")
     if any(s is not None and (not isinstance(s, int) or s < 1) for s in shots):
         raise TLCoreError(f"Shots are whole numbers >= 1 (or 'all'), got {list(shots)!r}.")
     if not isinstance(seeds, int) or not 1 <= seeds <= 10:

@@ -156,7 +156,8 @@ def with_pseudo_labels(data: ImageData, cfg: RunConfig, stop: StopToken, progres
     pool = data.unlabelled
     if pool is None or not len(pool):
         raise TLCoreError("Semi-supervised needs images without labels: an unlabelled/ folder beside the class "
-                          "folders, --unlabelled PATH, or --labelled-per-class K (the rest, labels hidden).")
+                          "folders, images added as unlabelled (the Data tab; --unlabelled PATH), or the labels "
+                          "hidden beyond K per class (--labelled-per-class K).")
     if streamed(pool.images) or streamed(data.train.images):
         raise TLCoreError("Semi-supervised needs the images in memory; this folder is streamed from its files.")
     t = time.perf_counter()

@@ -15,10 +15,10 @@ import gradio as gr
 import pandas as pd
 
 from ..api import (
-    BUDGET_RULE, BUNDLED_MNIST, Curve, curve, curve_figure, list_runs, overlay_figure, parse_shots, Point, Progress,
+    BUDGET_RULE, BUNDLED_MNIST, LINE_NAMES, SEMI, Curve, curve, curve_figure, list_runs, overlay_figure, parse_shots, Point, Progress,
     read_metrics, runs_dir, saved_run, source_name, table_rows, transfer_vs_scratch
 )
-from ..config import STRATEGIES
+from ..config import SEMI_METHODS, STRATEGIES
 from ..errors import TLCoreError
 from ..events import Recorder, stream
 from . import jobs
@@ -104,15 +104,24 @@ def _duel_shown(view: dict) -> tuple:
 def _results_table(points: list[Point], n_classes: int) -> tuple[object, pd.DataFrame]:
     c = Curve("", "", "", n_classes, points)
     rows = c.results()
-    table = pd.DataFrame([{"per class": r["shots"] or "all", "strategy": r["strategy"], "test accuracy": r["accuracy"],
-                           "± (seeds)": r["std"], "seeds": r["seeds"], "s a run": r["seconds"]} for r in rows])
+    semi = any(r["strategy"] == SEMI for r in rows)
+    table = pd.DataFrame([{"per class": r["shots"] or "all", "strategy": LINE_NAMES.get(r["strategy"], r["strategy"]),
+                           "test accuracy": r["accuracy"], "± (seeds)": r["std"], "seeds": r["seeds"],
+                           "s a run": r["seconds"], **(_unlabelled_cells(r) if semi else {})} for r in rows])
     return curve_figure(rows, n_classes), table.round(4)
+
+
+def _unlabelled_cells(row: dict) -> dict:
+    """The semi-supervised columns: how many unlabelled images a row used and how many of their labels are right."""
+    right = row.get("pseudo_label_accuracy")
+    return {"unlabelled used": "" if row["strategy"] != SEMI else f"{row['unlabelled_used']:,}",
+            "their labels right": "" if right is None else f"{right:.0%}"}
 
 
 @jobs.job("curve", refused=lambda why: (gr.skip(), gr.skip(), f"**Not started:** {escape(why)}"),
           waiting=lambda place: (gr.skip(), gr.skip(), jobs.WAITING.format(place)))
 @typed
-def run_curve(session: Session, shots_text: str, seeds, strategies: list[str]):
+def run_curve(session: Session, shots_text: str, seeds, strategies: list[str], semi_method: str = SEMI_METHODS[0]):
     """Stream (chart, table, status) as each point of the curve finishes; Stop keeps what is done."""
     if session.dataset is None:
         yield gr.skip(), gr.skip(), "Load a dataset on the Data tab first."
@@ -128,7 +137,7 @@ def run_curve(session: Session, shots_text: str, seeds, strategies: list[str]):
 
     def work(sink):
         return curve(data, backbone=backbone, weights=weights, shots=shots, seeds=seeds, strategies=strategies,
-                     sink=sink, stop=stop, progress=sink)
+                     sink=sink, stop=stop, progress=sink, semi_method=semi_method)
 
     where, sentence = "Starting…", ""
     for item in stream(work):
@@ -224,6 +233,9 @@ def refresh(session: Session):
     return runs_table(session, choices), gr.update(choices=choices), gr.update(choices=list(session.runs))
 
 
+UNLABELLED_LINE = "+ the unlabelled images"  # the semi-supervised strategy, as the Compare tab offers it
+
+
 def build(session_state: gr.State) -> CompareTab:
     gr.Markdown("Does a pretrained body help on this data, and by how much? Every run here gets the settings "
                 "suggested for it and for this much data, by one budget rule, so no line is an undertrained "
@@ -245,7 +257,13 @@ def build(session_state: gr.State) -> CompareTab:
         with gr.Row():
             shots = gr.Textbox(DEFAULT_SHOTS, label="Samples per class", elem_id="curve-shots")
             seeds = gr.Number(3, step=1, label="Seeds", elem_id="curve-seeds")
-            strategies = gr.CheckboxGroup(list(STRATEGIES), value=list(STRATEGIES), label="Strategies")
+            strategies = gr.CheckboxGroup([*STRATEGIES, (UNLABELLED_LINE, SEMI)], value=list(STRATEGIES),
+                                          label="Strategies", elem_id="curve-strategies",
+                                          info="+ the unlabelled images: the linear probe, plus the rest of the "
+                                               "training images with their labels hidden, labelled by the method "
+                                               "beside")
+            semi_method = gr.Dropdown(list(SEMI_METHODS), value=SEMI_METHODS[0], label="Labelling the unlabelled images",
+                                      elem_id="curve-semi-method")
         with gr.Row():
             curve_btn = gr.Button("Run the curve", variant="primary", elem_id="curve-go")
             curve_stop = gr.Button("Stop (keeps the finished points)", variant="stop")
@@ -270,7 +288,7 @@ def build(session_state: gr.State) -> CompareTab:
     duel_event.then(refresh, session_state, lists, api_visibility="private")
     for btn, out in ((duel_stop, duel_text), (curve_stop, curve_status)):
         btn.click(jobs.stop, session_state, out, queue=False, api_visibility="private")
-    jobs.wire(curve_btn.click, run_curve, [session_state, shots, seeds, strategies],
+    jobs.wire(curve_btn.click, run_curve, [session_state, shots, seeds, strategies, semi_method],
               [curve_plot, curve_table, curve_status], api_name="curve")
     chosen.change(overlay, [session_state, chosen], [overlay_plot, overlay_text], api_visibility="private")
     delete_btn.click(delete_run, [session_state, to_delete], [*lists, delete_text], api_visibility="private")

@@ -7,7 +7,8 @@ from typing import NamedTuple
 import gradio as gr
 
 from ..config import RunConfig
-from ..api import class_count_figure, examples, list_datasets, load_dataset, suggested_model
+from ..api import (add_unlabelled, class_count_figure, examples, list_datasets, load_dataset, load_unlabelled,
+                   suggested_model)
 from ..errors import TLCoreError, verify_choice
 from . import fields
 from .text import escape, warn
@@ -39,6 +40,9 @@ def summary_markdown(session: Session) -> str:
     ]
     if d.split_note:
         lines.append(d.split_note)  # the engine's own words (its bold marks the test split)
+    if d.unlabelled is not None and len(d.unlabelled):
+        lines.append(f"**{len(d.unlabelled):,} images without labels** (not a class, in no split): the Train tab's "
+                     "*Images nobody labelled* can label them from the source model's features and train on them too.")
     if d.skipped:
         lines.append("Skipped: " + escape(", ".join(f"{n} {why}" for why, n in d.skipped.items())))
     return "\n\n".join(lines)
@@ -71,6 +75,21 @@ def load(session: Session, name: str, upload, samples_per_class, val_fraction, s
     # What runs are named after: the dataset, or the uploaded file's own name (not the menu's "upload a zip…").
     session.dataset_label = name if name != UPLOAD else Path(str(upload)).name
     return session, *_view(session), shown_choice(session), *model_hint(session)
+
+
+def add_pool(session: Session, files):
+    """Add uploaded images (image files or zips of them, any layout) to the data's images without labels."""
+    d = session.dataset
+    try:
+        if d is None:
+            raise TLCoreError("Load a dataset first: images without labels join the one loaded.")
+        if not files:
+            raise TLCoreError("Choose image files, or a .zip of images, to add without labels.")
+        session.dataset = add_unlabelled(d, *load_unlabelled([str(f) for f in files], d.size, d.channels))
+    except TLCoreError as e:
+        warn(str(e))
+        return session, f"**Not added:** {escape(e)}\n\n" + summary_markdown(session)
+    return session, summary_markdown(session)
 
 
 def model_hint(session: Session) -> tuple:
@@ -114,6 +133,9 @@ def build(session_state: gr.State) -> DataTab:
                                info="digits works offline; torchvision sets need their files or the internet")
             upload = gr.File(label="Your images: a .zip with one folder per class", file_types=[".zip"],
                              type="filepath", elem_id="data-upload")
+            pool = gr.File(label="Images nobody labelled (optional): image files, or a .zip of them",
+                           file_count="multiple", file_types=["image", ".zip"], type="filepath",
+                           elem_id="data-unlabelled")
             spc = fields.component("samples_per_class", 0, label="Samples per class (0 = all)",
                                    info="Few-shot: keep only this many training images per class")
             val = fields.component("val_fraction", info=None)
@@ -132,4 +154,5 @@ def build(session_state: gr.State) -> DataTab:
     # An upload loads at once (it used to wait for "Load dataset" while the old data stayed on screen).
     upload.upload(lambda: gr.update(value=UPLOAD), outputs=name, api_visibility="private") \
         .then(load, inputs, outputs, api_visibility="private")
+    pool.upload(add_pool, [session_state, pool], [session_state, summary], api_name="add_unlabelled")
     return DataTab(inputs, outputs, summary, use_model, hint)

@@ -21,8 +21,9 @@ def component(name: str, value=..., **kw) -> gr.components.Component:
     knob = RunConfig.knob(name)
     value = getattr(RunConfig, name) if value is ... else value
     kw = {"label": knob.label or name, "info": knob.help, **kw}
-    if knob.kind == "choice":
-        return gr.Dropdown(list(knob.choices), value=value, **kw)
+    if knob.kind == "choice":  # an optional one offers its word for None first ("off")
+        offered = [knob.auto] * knob.optional + list(knob.choices)
+        return gr.Dropdown(offered, value=knob.auto if value is None else value, **kw)
     if knob.kind == "bool" and knob.optional:
         return gr.Dropdown(list(_switch(knob)), value=next(k for k, v in _switch(knob).items() if v is value), **kw)
     if knob.kind == "bool":
@@ -40,4 +41,6 @@ def value(name: str, shown):
     knob = RunConfig.knob(name)
     if knob.kind == "bool" and knob.optional:
         return _switch(knob).get(shown, shown)
+    if knob.kind == "choice" and knob.optional and shown == knob.auto:
+        return None
     return shown

@@ -37,7 +37,8 @@ KEEP = ("l2sp", "head_l2", "lwf_weight", "lwf_temperature")  # not forgetting th
 UNFREEZE = ("unfreeze_every", "layer_lr_decay")  # gradual unfreezing, discriminative rates
 # The /train endpoint's inputs, in this order (callers send them by position; new ones go last).
 # A setting added here is offered, named in the API and checked, from its RunConfig field alone.
-FIELDS = (*MAIN, *MORE, *KEEP, *UNFREEZE)
+UNLABELLED = ("semi_supervised",)  # the data's images nobody labelled (tlcore.training.semi)
+FIELDS = (*MAIN, *MORE, *KEEP, *UNFREEZE, *UNLABELLED)
 
 
 class TrainTab(NamedTuple):
@@ -328,6 +329,8 @@ def build(session_state: gr.State, runs_dropdown: gr.Dropdown) -> TrainTab:
                 inputs.update({k: fields.component(k) for k in KEEP})
             with gr.Accordion("Gradual unfreezing", open=False):
                 inputs.update({k: fields.component(k) for k in UNFREEZE})
+            with gr.Accordion("Images nobody labelled (semi-supervised)", open=False, elem_id="train-unlabelled"):
+                inputs.update({k: fields.component(k) for k in UNLABELLED})
             suggest_btn = gr.Button("Suggest settings for this data and model", size="sm")
             with gr.Row():
                 find_btn = gr.Button("Find learning rate", size="sm")
