@@ -1,4 +1,4 @@
-"""The lesson (issue #25): six steps, each concluded from its own numbers, and ``python -m tlcore lesson``.
+"""The lesson (issue #25): seven steps, each concluded from its own numbers, and ``python -m tlcore lesson``.
 
 The conclusions are tested from numbers (any numbers, not only the ones this machine measures):
 every percentage a conclusion states is one of its step's numbers, and what it claims (ahead or
@@ -31,6 +31,9 @@ FORGET = {"settings": {"lr": 0.1, "body_lr_mult": 1.0, "epochs": 5, "preset": "f
           "suggested": {"body_lr_mult": 0.1, "lr": 0.00375, "before": 0.996, "after": 0.994}}
 WHY = {"images": 359, "random_knn": 0.872, "source_knn": 0.969, "after_knn": 0.983, "after_lr": 0.1,
        "after_source_task": 0.374}
+UNLABELLED = {"per_class": [1, 5], "method": "label-spreading", "seeds": 3, "training_images": 1295,
+              "probe": [0.8811, 0.9564], "semi": [0.9173, 0.9607], "unlabelled_used": [1008, 1202],
+              "pseudo_label_accuracy": [0.93, 0.96], "sentence": "The unlabelled images added +3.6 points at 1 per class."}
 TURN = {"per_class": 5, "gap_points": 5.6, "catches_up_at": "all", "largest_per_class": "all", "source": "lenet5-mnist"}
 
 
@@ -55,7 +58,7 @@ def assert_told_from(numbers: dict, conclusion: str) -> None:
 
 @pytest.mark.parametrize("tell,numbers", [(words.source, SOURCE), (words.small_task, SMALL),
                                           (words.how_much_data, DATA), (words.forgetting, FORGET),
-                                          (words.why, WHY)])
+                                          (words.why, WHY), (words.unlabelled, UNLABELLED)])
 def test_every_percentage_a_conclusion_states_is_its_own(tell, numbers):
     assert_told_from(numbers, tell(numbers))
 
@@ -108,6 +111,13 @@ def test_why_names_the_head_start_only_when_the_source_separates_better_than_ran
     assert "already separate" not in words.why({**WHY, "random_knn": None})
 
 
+def test_the_unlabelled_step_says_both_accuracies_at_each_count_and_its_finding():
+    told = words.unlabelled(UNLABELLED)
+    assert "only 1 or 5 per class kept their labels" in told and "(mean of 3 seeds)" in told
+    assert "1 per class, 88.1% alone and 91.7% with the rest; 5 per class, 95.6% alone and 96.1% with" in told
+    assert told.endswith(UNLABELLED["sentence"])
+
+
 def test_your_turn_hands_over_with_what_the_lesson_found():
     told = words.your_turn(TURN)
     assert "+5.6 points at 5 per class" in told and "caught up at all the data" in told
@@ -131,7 +141,9 @@ def test_the_lesson_command_prints_one_json_object(cli, tmp_path):
     assert out["steps"][0]["numbers"]["mnist_test_accuracy"] is None  # the bundled sample spoke for MNIST
     small = out["steps"][1]["numbers"]
     assert small["after_one_epoch"]["transfer"] > small["after_one_epoch"]["scratch"]  # even in two epochs
-    assert "step 2 of 6: a new small task" in r.stderr and "run 1 of 2 (from lenet5-mnist)" in r.stderr
+    unl = out["steps"][5]["numbers"]
+    assert unl["per_class"] == [1, 5] and all(n > 0 for n in unl["unlabelled_used"]) and unl["seeds"] == 1
+    assert "step 2 of 7: a new small task" in r.stderr and "run 1 of 2 (from lenet5-mnist)" in r.stderr
 
 
 @pytest.mark.parametrize("threads", [0, 1.5, "2"])
@@ -148,11 +160,11 @@ def test_a_lesson_taken_a_step_at_a_time_runs_the_steps_before_and_each_once(tmp
 
     heard, stop = [], StopToken()
     run = LessonRun(quick=True, data_dir=str(tmp_path), progress=heard.append)
-    with pytest.raises(TLCoreError, match="steps 1 to 6, got 7"):
-        run.step(7)
+    with pytest.raises(TLCoreError, match="steps 1 to 7, got 8"):
+        run.step(8)
     second = run.step(2)
     assert [s.name for s in run.steps] == list(STEPS[:2]) and second is run.steps[1]
-    assert heard[0] == "step 1 of 6: the source" and "step 2 of 6: a new small task" in heard
+    assert heard[0] == "step 1 of 7: the source" and "step 2 of 7: a new small task" in heard
     assert_told_from(second.numbers, second.conclusion)
     assert run.done["duel"].transfer.history and len(run.done["source examples"][0]) == 10
     n = len(heard)

@@ -101,20 +101,22 @@ def test_a_semi_supervised_run_without_unlabelled_images_says_where_they_come_fr
         train(quick(weights=str(BUNDLED), preset="linear-probe", semi_supervised="label-spreading"))
 
 
-def _semi_run(data, method, **kw):
-    cfg = quick(weights=str(BUNDLED), preset="linear-probe", semi_supervised=method, labelled_per_class=5, epochs=3, **kw)
+def _semi_run(data, method, preset="linear-probe"):
+    cfg = quick(weights=str(BUNDLED), preset=preset, semi_supervised=method, labelled_per_class=5, epochs=3)
     return train(cfg, data=data)
 
 
-@pytest.mark.parametrize("method", ["label-spreading", "self-training"])
-def test_a_runs_hidden_labels_never_reach_its_training(digits, method):
+@pytest.mark.parametrize("method,preset", [("label-spreading", "linear-probe"), ("self-training", "linear-probe"),
+                                           ("label-spreading", "full")])
+def test_a_runs_hidden_labels_never_reach_its_training(digits, method, preset):
     """The same labelled images, the pool's hidden labels scrambled: the same weights to the bit;
-    only the score of the pseudo-labels, read after, changes."""
+    only the score of the pseudo-labels, read after, changes. With a trainable body ("full") too:
+    pseudo-label fine-tuning, augmented."""
     data = hide_labels(digits, 5, 0)
     truth = data.unlabelled.labels
     scrambled = (truth + torch.randint(1, 10, truth.shape, generator=torch.Generator().manual_seed(1))) % 10
     poisoned = dataclasses.replace(data, unlabelled=dataclasses.replace(data.unlabelled, labels=scrambled))
-    clean, dirty = _semi_run(data, method), _semi_run(poisoned, method)
+    clean, dirty = _semi_run(data, method, preset), _semi_run(poisoned, method, preset)
     for a, b in zip(clean.model.state_dict().values(), dirty.model.state_dict().values()):
         assert torch.equal(a, b)
     assert clean.pseudo_labels["used"] == dirty.pseudo_labels["used"] > 0

@@ -311,7 +311,7 @@ def cmd_compare(args) -> int:
 
 
 def cmd_lesson(args) -> int:
-    """Transfer learning in six measured steps, each concluded from its own numbers."""
+    """Transfer learning in seven measured steps, each concluded from its own numbers."""
     from .api import lesson
 
     with interrupt_stops() as stop:  # Ctrl-C: the lesson ends after the steps that finished
@@ -500,8 +500,8 @@ def _features_parser(sub) -> None:
 
 
 def _lesson_parser(sub) -> None:
-    ls = sub.add_parser("lesson", help="transfer learning in six measured steps: the source, a small task, how much "
-                        "data, forgetting, why it works, your turn (a few minutes on 2 CPU cores)")
+    ls = sub.add_parser("lesson", help="transfer learning in seven measured steps: the source, a small task, how much "
+                        "data, forgetting, why it works, the images nobody labelled, your turn (a few minutes on 2 CPU cores)")
     ls.add_argument("--quick", action="store_true", help="two epochs a run (a check that it works, not the lesson)")
     ls.add_argument("--data-dir", default=None, help="where MNIST is, to measure the source on its whole test set "
                     "(default: $TLCORE_DATA_DIR; without it, the source's bundled sample)")

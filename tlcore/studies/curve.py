@@ -37,7 +37,7 @@ from . import verdict
 from .compare import strategy_config
 from .progress import Clock, Progress, measure_speed, planned
 from ..training.semi import STRATEGY as SEMI
-from ..training.semi import PseudoLabels, pseudo_label
+from ..training.semi import PseudoLabels, balanced, pseudo_label
 
 # SEMI, the linear probe plus the rest of the training split without its labels (tlcore.training.semi),
 # is a curve's strategy, not a way to train one model, so not among config.STRATEGIES.
@@ -175,9 +175,11 @@ class ProbeCache:
             rows = train_idx if self.rows is None else torch.searchsorted(self.rows, train_idx)
             rows, labels = rows.to(self.device), self.data.train.labels[train_idx]
         inputs = self.features["train"][rows]
-        if pseudo is not None and pseudo.used:
+        if pseudo is not None and pseudo.used:  # evened out by class, as a semi-supervised run is (tlcore.training.semi)
             inputs = torch.cat([inputs, self.features["train"][pseudo.index.to(self.device)]])
             labels = torch.cat([labels, pseudo.labels])
+            rows = balanced(labels, cfg.seed)
+            inputs, labels = inputs[rows.to(self.device)], labels[rows]
         bs = min(cfg.batch_size, len(labels))
         loader = TensorLoader(inputs, labels, batch_size=bs, shuffle=True, device=self.device, seed=cfg.seed)
         val = TensorLoader(self.features["val"], self.data.val.labels, batch_size=512, device=self.device)

@@ -1,4 +1,4 @@
-"""The lesson: transfer learning in six steps, each measured here and told from its own numbers.
+"""The lesson: transfer learning in seven steps, each measured here and told from its own numbers.
 
 1. *The source*: the bundled MNIST LeNet-5 and how well it reads MNIST (its replay sample, and
    MNIST's whole test set when the data folder holds it).
@@ -9,7 +9,9 @@
 4. *What fine-tuning forgets*: :func:`tlcore.studies.forgetting.forgetting_demo`.
 5. *Why it works*: the digits in the feature space of random weights, of the MNIST body, and of
    step 4's fine-tuned body (5-NN accuracy).
-6. *Your turn*: no computation.
+6. *The images nobody labelled*: digits with 1 and 5 labels per class and the rest without; the MNIST
+   body's features label the rest (label spreading), against the probe on the labelled ones alone.
+7. *Your turn*: no computation.
 
 Every conclusion is written from its step's numbers, which ``to_dict`` carries beside it
 (``python -m tlcore lesson --json``). Works offline: digits and the bundled model are shipped.
@@ -31,8 +33,9 @@ from ..paths import BUNDLED_MNIST
 from ..runs.checkpoints import load_replay, load_run
 from ..runs.folder import read_metrics
 from . import lesson_words as words
+from . import verdict
 from .compare import strategy_config, transfer_vs_scratch
-from .curve import Point, curve, shots_of
+from .curve import SEMI, Point, curve, shots_of
 from .forgetting import forgetting_demo
 from .progress import Clock, planned
 
@@ -49,7 +52,9 @@ QUICK, QUICK_SHOTS = dict(epochs=2, early_stopping=0), 20
 # LeNet-5's layers are too small to share among threads: on this 2-core machine, busy (load 4-5),
 # step 2's fine-tune took 3.9 s on one thread and 37 s on two (the same weights, fp32).
 THREADS = 1
-STEPS = ("the source", "a new small task", "how much data", "what fine-tuning forgets", "why it works", "your turn")
+UNLABELLED_SHOTS = (1, 5)  # labelled per class in step 6; the rest of the training split goes without labels
+STEPS = ("the source", "a new small task", "how much data", "what fine-tuning forgets", "why it works",
+         "the images nobody labelled", "your turn")
 
 
 @dataclass
@@ -99,7 +104,7 @@ class _Stopped(Exception):
 
 def lesson(*, quick: bool = False, data_dir: str | None = None, progress: Callable[[str], None] | None = None,
            stop: StopToken | None = None, threads: int | None = THREADS) -> Lesson:
-    """Run the six steps. ``progress`` hears a line as each step and each of its runs starts;
+    """Run the seven steps. ``progress`` hears a line as each step and each of its runs starts;
     ``quick``: two epochs a run (for tests; the conclusions then describe those runs).
     ``threads``: torch's CPU threads while the lesson runs (the setting is the process's; it is
     put back after); None leaves it as it is."""
@@ -303,6 +308,25 @@ def _why(ctx: _Context) -> dict:
             "after_lr": plain.config.lr, "after_source_task": plain.source_accuracy_after}
 
 
+def _unlabelled(ctx: _Context) -> dict:
+    """Digits with UNLABELLED_SHOTS labels per class, the rest without: the probe alone, and the probe
+    on the rest too, labelled by label spreading over the MNIST body's features (3 seeds; --quick: 1)."""
+    c = curve(ctx.digits, backbone="lenet5", weights=str(BUNDLED_MNIST), shots=UNLABELLED_SHOTS,
+              seeds=1 if ctx.quick else 3, strategies=("linear-probe", SEMI), semi_method="label-spreading",
+              stop=ctx.stop, progress=_study_line(ctx), **ctx.fixed)
+    if c.stopped:
+        raise _Stopped()
+    ctx.done["unlabelled"] = c
+    rows = {(r["shots"], r["strategy"]): r for r in c.results()}
+    semi = [rows[(k, SEMI)] for k in UNLABELLED_SHOTS]
+    return {"per_class": list(UNLABELLED_SHOTS), "method": c.semi_method, "seeds": semi[0]["seeds"],
+            "training_images": len(ctx.digits.train),
+            "probe": [rows[(k, "linear-probe")]["accuracy"] for k in UNLABELLED_SHOTS],
+            "semi": [r["accuracy"] for r in semi], "unlabelled_used": [r["unlabelled_used"] for r in semi],
+            "pseudo_label_accuracy": [r["pseudo_label_accuracy"] for r in semi],
+            "sentence": verdict.semi_sentence(c.results(), c.semi_method)}
+
+
 def _your_turn(ctx: _Context) -> dict:
     """Nothing to measure: what the steps found, for the sentence that hands over."""
     duel, data = ctx.done["duel"], ctx.done["how much data"]
@@ -313,4 +337,5 @@ def _your_turn(ctx: _Context) -> dict:
 
 # Each step: what it measures, and how its numbers are told (in STEPS' order).
 _PLAN = ((_source, words.source), (_small_task, words.small_task), (_how_much_data, words.how_much_data),
-         (_forgetting, words.forgetting), (_why, words.why), (_your_turn, words.your_turn))
+         (_forgetting, words.forgetting), (_why, words.why), (_unlabelled, words.unlabelled),
+         (_your_turn, words.your_turn))

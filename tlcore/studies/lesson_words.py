@@ -104,8 +104,18 @@ def why(n: dict) -> str:
             f"(and MNIST fell to {_pct(n['after_source_task'])}).")
 
 
+def unlabelled(n: dict) -> str:
+    """Step 6: the probe with and without the images whose labels were hidden, and what its sentence found."""
+    seeds = f"mean of {n['seeds']} seeds" if n["seeds"] > 1 else "one seed"
+    pairs = "; ".join(f"{_k(k)}, {_pct(p)} alone and {_pct(s)} with the rest"
+                      for k, p, s in zip(n["per_class"], n["probe"], n["semi"]))
+    return (f"Of the {n['training_images']:,} training digits, only {' or '.join(map(str, n['per_class']))} per class "
+            f"kept their labels; {n['method'].replace('-', ' ')} over the MNIST body's features labelled the rest, "
+            f"and a linear probe trained on both ({seeds}): {pairs}. {n['sentence']}")
+
+
 def your_turn(n: dict) -> str:
-    """Step 6: hand over, with what the lesson found."""
+    """Step 7: hand over, with what the lesson found."""
     at = n["catches_up_at"]
     caught = (f"scratch caught up at {_k(at)}" if at is not None else
               f"scratch had not caught up at {_k(n['largest_per_class'])}")

@@ -11,7 +11,11 @@ probe already has, not by training the body (FixMatch needs ~10^6 steps). Two me
   with those, for a few rounds, taking the same number of every class each round.
 
 Both keep the selection class-balanced: no class takes more than its even share of the pool, so
-one class a weak body favours cannot swallow the rest. The true labels of the pool, when known,
+one class a weak body favours cannot swallow the rest. What trains on the labels is balanced too
+(:func:`balanced`): a class the pool gave few labels has its images repeated up to the largest
+class's count. Without it, digits at one image per class (10 seeds, fp32) gained 0.0 points on
+average, one seed losing 22.8 (classes 0, 6 and 9 got 0, 1 and 3 of 772 labels, and the head
+learnt to answer them rarely); with it, +3.0 points on average, the worst seed -1.4. The true labels of the pool, when known,
 are used only afterwards, to say how many pseudo-labels are right (:meth:`PseudoLabels.accuracy`).
 
 A run (``--semi-supervised``) labels its pool this way from the source model's features before it
@@ -84,6 +88,18 @@ def pseudo_label(method: str, labelled: torch.Tensor, labels: torch.Tensor, pool
         keep, given = _self_train(xl, yl, xu, n_classes, threshold, seed)
     index = torch.from_numpy(np.flatnonzero(keep)).long()
     return PseudoLabels(method, index, torch.from_numpy(given[keep]).long(), len(xu))
+
+
+def balanced(labels: torch.Tensor, seed: int) -> torch.Tensor:
+    """Rows of ``labels`` to train on: all of them, then each class's rows drawn again (seeded, with
+    replacement) until every class has as many as the largest."""
+    g = torch.Generator().manual_seed(seed)
+    counts = torch.bincount(labels)
+    extra = []
+    for c in torch.nonzero(counts).flatten().tolist():
+        rows = torch.nonzero(labels == c).flatten()
+        extra.append(rows[torch.randint(len(rows), (int(counts.max()) - len(rows),), generator=g)])
+    return torch.cat([torch.arange(len(labels)), *extra])
 
 
 def _normalized(x: torch.Tensor) -> np.ndarray:
@@ -175,8 +191,10 @@ def with_pseudo_labels(data: ImageData, cfg: RunConfig, stop: StopToken, progres
     p = pseudo_label(cfg.semi_supervised, feats[0], data.train.labels, feats[1], len(data.classes), seed=cfg.seed)
     added = Split(pool.images[p.index], p.labels)  # the pool's own labels are not read here
     train = Split(torch.cat([data.train.images, added.images]), torch.cat([data.train.labels, added.labels]))
+    train = train.subset(balanced(train.labels, cfg.seed))
     summary = {"method": p.method, "pool": p.pool, "used": p.used, "accuracy": hidden_accuracy(p, pool.labels),
-               "labelled": len(data.train), "seconds": round(time.perf_counter() - t, 2)}
+               "labelled": len(data.train), "per_class": len(train) // len(data.classes),
+               "seconds": round(time.perf_counter() - t, 2)}
     return dataclasses.replace(data, train=train, pseudo=summary)
 
 
@@ -191,7 +209,8 @@ def hidden_accuracy(p: PseudoLabels, truth: torch.Tensor) -> float | None:
 def pseudo_sentence(pseudo: dict) -> str:
     """What labelling the pool did, from its own numbers."""
     said = (f"Semi-supervised ({pseudo['method']}): {pseudo['used']:,} of {pseudo['pool']:,} unlabelled images "
-            f"were labelled confidently enough to train on, beside {pseudo['labelled']:,} labelled ones")
+            f"were labelled confidently enough to train on, beside {pseudo['labelled']:,} labelled ones (every "
+            f"class then evened out to {pseudo['per_class']:,} images by repeating its own)")
     if pseudo["accuracy"] is None:
         return said + " (nobody knows their labels, so how many are right is not measured)."
     return said + f"; {pseudo['accuracy']:.0%} of those labels are right (their hidden labels, read only to score)."

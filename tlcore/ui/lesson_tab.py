@@ -1,4 +1,4 @@
-"""Lesson tab: transfer learning in six steps, a button each, every sentence from this run's numbers.
+"""Lesson tab: transfer learning in seven steps, a button each, every sentence from this run's numbers.
 
 A walkthrough over :class:`tlcore.api.LessonRun`: each step's button runs the real engine (the
 steps before it first, if they have not run) and shows what it measured beside the sentence the
@@ -33,9 +33,12 @@ INTRO = (
     "Why it works: every digits test image as a point, placed by the body's features (PCA to 2-D), in the "
     "MNIST body before any training on digits and in step 4's fine-tuned body. The 5-NN accuracy says how "
     "well the classes separate (the sentence adds random weights' for comparison).",
+    "Labels are the expensive part. Keep the labels of only 1 or 5 digits per class and hide the rest: can the "
+    "MNIST body's features label those (label spreading over their nearest neighbours), and does a linear probe "
+    "trained on them too beat the probe on the labelled few alone?",
     "Your turn: your own photos on the Data tab, or your own handwriting on the Draw tab.",
 )
-VISUAL = ("gallery", "plot", "plot", "plot", "plot", None)  # what each step shows beside its sentence
+VISUAL = ("gallery", "plot", "plot", "plot", "plot", "plot", None)  # what each step shows beside its sentence
 N_VISUALS = sum(v is not None for v in VISUAL)  # the outputs: every visual, then every sentence
 STOPPED = "Stopped: the steps that finished are kept; press the button again to go on."
 
@@ -80,7 +83,12 @@ def _feature_chart(lesson: LessonRun):
     return feature_space_figure(panels(space), digits.test.labels.numpy(), list(digits.classes))
 
 
-SHOW = (_source_gallery, _duel_chart, _curve_chart, _forgetting_chart, _feature_chart, None)
+def _unlabelled_chart(lesson: LessonRun):
+    c = lesson.done["unlabelled"]
+    return curve_figure(c.results(), c.n_classes, title="The probe alone, and with the images nobody labelled")
+
+
+SHOW = (_source_gallery, _duel_chart, _curve_chart, _forgetting_chart, _feature_chart, _unlabelled_chart, None)
 
 
 def _panels(lesson: LessonRun) -> list:
@@ -149,7 +157,7 @@ def step_job(k: int):
 
 
 def build(session_state: gr.State) -> LessonTab:
-    gr.Markdown("Transfer learning in six steps. Each button runs the real thing on this machine, and the "
+    gr.Markdown("Transfer learning in seven steps. Each button runs the real thing on this machine, and the "
                 "sentence under it is written from what it measured (each step says how long it took).")
     visuals, texts, buttons, stops, nexts = [], [], [], [], []
     with gr.Walkthrough(selected=1, elem_id="lesson") as walk:
