@@ -57,7 +57,7 @@ TIERS = ("e2e", "kill", "fuzz", "slow")  # the first that applies wins; none app
 # Whole modules of one kind.
 MODULES = {
     "test_e2e": "e2e", "test_e2e_frictions": "e2e", "test_e2e_insight": "e2e", "test_e2e_restart": "e2e",
-    "test_e2e_takehome": "e2e", "test_e2e_tune": "e2e", "test_fair_api": "e2e", "test_e2e_lesson": "e2e", "test_e2e_unlabelled": "e2e",
+    "test_e2e_takehome": "e2e", "test_e2e_tune": "e2e", "test_fair_api": "e2e", "test_e2e_lesson": "e2e", "test_e2e_unlabelled": "e2e", "test_e2e_capture": "e2e",
     "test_cli_interrupt": "kill",  # SIGINT to a real `python -m tlcore train`
     "test_distributed": "slow",  # torchrun: two fresh interpreters a test
     "test_loop_fixtures": "slow",  # pinned arithmetic needs a fresh interpreter (and one case is MNIST)
@@ -406,7 +406,9 @@ def chromium():
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        # A fake camera (Chromium's moving test pattern), granted without asking: the Capture tab's webcam.
+        b = p.chromium.launch(executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, "--use-fake-device-for-media-stream",
+                                                              "--use-fake-ui-for-media-stream"])
         yield b
         b.close()
 

@@ -378,7 +378,8 @@ def app_session(jail, trained_run):
 
 
 def _handlers():
-    from tlcore.ui import compare_tab, data_tab, draw_tab, evaluate_insight, evaluate_tab, model_tab, train_tab
+    from tlcore.ui import (capture_tab, compare_tab, data_tab, draw_tab, evaluate_insight, evaluate_tab, model_tab,
+                           train_tab)
 
     def start(s, *values):  # only refusals: a valid payload would train for real (tested elsewhere)
         try:
@@ -400,6 +401,9 @@ def _handlers():
         "gradcam": (evaluate_insight.explain_upload, 2), "toggle_gradcam": (evaluate_tab.toggle_gradcam, 2),
         "curve (refused)": (lambda s, *a: list(compare_tab.run_curve(s, *a)) if not isinstance(a[0], str) or
                             "all" not in a[0] and not any(ch.isdigit() for ch in a[0]) else None, 3),
+        "add_unlabelled": (data_tab.add_pool, 1), "set_classes": (capture_tab.api_classes, 1),
+        "add_example": (capture_tab.api_add, 2), "train_examples": (capture_tab.api_train, 0),
+        "predict_example": (capture_tab.api_predict, 1),
     }
 
 

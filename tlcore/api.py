@@ -12,7 +12,7 @@ The operations, by what a user asks:
   every front end), :func:`predict_probs`, the feature space, Grad-CAM, saliency, the figures;
 - *take it elsewhere*: :func:`export_run`, the model card;
 - *studies of many runs*: :func:`transfer_vs_scratch`, :func:`curve` (both report :class:`Progress`),
-  :func:`forgetting_demo`, :func:`teach`, and :func:`lesson` (six measured steps); :func:`run_name`
+  :func:`forgetting_demo`, :func:`teach`, :class:`Captured` (a class's own camera frames), and :func:`lesson` (six measured steps); :func:`run_name`
   says what sets a run apart.
 """
 from __future__ import annotations
@@ -54,6 +54,8 @@ from .runs.checkpoints import list_runs, load_replay, load_run, replay_sample
 from .runs.export import FORMATS, export_run
 from .runs.folder import read_metrics, read_run_config, run_row, saved_run
 from .runs.names import run_name, table_rows
+from .studies.capture import MAX_CLASSES as MAX_CAPTURE_CLASSES
+from .studies.capture import MAX_FRAMES, MAX_PER_CLASS, Captured, Fitted
 from .studies.compare import TransferVsScratch, source_name, transfer_vs_scratch
 from .studies.curve import BUDGET_RULE, SEMI, Curve, Point, check_curve, curve, parse_shots
 from .studies.forgetting import ForgettingDemo, forgetting_demo
@@ -88,7 +90,7 @@ __all__ = [
     "read_metrics", "read_run_config", "replay_sample", "roc_figure", "ROC_HAIR", "all_near_one", "run_name", "run_row", "table_rows", "runs_dir", "saliency",
     "saved_run", "sketch_batch", "sketch_files", "source_name", "suggest", "suggested", "suggested_for", "suggested_model", "teach",
     "to_display", "train", "training_figures", "transfer_vs_scratch", "unfreeze_plan", "weights_choices",
-    "write_bytes", "LINE_NAMES", "SEMI", "add_unlabelled", "load_unlabelled", "with_pool", "with_pseudo_labels",
+    "write_bytes", "MAX_CAPTURE_CLASSES", "MAX_FRAMES", "MAX_PER_CLASS", "Captured", "Fitted", "LINE_NAMES", "SEMI", "add_unlabelled", "load_unlabelled", "with_pool", "with_pseudo_labels",
 ]
 
 

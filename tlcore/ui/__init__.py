@@ -14,7 +14,7 @@ import os
 
 import gradio as gr
 
-from . import compare_tab, data_tab, draw_tab, evaluate_tab, jobs, keep, leftovers, lesson_tab, model_tab, train_tab
+from . import capture_tab, compare_tab, data_tab, draw_tab, evaluate_tab, jobs, keep, leftovers, lesson_tab, model_tab, train_tab
 from .session import Session, close_session, delete_session
 
 TITLE = "Transfer Learning Studio"
@@ -124,8 +124,8 @@ def build_app() -> gr.Blocks:
     _sweep()
     with gr.Blocks(title=TITLE, delete_cache=UPLOAD_CACHE) as demo:
         gr.Markdown(f"# {TITLE}\nDoes a pretrained backbone help on your data, and how much? "
-                    "New here? Take the **Lesson**. Then **Data** → **Model** → **Train** → **Evaluate** → "
-                    "**Compare**, or just **Draw** a digit.")
+                    "New here? Take the **Lesson**. Then **Data** (or **Capture** your own) → **Model** → **Train** → "
+                    "**Evaluate** → **Compare**, or just **Draw** a digit.")
         session = gr.State(Session(), delete_callback=delete_session)
         key, opened = keep.build(session)
         runs = gr.Dropdown([], label="Run", render=False, allow_custom_value=False)
@@ -134,6 +134,8 @@ def build_app() -> gr.Blocks:
                 lesson = lesson_tab.build(session)
             with gr.Tab("Data", id=DATA):
                 data = data_tab.build(session)
+            with gr.Tab("Capture", id="capture"):
+                capture = capture_tab.build(session)
             with gr.Tab("Model"):
                 model = model_tab.build(session)
             with gr.Tab("Train", id=TRAIN):
@@ -168,6 +170,7 @@ def build_app() -> gr.Blocks:
         opened.then(_restored, session, shows_work, **private) \
             .then(model_tab.refresh_weights, [session, model.backbone], model.weights, **private)
         _suggestions(session, data, model, training)
+        capture.use.then(data_tab.shown, session, data.outputs, **private)  # the frames are the dataset now
         # Photos uploaded: the suggested model, in a click (its choice re-describes and re-suggests).
         data.use_model.click(model_tab.use_suggested, session, model.backbone, **private) \
             .then(lambda: (gr.update(visible=False), gr.update(visible=False)), None, [data.hint, data.use_model],

@@ -85,11 +85,17 @@ def add_pool(session: Session, files):
             raise TLCoreError("Load a dataset first: images without labels join the one loaded.")
         if not files:
             raise TLCoreError("Choose image files, or a .zip of images, to add without labels.")
+        files = files if isinstance(files, (list, tuple)) else [files]  # one file, or an API payload of another type
         session.dataset = add_unlabelled(d, *load_unlabelled([str(f) for f in files], d.size, d.channels))
     except TLCoreError as e:
         warn(str(e))
         return session, f"**Not added:** {escape(e)}\n\n" + summary_markdown(session)
     return session, summary_markdown(session)
+
+
+def shown(session: Session):
+    """The Data tab's outputs for the dataset the session holds now (one made elsewhere: the Capture tab's)."""
+    return session, *_view(session), shown_choice(session), *model_hint(session)
 
 
 def model_hint(session: Session) -> tuple:

@@ -19,7 +19,7 @@ import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..api import BUNDLED_MNIST, Drawings, ImageData, LessonRun, TransferNet
+from ..api import BUNDLED_MNIST, Captured, Drawings, Fitted, ImageData, LessonRun, TransferNet
 from ..events import StopToken
 from . import leftovers
 from .runstore import MAX_LOADED, RunRecord, RunStore  # noqa: F401 (MAX_LOADED: the store's, named here too)
@@ -82,6 +82,8 @@ class Session:
     drawings: Drawings = field(default_factory=Drawings)  # the Draw tab's labelled drawings
     canvas: int = 0  # counts the Draw tab's canvases: one more each time a drawing is added and cleared
     added: bytes = b""  # the last added drawing's 28x28: a guess at it, sent before the canvas cleared, is stale
+    captured: Captured = field(default_factory=Captured)  # the Capture tab's classes and frames
+    capture_fit: Fitted | None = None  # the head last trained on them (the live prediction's)
     lesson: LessonRun | None = None  # the Lesson tab's steps so far
     duel_view: dict | None = None  # Compare's last transfer vs scratch: {"curves": label -> history, "summary"}
     curve_view: dict | None = None  # Compare's last curve: {"points", "n_classes", "status"}
