@@ -15,8 +15,8 @@ from __future__ import annotations
 import io
 import threading
 import time
-import zipfile
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -28,7 +28,7 @@ from ..errors import TLCoreError
 from ..events import StopToken
 from ..models import TransferNet, create_backbone, freeze
 from ..training.feature_cache import compute_features
-from .teach import _safe
+from .examples import Examples
 
 SIDE = 224  # frames are kept at this square size: EfficientNet-Lite0's input, no resizing later
 MAX_PER_CLASS, MAX_FRAMES, MAX_CLASSES = 60, 240, 10
@@ -51,15 +51,18 @@ class Fitted:
 
 
 @dataclass
-class Captured:
-    """A session's own classes and frames, with the body's features of each frame."""
+class Captured(Examples):
+    """A session's own classes and frames (SIDE x SIDE x 3 uint8), with the body's features of each
+    frame: the labelled-examples store the Draw tab's drawings share (:mod:`tlcore.studies.examples`)."""
 
     classes: list[str] = field(default_factory=lambda: ["class 1", "class 2"])
-    images: list[np.ndarray] = field(default_factory=list)  # (SIDE, SIDE, 3) uint8
-    labels: list[str] = field(default_factory=list)
     features: list[torch.Tensor] = field(default_factory=list)  # the body's, one row per frame
     backbone: str = BODY[0]
     weights: str = BODY[1]
+
+    ZIP_FOLDER: ClassVar[str] = "my-captures"
+    FORMAT: ClassVar[str] = "JPEG"
+    NOUN: ClassVar[str] = "frames"
 
     # -- classes ----------------------------------------------------------------------------
     def set_classes(self, names: list[str]) -> None:
@@ -90,27 +93,18 @@ class Captured:
                               f"{MAX_PER_CLASS} a class and {MAX_FRAMES} in all are kept (delete some first).")
         frame = to_frame(image)
         self.features.append(self.embed(torch.from_numpy(frame).permute(2, 0, 1)[None])[0])
-        self.images.append(frame)
-        self.labels.append(label)
+        self.append(frame, label)
 
     def remove(self, index: int) -> None:
-        if not 0 <= index < len(self):
-            raise TLCoreError(f"There is no frame {index} (there are {len(self)}).")
-        for seq in (self.images, self.labels, self.features):
-            del seq[index]
+        super().remove(index)
+        del self.features[index]
 
     def clear(self) -> None:
-        self.images, self.labels, self.features = [], [], []
-
-    def __len__(self) -> int:
-        return len(self.images)
+        super().clear()
+        self.features.clear()
 
     def counts(self) -> dict[str, int]:
         return {c: self.labels.count(c) for c in self.classes}
-
-    def of(self, label: str) -> list[int]:
-        """The indices of ``label``'s frames, in the order they were added."""
-        return [i for i, lab in enumerate(self.labels) if lab == label]
 
     # -- the body ---------------------------------------------------------------------------
     def body(self) -> TransferNet:
@@ -155,23 +149,10 @@ class Captured:
 
         if not self or min(self.counts().values()) < 2:
             raise TLCoreError("Every class needs at least 2 frames to become a dataset.")
-        x = torch.from_numpy(np.stack(self.images)).permute(0, 3, 1, 2).contiguous()
-        y = torch.tensor([self.classes.index(label) for label in self.labels])
+        x, y = self.tensor(self.classes)
         keep, held = stratified_split(y, HELD_OUT, seed)
         return finish("my captures", list(self.classes), Split(x[keep], y[keep]), Split(x[held], y[held]), seed=seed,
                       hflip=True, source="capture")
-
-    def to_zip(self) -> bytes:
-        """An ImageFolder zip, ``my-captures/<class>/<class>-<n>.jpg``; loads back as a dataset."""
-        if not self:
-            raise TLCoreError("There are no frames to download yet.")
-        buf = io.BytesIO()
-        with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as z:  # JPEGs do not deflate
-            for i, (image, label) in enumerate(zip(self.images, self.labels), 1):
-                jpg = io.BytesIO()
-                Image.fromarray(image).save(jpg, format="JPEG", quality=92)
-                z.writestr(f"my-captures/{_safe(label)}/{_safe(label)}-{i:03d}.jpg", jpg.getvalue())
-        return buf.getvalue()
 
     def predict(self, fitted: Fitted, image) -> dict[str, float]:
         """Class -> probability for one frame, through the fitted model's head on the body's features."""

@@ -10,14 +10,12 @@ repeated and randomly shifted/rotated so that they weigh about a third of every 
 """
 from __future__ import annotations
 
-import io
 import math
-import zipfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import torch
-from PIL import Image
 
 from ..config import RunConfig
 from ..data.base import ImageData, Split
@@ -28,6 +26,7 @@ from ..models import TransferNet
 from ..preprocess import adapt_channels, resize
 from ..training.result import RunResult
 from ..data.sketch import to_mnist
+from .examples import Examples
 from ..training.train import train
 
 MAX_DRAWINGS = 500  # per session: a classroom's worth, and a bounded amount of memory (~400 KB)
@@ -35,11 +34,12 @@ TEACH_EPOCHS = 4
 
 
 @dataclass
-class Drawings:
-    """A session's labelled drawings, in the 28x28 form the model reads."""
+class Drawings(Examples):
+    """A session's labelled drawings, in the 28x28 form the model reads (the labelled-examples store
+    the Capture tab's frames share: :mod:`tlcore.studies.examples`)."""
 
-    images: list[np.ndarray] = field(default_factory=list)
-    labels: list[str] = field(default_factory=list)
+    ZIP_FOLDER: ClassVar[str] = "my-drawings"
+    NOUN: ClassVar[str] = "drawings"
 
     def add(self, sketch, label: str, classes: list[str]) -> np.ndarray:
         """Add one drawing under ``label`` (one of ``classes``); returns its 28x28 form.
@@ -50,16 +50,8 @@ class Drawings:
         if len(self) >= MAX_DRAWINGS:
             raise TLCoreError(f"You have {MAX_DRAWINGS} drawings, the most kept; download them or clear some.")
         image = to_mnist(sketch)
-        self.images.append(image)
-        self.labels.append(label)
+        self.append(image, label)
         return image
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def clear(self) -> None:
-        self.images.clear()
-        self.labels.clear()
 
     def counts(self) -> dict[str, int]:
         out: dict[str, int] = {}
@@ -72,34 +64,6 @@ class Drawings:
             return "No drawings yet: draw a digit, pick its label, and press **Add to my drawings**."
         parts = ", ".join(f"{k}: {v}" for k, v in self.counts().items())
         return f"**{len(self)} drawing{'s' * (len(self) != 1)}** ({parts})"
-
-    def to_zip(self) -> bytes:
-        """An ImageFolder zip, ``my-drawings/<label>/<label>-<n>.png``; loads back as a dataset."""
-        if not self:
-            raise TLCoreError("There are no drawings to download yet.")
-        buf = io.BytesIO()
-        with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
-            for i, (image, label) in enumerate(zip(self.images, self.labels), 1):
-                png = io.BytesIO()
-                Image.fromarray(image, "L").save(png, format="PNG")
-                z.writestr(f"my-drawings/{_safe(label)}/{_safe(label)}-{i:03d}.png", png.getvalue())
-        return buf.getvalue()
-
-    def tensor(self, classes: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
-        """uint8 (N, 1, 28, 28) images and int64 labels indexed into ``classes``."""
-        unknown = sorted(set(self.labels) - set(classes))
-        if unknown:
-            raise TLCoreError(f"Your drawings are labelled {', '.join(map(repr, unknown))}, which this model does not "
-                              f"know (its classes: {', '.join(classes)}). Clear them or pick a model with those classes.")
-        x = torch.from_numpy(np.stack(self.images)).unsqueeze(1)
-        y = torch.tensor([classes.index(label) for label in self.labels], dtype=torch.int64)
-        return x, y
-
-
-def _safe(label: str) -> str:
-    """A class name as a folder name: no separators, no dot-only names."""
-    name = "".join(c if c.isalnum() or c in "-_ " else "_" for c in label).strip() or "class"
-    return name if name.strip(".") else "class"
 
 
 def _like(x: torch.Tensor, channels: int, size: int) -> torch.Tensor:
