@@ -11,6 +11,7 @@ The operations, by what a user asks:
 - *how good is it*: :func:`load_run`, :func:`evaluate_run` (one device and precision rule for
   every front end), :func:`predict_probs`, the feature space, Grad-CAM, saliency, the figures;
 - *take it elsewhere*: :func:`export_run`, the model card;
+- *which source*: :func:`rank` (LogME, LEEP, 5-NN accuracy of each candidate's features);
 - *studies of many runs*: :func:`transfer_vs_scratch`, :func:`curve` (both report :class:`Progress`),
   :func:`forgetting_demo`, :func:`teach`, :class:`Captured` (a class's own camera frames), and :func:`lesson` (six measured steps); :func:`run_name`
   says what sets a run apart.
@@ -61,6 +62,7 @@ from .studies.curve import BUDGET_RULE, SEMI, Curve, Point, check_curve, curve, 
 from .studies.forgetting import ForgettingDemo, forgetting_demo
 from .studies.lesson import STEPS as LESSON_STEPS, Lesson, LessonRun, lesson
 from .studies.progress import Progress
+from .studies.rank import Ranking, parse_candidates, rank
 from .studies.teach import Drawings, teach
 from .training.loop import load_run_data
 from .training.lr_finder import lr_find
@@ -90,7 +92,7 @@ __all__ = [
     "read_metrics", "read_run_config", "replay_sample", "roc_figure", "ROC_HAIR", "all_near_one", "run_name", "run_row", "table_rows", "runs_dir", "saliency",
     "saved_run", "sketch_batch", "sketch_files", "source_name", "suggest", "suggested", "suggested_for", "suggested_model", "teach",
     "to_display", "train", "training_figures", "transfer_vs_scratch", "unfreeze_plan", "weights_choices",
-    "write_bytes", "MAX_CAPTURE_CLASSES", "MAX_FRAMES", "MAX_PER_CLASS", "Captured", "Fitted", "LINE_NAMES", "SEMI", "add_unlabelled", "load_unlabelled", "with_pool", "with_pseudo_labels",
+    "write_bytes", "Ranking", "parse_candidates", "rank", "MAX_CAPTURE_CLASSES", "MAX_FRAMES", "MAX_PER_CLASS", "Captured", "Fitted", "LINE_NAMES", "SEMI", "add_unlabelled", "load_unlabelled", "with_pool", "with_pseudo_labels",
 ]
 
 

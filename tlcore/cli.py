@@ -300,6 +300,27 @@ def cmd_curve(args) -> int:
     return 0
 
 
+def cmd_rank(args) -> int:
+    """Transferability scores of each candidate source on the data, best LogME first; --check trains probes too."""
+    from .api import parse_candidates, rank
+
+    candidates = parse_candidates(args.candidates)  # before any data loads
+    data = _comparison_data(args)
+    with interrupt_stops() as stop:
+        result = rank(data, candidates, per_class=args.per_class, check=args.check, seed=args.seed, stop=stop,
+                      say=lambda line: print(line, file=sys.stderr, flush=True))
+    print(result.sentence(), file=sys.stderr)
+    if args.json:
+        print(json.dumps(result.to_dict()))
+    else:
+        for c in result.candidates:
+            probe = f"  probe {c.probe_accuracy:.4f}" if c.probe_accuracy is not None else ""
+            leep = f"{c.leep:8.4f}" if c.leep is not None else "     n/a"
+            print(f"{c.backbone:20s} {c.weights[-28:]:28s} LogME {c.logme:8.4f}  LEEP {leep}  5-NN "
+                  f"{c.knn_accuracy:.4f}  {c.seconds:5.1f} s{probe}")
+    return 0
+
+
 def cmd_compare(args) -> int:
     from .api import transfer_vs_scratch
 
@@ -523,7 +544,24 @@ def _lr_find_parser(sub) -> None:
     lf.set_defaults(fn=cmd_lr_find)
 
 
+def _rank_parser(sub) -> None:
+    r = sub.add_parser("rank", help="which source to start from: LogME, LEEP and 5-NN accuracy of each candidate's "
+                                    "features, from one feature pass (--check trains each as a linear probe too)")
+    r.add_argument("--dataset", default="digits", help="registered name or folder / .zip path")
+    r.add_argument("--data-dir", default=None)
+    r.add_argument("--candidates", required=True,
+                   help="BACKBONE:WEIGHTS,... e.g. efficientnet_lite0:imagenet,lenet5:assets/models/lenet5-mnist,"
+                        "efficientnet_lite0:none (random weights: the floor)")
+    r.add_argument("--per-class", type=int, default=100, help="training images per class the scores see")
+    r.add_argument("--seed", type=int, default=0, help="which images the sample takes")
+    r.add_argument("--check", action="store_true", help="also train each as a linear probe and give each score's "
+                                                        "Kendall tau against the probes' test accuracies")
+    r.add_argument("--json", action="store_true", help='print {"candidates": [...], "kendall_tau": ...}')
+    r.set_defaults(fn=cmd_rank)
+
+
 def _comparison_parsers(sub) -> None:
+    _rank_parser(sub)
     c = sub.add_parser("curve", help="test accuracy against samples per class: scratch, linear probe, fine-tune")
     k = sub.add_parser("compare", help="transfer vs scratch: one recipe from the source weights and from random ones")
     for p in (c, k):
