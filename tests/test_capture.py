@@ -98,3 +98,20 @@ def test_the_frames_are_a_dataset_and_a_zip_that_loads_back(captured, tmp_path):
     assert back.classes == ["bar", "disc"] and sum(len(s) for s in back.splits.values()) == 10
     assert torch.equal(torch.tensor(back.class_counts("train")) + torch.tensor(back.class_counts("val"))
                        + torch.tensor(back.class_counts("test")), torch.tensor([5, 5]))
+
+
+def test_the_frames_become_the_sessions_dataset_and_the_data_tab_shows_them(captured):
+    from tlcore.ui import capture_tab, data_tab
+    from tlcore.ui.session import Session
+
+    s = Session()
+    s.captured = captured
+    said = capture_tab.use_as_dataset(s)
+    assert s.dataset.classes == ["disc", "bar"] and s.dataset_label == "my captures"
+    assert said == f"The frames are now the dataset: {len(s.dataset.train)} to train, {len(s.dataset.test)} to test."
+    shown = data_tab.shown(s)
+    assert shown[0] is s and "### my captures" in shown[1] and "**2 classes**" in shown[1]
+    s.captured = type(captured)()  # no frames: refused with a toast, the dataset kept
+    with pytest.warns(UserWarning, match="at least 2 frames"):
+        capture_tab.use_as_dataset(s)
+    assert s.dataset.classes == ["disc", "bar"]
