@@ -14,7 +14,7 @@ import pytest
 from conftest import digit_canvas, run_async
 from tlcore.config import RunConfig
 from tlcore.events import StopToken
-from tlcore.ui import compare_tab, draw_tab, jobs, train_tab
+from tlcore.ui import compare_tab, draw_tab, jobs, rank_panel, train_tab
 from tlcore.ui.session import Session, delete_session
 
 DIGITS = [str(i) for i in range(10)]
@@ -52,6 +52,7 @@ JOBS = {
     "comparison": lambda s: compare_tab.run_duel(s),
     "curve": lambda s: compare_tab.run_curve(s, "1, all", 1, ["linear-probe"]),
     "teaching": lambda s: draw_tab.teach_it(s, draw_tab.BUNDLED_LABEL),
+    "ranking": lambda s: rank_panel.run_rank(s, list(rank_panel.CANDIDATES)),
 }
 
 

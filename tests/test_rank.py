@@ -60,3 +60,18 @@ def test_the_rank_command_prints_the_candidates_best_first(cli):
     assert out["images"] == 200 and "LogME puts" in r.stderr
     bad = cli("rank", "--candidates", "lenet5")
     assert bad.returncode == 2 and "BACKBONE:WEIGHTS" in bad.stderr
+
+
+def test_the_model_tabs_ranking_shows_a_table_best_first_and_its_sentence(digits):
+    from tlcore.ui import rank_panel
+    from tlcore.ui.session import Session
+
+    s = Session(dataset=digits)
+    refused = list(rank_panel.run_rank(s, ["LeNet-5, random weights"]))
+    assert "Tick at least 2 of" in refused[-1][1] and s.jobs.job is None
+    frames = list(rank_panel.run_rank(s, ["LeNet-5, random weights", "LeNet-5 from MNIST (bundled)"]))
+    assert any("Scoring lenet5" in f[1] for f in frames[:-1])
+    table, said = frames[-1]
+    assert list(table["candidate"]) == ["LeNet-5 from MNIST (bundled)", "LeNet-5, random weights"]
+    assert "LogME puts lenet5 (lenet5-mnist) first" in said and "Scored on 500 training images" in said
+    assert s.jobs.job is None  # the slot is given back

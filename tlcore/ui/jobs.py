@@ -56,6 +56,7 @@ KINDS = {
     "curve": Kind("A data-efficiency curve", "the curve", "Stopping… the finished points are kept."),
     "teaching": Kind("A teaching", "the teaching", "Stopping the teaching… an epoch it finished is kept."),
     "lesson": Kind("A lesson step", "the lesson step", "Stopping the lesson… the steps that finished are kept."),
+    "ranking": Kind("A ranking of sources", "the ranking", "Stopping the ranking…"),
 }
 # The refusal when the slot is taken, and the toast when Start is pressed meanwhile.
 TAKEN = "{} of this session is already running or waiting for its turn; stop it first."

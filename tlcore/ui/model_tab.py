@@ -13,6 +13,7 @@ from ..api import (
     BUNDLED_RUNS, NONE, architecture, create_backbone, freeze, frozen_for_preset, group_rates, list_backbones, list_runs,
     preset_names, read_run_config, suggested_model, unfreeze_plan as plan, weights_choices
 )
+from . import rank_panel
 from .session import DEFAULT_BACKBONE, DEFAULT_FROZEN, DEFAULT_PRESET, DEFAULT_WEIGHTS, Session
 from .text import escape, info, warn
 from .payload import typed
@@ -204,6 +205,7 @@ def build(session_state: gr.State) -> ModelTab:
             table = gr.Dataframe(headers=["group", "parameters", "trainable", "frozen"], interactive=False)
             gr.Markdown("**Schedule** (Train tab: epochs, learning rate, gradual unfreezing)")
             plan_table = gr.Dataframe(headers=SCHEDULE_COLUMNS, interactive=False, elem_id="unfreeze-schedule")
+    rank_panel.build(session_state)
     choice_in, choice_out = [session_state, backbone, weights, preset], [weights, preset, frozen]
     desc_in = [session_state, backbone, weights, frozen, train_bn]
     desc_out = [session_state, table, counts]
