@@ -51,6 +51,12 @@ def test_candidates_are_backbone_colon_weights(text, says):
     assert parse_candidates("timm:resnet18:imagenet, lenet5:none") == [("timm:resnet18", "imagenet"), ("lenet5", "none")]
 
 
+def test_random_weights_score_the_same_on_every_call(digits):
+    """Random weights are the floor of a ranking: drawn from the seed, so that a ranking repeats."""
+    a, b = (rank(digits, [("lenet5", "none"), ("lenet5", str(BUNDLED))], per_class=10).candidates for _ in range(2))
+    assert [c.logme for c in a] == [c.logme for c in b] and [c.knn_accuracy for c in a] == [c.knn_accuracy for c in b]
+
+
 def test_the_rank_command_prints_the_candidates_best_first(cli):
     r = cli("rank", "--candidates", f"lenet5:none,lenet5:{BUNDLED}", "--per-class", "20", "--json")
     assert r.returncode == 0, r.stderr

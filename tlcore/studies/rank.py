@@ -112,6 +112,7 @@ def rank(data: ImageData, candidates: list[tuple[str, str]], *, per_class: int =
     out = Ranking(data.name, len(idx))
     for backbone, weights in candidates:
         say(f"{backbone} ({weights}): features of {len(idx):,} images")
+        torch.manual_seed(seed)  # random weights, the same on every call: the ranking repeats
         c = score(backbone, weights, images, labels, len(data.classes), stop)
         if check:
             c.probe_accuracy = _probe(data, backbone, weights, stop)
