@@ -148,8 +148,13 @@ def _pool(decoded: tuple, channels: int) -> Split | None:
     if not len(y):
         return None
     if channels == 1:
-        x = _first_channel(x) if streamed(x) else x.float().mean(1, keepdim=True).round().to(torch.uint8)
+        x = _first_channel(x) if streamed(x) else gray(x)
     return Split(x, y)
+
+
+def gray(x: torch.Tensor) -> torch.Tensor:
+    """uint8 (N, 3, H, W) -> (N, 1, H, W), the channels' mean: a colour image in a gray set."""
+    return x.float().mean(1, keepdim=True).round().to(torch.uint8)
 
 
 def _streaming_note(name: str, count: int, size: int, file_bytes: int) -> str:

@@ -26,7 +26,7 @@ import torch
 
 from ..errors import TLCoreError
 from .base import UNKNOWN, ImageData, Split, few_shot
-from .folder import _index
+from .folder import _index, _parts, gray
 from .images import IMAGE_EXTENSIONS, ImageRejected, decode_image
 from .stream import UNREADABLE, FileReader, streamed
 
@@ -92,8 +92,7 @@ def _images(path: Path, skipped: Counter):
     else:
         read, entries = _index(path, None)  # the safe listing a labelled upload gets (links, bombs, sizes)
     for rel, ref, _ in entries:
-        parts = PurePosixPath(rel).parts
-        if any(p.startswith(".") or p in ("__MACOSX", "Thumbs.db", "desktop.ini") for p in parts):
+        if _parts(rel) is None:  # junk a labelled upload skips too (__MACOSX, dot files)
             continue
         if ref is None:
             skipped["unreadable, too large or a link"] += 1
@@ -109,16 +108,8 @@ def _images(path: Path, skipped: Counter):
 def from_arrays(arrays: list, channels: int) -> Split:
     """Decoded (size, size, 3) uint8 arrays as an unlabelled Split with ``channels`` channels."""
     x = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
-    if channels == 1:
-        x = x.float().mean(1, keepdim=True).round().to(torch.uint8)  # a colour photo into a gray run
+    x = gray(x) if channels == 1 else x  # a colour photo into a gray run
     return Split(x, torch.full((len(x),), UNKNOWN, dtype=torch.int64))
-
-
-def pool_sizes(data: ImageData) -> dict:
-    """How big the pool is, and how many of its labels are known (hidden) rather than unknown."""
-    if data.unlabelled is None:
-        return {"unlabelled": 0, "hidden_labels": 0}
-    return {"unlabelled": len(data.unlabelled), "hidden_labels": int((data.unlabelled.labels != UNKNOWN).sum())}
 
 
 def with_pool(data: ImageData, labelled_per_class: int | None, unlabelled: str | None, seed: int) -> ImageData:
