@@ -45,7 +45,7 @@ def walk(page, shots: Path) -> list[tuple[int, float]]:
         t = time.monotonic()
         page.locator(f"#lesson-go-{k}").click()
         said = page.locator(f"#lesson-said-{k}")
-        said.get_by_text("Measured just now").wait_for(timeout=600_000)  # under the step's own sentence
+        said.locator("small").wait_for(timeout=600_000)  # "Measured just now in ..." under the step's sentence
         took.append((k, time.monotonic() - t))
         page.wait_for_timeout(800)  # the chart draws
         page.screenshot(path=str(shots / f"lesson-step-{k}.png"))
@@ -59,6 +59,7 @@ def walk(page, shots: Path) -> list[tuple[int, float]]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--shots", default=str(Path(tempfile.gettempdir()) / "tlcore-lesson-shots"))
+    ap.add_argument("--locale", default="en-US", help="the browser's language (zh-CN: the lesson in Chinese)")
     args = ap.parse_args()
     shots = Path(args.shots)
     shots.mkdir(parents=True, exist_ok=True)
@@ -69,7 +70,7 @@ def main() -> None:
         try:
             with sync_playwright() as p:
                 browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-                page = browser.new_context(viewport=VIEW).new_page()
+                page = browser.new_context(viewport=VIEW, locale=args.locale).new_page()
                 page.goto(server.url)
                 t0 = time.monotonic()
                 took = walk(page, shots)

@@ -57,7 +57,7 @@ TIERS = ("e2e", "kill", "fuzz", "slow")  # the first that applies wins; none app
 # Whole modules of one kind.
 MODULES = {
     "test_e2e": "e2e", "test_e2e_frictions": "e2e", "test_e2e_insight": "e2e", "test_e2e_restart": "e2e",
-    "test_e2e_takehome": "e2e", "test_e2e_tune": "e2e", "test_fair_api": "e2e", "test_e2e_lesson": "e2e", "test_e2e_unlabelled": "e2e", "test_e2e_capture": "e2e",
+    "test_e2e_takehome": "e2e", "test_e2e_tune": "e2e", "test_fair_api": "e2e", "test_e2e_lesson": "e2e", "test_e2e_unlabelled": "e2e", "test_e2e_capture": "e2e", "test_e2e_lang": "e2e",
     "test_cli_interrupt": "kill",  # SIGINT to a real `python -m tlcore train`
     "test_distributed": "slow",  # torchrun: two fresh interpreters a test
     "test_loop_fixtures": "slow",  # pinned arithmetic needs a fresh interpreter (and one case is MNIST)

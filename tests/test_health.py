@@ -2,12 +2,15 @@
 from __future__ import annotations
 
 import math
+import re
+from types import SimpleNamespace
 
 import pytest
 import torch
 
 from tlcore.config import RunConfig
-from tlcore.events import EpochEvent
+from tlcore.events import EpochEvent, StepEvent
+from tlcore.training.callbacks import Divergence
 from tlcore.training.health import chance_note, explode_threshold, majority_share
 from tlcore.insight.plots import training_figures
 from tlcore.training.result import Status
@@ -17,11 +20,34 @@ DIGITS = dict(dataset="digits", backbone="lenet5", batch_size=32, optimizer="sgd
 
 
 def test_a_loss_that_explodes_ends_the_run_with_advice():
-    # lr 5: the running loss reaches ~1e27 in the first epoch, yet stays finite (the old check saw only NaN).
+    # lr 5: the loss blows up in the first epoch. Whether it climbs far past guessing while finite
+    # (bf16 on a Xeon) or reaches NaN first (fp32, or bf16 on an EPYC) is the CPU's arithmetic; the
+    # run fails either way with the same advice.
     r = train(RunConfig(**DIGITS, lr=5, epochs=3))
     assert r.status is Status.FAILED
-    assert "exploded" in r.message and "learning rate 5 is too high. Try 0.5" in r.message
+    assert re.search(r"The training loss (exploded to \S+|became NaN or infinite) at epoch 1, step \d+", r.message)
+    assert "the learning rate 5 is too high. Try 0.5, or the suggested settings." in r.message
     assert r.test is None and not r.history  # nothing worth keeping: no epoch ended before the blow-up
+
+
+@pytest.mark.parametrize("loss, ends", [(1e27, "exploded to 1e+27"), (23.0, None), (float("nan"), "NaN or infinite")])
+def test_a_finite_blow_up_is_caught_as_well_as_nan(loss, ends):
+    """The rule itself, on any CPU: a running loss 10x what guessing scores (ln 10 = 2.30) ends the
+    run as surely as a NaN does."""
+    stopped = []
+    trainer = SimpleNamespace(data=SimpleNamespace(classes=list("0123456789")),
+                              stop_run=lambda status, message: stopped.append((status, message)))
+    watch = Divergence(lr=5)
+    watch.on_setup(trainer)
+    event = StepEvent(epoch=1, step=15, steps=41, loss=loss, accuracy=0.1, lr=5, images_per_second=1.0,
+                      eta_seconds=1.0, epochs=3)
+    watch.on_loss(trainer, event)
+    if not stopped:
+        watch.on_step(trainer, event)
+    if ends is None:
+        assert not stopped
+    else:
+        assert stopped[0][0] is Status.FAILED and ends in stopped[0][1] and "Try 0.5" in stopped[0][1]
 
 
 def test_a_run_that_stays_at_chance_is_not_reported_as_a_plain_success():

@@ -100,7 +100,7 @@ def test_a_nan_loss_stops_with_advice(digits):
         poisoned.head.weight.fill_(math.inf)  # every logit becomes inf or nan
     r = train(quick(lr=0.5), data=digits, start=poisoned)
     assert r.status == "failed"
-    assert "NaN or infinite at epoch 1" in r.message and "lower learning rate (it was 0.5)" in r.message
+    assert "NaN or infinite at epoch 1" in r.message and "learning rate 0.5 is too high. Try 0.05" in r.message
 
 
 def test_the_feature_cache_gives_the_slow_paths_result(digits):

@@ -29,8 +29,8 @@ def exploded_message(loss: float, epoch: int, step: int, num_classes: int, lr: f
 
 
 def nan_message(epoch: int, step: int, lr: float) -> str:
-    return (f"The training loss became NaN or infinite at epoch {epoch}, step {step}. "
-            f"Try a lower learning rate (it was {lr:g}).")
+    return (f"The training loss became NaN or infinite at epoch {epoch}, step {step}: the learning rate {lr:g} "
+            f"is too high. Try {lr / 10:g}, or the suggested settings.")
 
 
 def majority_share(labels: torch.Tensor) -> float:

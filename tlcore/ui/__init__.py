@@ -14,7 +14,7 @@ import os
 
 import gradio as gr
 
-from . import capture_tab, compare_tab, data_tab, draw_tab, evaluate_tab, jobs, keep, leftovers, lesson_tab, model_tab, train_tab
+from . import capture_tab, compare_tab, data_tab, draw_tab, evaluate_tab, jobs, keep, leftovers, lang, lesson_tab, model_tab, speak, train_tab
 from .session import Session, close_session, delete_session
 
 TITLE = "Transfer Learning Studio"
@@ -47,6 +47,7 @@ def _restored(session: Session):
 
 def _closed(request: gr.Request):
     close_session(request)
+    lang.forget(request)
 
 
 def _run_names(session: Session):
@@ -90,12 +91,13 @@ def _links(tabs: gr.Tabs, links: list, lesson: lesson_tab.LessonTab) -> None:
     lesson.to_draw.click(lambda: gr.Tabs(selected=DRAW), None, tabs, **private)
 
 
-def _first_paint(demo: gr.Blocks, session: gr.State, key, data, model, shows_work: list) -> None:
-    """A reload finds this browser's session again (keep.resume), then the offline default dataset
-    and model are shown, so the app is useful at once (the dataset summary changing then
-    re-describes the model and suggests settings), then the session's work (runs, views, lesson)."""
+def _first_paint(spoken, session: gr.State, key, data, model, shows_work: list) -> None:
+    """After the page's words are set in its language (``spoken``, speak.wire), a reload finds
+    this browser's session again (keep.resume), then the offline default dataset and model are
+    shown, so the app is useful at once (the dataset summary changing then re-describes the model
+    and suggests settings), then the session's work (runs, views, lesson)."""
     private = dict(api_visibility="private")
-    demo.load(keep.resume, [session, key], [session, key], **private) \
+    spoken.then(keep.resume, [session, key], [session, key], **private) \
         .then(data_tab.load, data.inputs, data.outputs, **private) \
         .then(model_tab.on_backbone, model.choice_inputs, model.choice_outputs, **private) \
         .then(_restored, session, shows_work, **private)
@@ -115,6 +117,15 @@ def _suggestions(session: gr.State, data, model: model_tab.ModelTab, training: t
     _schedule(session, model, training, [*model.changed, redescribed])
 
 
+def _header():
+    """The title, what the studio is for, and the language switch (speak.build) beside them."""
+    with gr.Row(equal_height=True):
+        gr.Markdown(f"# {TITLE}\nDoes a pretrained backbone help on your data, and how much? "
+                    "New here? Take the **Lesson**. Then **Data** (or **Capture** your own) → **Model** → "
+                    "**Train** → **Evaluate** → **Compare**, or just **Draw** a digit.")
+        return speak.build()
+
+
 def _to_compare():
     return gr.Tabs(selected=COMPARE)
 
@@ -123,9 +134,7 @@ def build_app() -> gr.Blocks:
     private = dict(api_visibility="private")
     _sweep()
     with gr.Blocks(title=TITLE, delete_cache=UPLOAD_CACHE) as demo:
-        gr.Markdown(f"# {TITLE}\nDoes a pretrained backbone help on your data, and how much? "
-                    "New here? Take the **Lesson**. Then **Data** (or **Capture** your own) → **Model** → **Train** → "
-                    "**Evaluate** → **Compare**, or just **Draw** a digit.")
+        switch, kept_language = _header()
         session = gr.State(Session(), delete_callback=delete_session)
         key, opened = keep.build(session)
         runs = gr.Dropdown([], label="Run", render=False, allow_custom_value=False)
@@ -166,7 +175,7 @@ def build_app() -> gr.Blocks:
                 .then(model_tab.refresh_weights, [session, model.backbone], model.weights, **private)
         # First paint (the kept session, the default data and model) and an opened session.
         shows_work = [runs, *draw.drawings, *compare.restored, *lesson.outputs]  # (Draw's models: on its tab)
-        _first_paint(demo, session, key, data, model, shows_work)
+        _first_paint(speak.wire(demo, switch, kept_language), session, key, data, model, shows_work)
         opened.then(_restored, session, shows_work, **private) \
             .then(model_tab.refresh_weights, [session, model.backbone], model.weights, **private)
         _suggestions(session, data, model, training)
@@ -177,5 +186,6 @@ def build_app() -> gr.Blocks:
                   **private)
         # A closed tab (or API client) ends its session at once: its run stops, its folder goes.
         demo.unload(_closed)
+    speak.wrap(demo)  # (last: every event's outputs)
     demo.queue(max_size=MAX_QUEUE, default_concurrency_limit=4)
     return demo

@@ -17,7 +17,7 @@ import gradio as gr
 from ..api import Point, read_bundle, reopened_run, write_bundle
 from ..errors import TLCoreError
 from .session import KEPT, RunRecord, Session, bind
-from .text import escape
+from .text import escape, warn
 
 STORAGE_KEY = "tlcore-session"
 KEPT_NOTE = (f"Your runs stay in this browser for {KEPT.hours:g} hours after its last tab closes (not across a "
@@ -36,7 +36,7 @@ def resume(session: Session, key: str | None, request: gr.Request = None):
 def save_session(session: Session):
     """Every run of the session and Compare's last views in one zip, offered for download."""
     if not session.runs:
-        gr.Warning("No runs to save yet: train, compare or teach something first.")
+        warn("No runs to save yet: train, compare or teach something first.")
         return gr.skip(), "No runs to save yet."
     out = session.folder / f"tlcore-session-{time.strftime('%Y%m%d-%H%M')}.zip"
     write_bundle({name: rec.folder for name, rec in session.runs.items()}, out, extra=_views(session))
@@ -58,7 +58,7 @@ def open_session(session: Session, upload):
         bundle = read_bundle(str(upload), session.folder / f"opened-{uuid.uuid4().hex[:12]}")
         opened = [(name, folder, *reopened_run(folder)) for name, folder in bundle.runs.items()]
     except TLCoreError as e:
-        gr.Warning(str(e))
+        warn(str(e))
         return f"**Not opened:** {escape(e)}"
     notes = []
     for name, folder, result, data, note in opened:
