@@ -70,7 +70,8 @@ def page():
 def _words(update) -> list[str]:
     if not isinstance(update, dict):
         return []
-    words = [update.get(p) for p in (*speak.PROPS, "value")] + list(update.get("headers") or [])
+    value = update.get("value")
+    words = [update.get(p) for p in speak.PROPS] + (list(value["headers"]) if isinstance(value, dict) else [value])
     words += [shown for shown, _ in update.get("choices") or []]
     return [w for w in words if isinstance(w, str)]
 

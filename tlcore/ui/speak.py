@@ -59,8 +59,9 @@ class Page:
             props["value"] = lang.tr(block.value, language)
         if own and getattr(block, "choices", None):
             props["choices"] = [(lang.tr(shown, language), value) for shown, value in block.choices]
-        if own and isinstance(block, gr.Dataframe) and block._id not in self.read and block.headers:
-            props["headers"] = [lang.tr(h, language) for h in block.headers]
+        if own and isinstance(block, gr.Dataframe) and block._id not in self.read and isinstance(block.value, dict):
+            # (Gradio applies new headers only with a value: the first value, headers translated.)
+            props["value"] = _table(block.value, language)
         return gr.update(**props) if props else gr.skip()
 
     def first(self, kept: str | None, request: gr.Request):
@@ -220,7 +221,13 @@ def translate_value(value, component, language: str):
                 for item in value]
     if isinstance(component, gr.Dataframe) and hasattr(value, "rename"):
         return value.rename(columns=lambda c: lang.tr(c, language) if isinstance(c, str) else c)
+    if isinstance(component, gr.Dataframe) and isinstance(value, dict) and "headers" in value:
+        return _table(value, language)
     return value
+
+
+def _table(value: dict, language: str) -> dict:
+    return {**value, "headers": [lang.tr(h, language) if isinstance(h, str) else h for h in value["headers"]]}
 
 
 def _choice(choice, language: str):
