@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def run(nproc: int, epochs: int, threads: int) -> dict:
     out = Path(tempfile.mkdtemp()) / "run"
     args = ["-m", "tlcore", "train", "--dataset", "digits", "--weights", "none", "--epochs", str(epochs),
-            "--batch-size", str(64 // nproc), "--lr", "0.1", "--optimizer", "sgd", "--out", str(out), "--json"]  # effective 64
+            "--batch-size", "64", "--lr", "0.1", "--optimizer", "sgd", "--out", str(out), "--json"]  # global: 64 // nproc each
     cmd = [sys.executable, *(["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(nproc)]
                              if nproc > 1 else []), *args]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": str(threads)}

@@ -36,21 +36,32 @@ def test_both_ranks_keep_the_same_weights_and_share_every_epoch(tmp_path):
     assert r0["history"] == r1["history"]  # the epoch's metrics, summed across ranks, agree
 
 
-def test_torchrun_train_saves_one_run_with_one_summary(tmp_path):
-    args = ["-m", "tlcore", "train", "--dataset", "digits", "--weights", "none", "--epochs", "20",
-            "--batch-size", "32", "--lr", "0.1", "--optimizer", "sgd", "--scheduler", "onecycle", "--json"]
+def test_the_same_command_under_torchrun_trains_the_same_recipe(tmp_path):
+    """Issue #30's command, in one process and in two: --batch-size is the global batch (split over
+    the ranks), so both take the same steps at the same rate and end within a point; one run, one
+    summary between the two ranks, and it goes on in one process."""
+    args = ["-m", "tlcore", "train", "--dataset", "digits", "--backbone", "lenet5", "--epochs", "5", "--seed", "0",
+            "--json"]
     done = torchrun(*args, "--out", str(tmp_path / "run"), cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     summaries = [line for line in done.stdout.splitlines() if line.startswith("{")]
     assert len(summaries) == 1  # one run, one summary: rank 0's
     ddp = json.loads(summaries[0])
-    model, meta = load_run(tmp_path / "run")  # the saved run loads in one process
-    assert meta["run"]["world_size"] == 2 and meta["run"]["effective_batch_size"] == 64
-    one = train(RunConfig(dataset="digits", epochs=20, batch_size=64, lr=0.1, optimizer="sgd", scheduler="onecycle"))
-    assert abs(ddp["test_accuracy"] - one.test.accuracy) <= 0.01, (ddp["test_accuracy"], one.test.accuracy)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    alone = subprocess.run([sys.executable, *args, "--out", str(tmp_path / "one")], cwd=tmp_path, env=env,
+                           capture_output=True, text=True, timeout=300)
+    assert alone.returncode == 0, alone.stderr[-3000:]
+    one = json.loads([line for line in alone.stdout.splitlines() if line.startswith("{")][-1])
+    _, meta = load_run(tmp_path / "run")  # the saved run loads in one process
+    _, meta_one = load_run(tmp_path / "one")
+    batch = meta_one["run"]["batch_size"]
+    assert meta["run"]["batch_size"] == batch and meta["run"]["world_size"] == 2
+    assert meta["run"]["effective_batch_size"] == batch == meta_one["run"]["effective_batch_size"]
+    assert f"({batch // 2} each)" in meta["run"]["lr_scaling"]
+    assert abs(ddp["test_accuracy"] - one["test_accuracy"]) <= 0.01, (ddp["test_accuracy"], one["test_accuracy"])
     # ... and it goes on in one process, from the state rank 0 saved.
-    back = continue_run(tmp_path / "run", 22, out=tmp_path / "back")
-    assert back.status == "completed" and len(back.history) == 22
+    back = continue_run(tmp_path / "run", 7, out=tmp_path / "back")
+    assert back.status == "completed" and len(back.history) == 7
 
 
 def test_the_feature_cache_and_the_test_split_are_shared_across_ranks(tmp_path):
@@ -64,7 +75,7 @@ def test_the_feature_cache_and_the_test_split_are_shared_across_ranks(tmp_path):
     test = json.loads((tmp_path / "run" / "metrics.json").read_text())["test"]
     assert test["size"] == 359  # every test image, once
     one = train(RunConfig(dataset="digits", weights=str(ROOT / "assets" / "models" / "lenet5-mnist"),
-                          preset="linear-probe", batch_size=32, epochs=ddp["epochs"], lr=0.001, optimizer="adamw"))
+                          preset="linear-probe", batch_size=16, epochs=ddp["epochs"], lr=0.001, optimizer="adamw"))
     assert abs(ddp["test_accuracy"] - one.test.accuracy) <= 0.01, (ddp["test_accuracy"], one.test.accuracy)
 
 
@@ -84,4 +95,4 @@ def test_two_hosts_meet_at_a_rendezvous(tmp_path):
     summaries = [line for out, _ in outs for line in out.splitlines() if line.startswith("{")]
     assert len(summaries) == 1 and json.loads(summaries[0])["status"] == "completed"
     _, meta = load_run(tmp_path / "run")
-    assert meta["run"]["world_size"] == 2 and meta["run"]["effective_batch_size"] == 64
+    assert meta["run"]["world_size"] == 2 and meta["run"]["effective_batch_size"] == 32

@@ -85,7 +85,10 @@ class BatchLoader:
     last_order: torch.Tensor | None = None  # the indices of the images of the last epoch begun, this rank's
 
     def shard(self, rank: int, world: int) -> "BatchLoader":
+        """This rank's share of every batch: ``batch_size`` is the global batch, split over the
+        ``world`` ranks (rounded, at least 1 each), so N processes take the steps one would."""
         self.rank, self.world = rank, world
+        self.batch_size = max(1, round(self.batch_size / world))
         return self
 
     def __len__(self) -> int:

@@ -218,7 +218,8 @@ class SaveRun(Callback):
         world = distributed.world()
         config = {**trainer.cfg.to_dict(), "augment": trainer.augment, "precision_used": PRECISION_NAMES[trainer.amp],
                   "world_size": world, "effective_batch_size": trainer.batch_size * world,
-                  "lr_scaling": "none: lr applies to the effective batch as given"}
+                  "lr_scaling": "none: --batch-size is the global batch, split over the processes "
+                                f"({trainer.batch_size} each), and lr applies to it as given"}
         # One folder, written under a temporary name and renamed when whole: a kill mid-save
         # leaves no run rather than half of one (tlcore.runs.atomic).
         with atomic_folder(out) as tmp:

@@ -130,8 +130,8 @@ class Trainer:
             self.stop_run(Status.STOPPED, "Stopped while caching features.")
             return False
         self.fire("on_setup")  # before the optimizer: what it holds is frozen as the run ends
-        if distributed.world() > 1:  # each rank its shard of every epoch; DDP averages the gradients
-            self.loader.shard(distributed.rank(), distributed.world())
+        if distributed.world() > 1:  # each rank its shard of every epoch and batch; DDP averages the gradients
+            self.batch_size = self.loader.shard(distributed.rank(), distributed.world()).batch_size
             self.net = distributed.wrap(self.net, self.device)
         if self.objective is None:  # built on the placed model: L2-SP starts from these weights
             self.objective, notes = objective_for(cfg, self.model, self.source, self.device)
