@@ -253,6 +253,10 @@ def _report(result, args, *, interrupted: bool = False) -> int:
     if result.source_accuracy_after is not None:
         print(f"source task (its replay sample): {result.source_accuracy_before:.4f} before, "
               f"{result.source_accuracy_after:.4f} after", file=sys.stderr)
+    if "per_class_recall" in s:  # skewed classes: what plain accuracy hides
+        print(f"balanced accuracy {s['balanced_accuracy']:.4f} (classes {s['class_skew']:g}x skewed, balance: "
+              f"{s['balance']}); recall per class: "
+              + ", ".join(f"{c} {r:.2f}" for c, r in s["per_class_recall"].items()), file=sys.stderr)
     if args.json:
         print(json.dumps(s))
     return INTERRUPTED if interrupted else 0

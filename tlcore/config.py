@@ -20,6 +20,7 @@ SCHEDULERS = ("constant", "step", "cosine", "onecycle")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 STRATEGIES = ("scratch", "linear-probe", "fine-tune")  # ways to use a source model (tlcore.studies.compare)
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+BALANCES = ("loss", "sampler", "none")  # what evens skewed classes out in training (tlcore.training.balance)
 SEMI_METHODS = ("label-spreading", "self-training")  # how unlabelled images get labels (tlcore.training.semi)
 # Caps keep a hosted app responsive and a typo (epochs=1000) from running all week.
 MAX_EPOCHS = 200
@@ -131,6 +132,9 @@ class RunConfig:
     data_dir: str | None = _field(None, "folder with torchvision datasets (default: $TLCORE_DATA_DIR)")
     samples_per_class: int | None = _number_field(None, "few-shot: training images kept per class", 0, 100_000,
                                                   integer=True, optional=True)
+    imbalance: float | None = _number_field(None, "long tail: training class counts decay, class by class, down "
+                                            "to 1/R of the first's (validation and test stay as they are)", 1,
+                                            10_000, lo_open=False, optional=True, metavar="R")
     # -- images nobody labelled (tlcore.data.unlabelled, tlcore.training.semi)
     labelled_per_class: int | None = _number_field(None, "semi-supervised, measured: keep the labels of this many "
                                                    "training images per class; the rest join the unlabelled images "
@@ -195,6 +199,10 @@ class RunConfig:
     label_smoothing: float = _number_field(0.1, "softer targets: the right class counts as 90% sure, not 100%, "
                                            "so the model is not pushed to be overconfident", 0, 0.5, lo_open=False, label="Label smoothing",
                                            slider=(0, 0.3, 0.05))
+    balance: str | None = _field(None, "skewed classes: a class-weighted loss, a sampler that draws every class "
+                                 "alike, or none; default: the loss when the training counts differ more than "
+                                 "4x", kind="choice", choices=BALANCES, optional=True, label="Balance the classes",
+                                 auto="automatic (the loss when counts differ > 4x)")
     early_stopping: int = _number_field(0, "stop after this many epochs without a better val loss; 0 = off", 0,
                                         MAX_EPOCHS, lo_open=False, integer=True, metavar="PATIENCE", suggested=True,
                                         label="Early stopping patience (epochs, 0 = off)")

@@ -120,6 +120,20 @@ def few_shot(labels: torch.Tensor, k: int, seed: int) -> torch.Tensor:
     return torch.cat(out).sort().values
 
 
+def long_tail(labels: torch.Tensor, ratio: float, seed: int) -> torch.Tensor:
+    """Indices that keep class counts decaying exponentially, in class order, from the smallest
+    class's count down to 1/``ratio`` of it (at least one image): the long-tail benchmarks' profile."""
+    g = torch.Generator().manual_seed(seed)
+    present = torch.unique(labels).tolist()
+    top = min(int((labels == c).sum()) for c in present)
+    out = []
+    for i, c in enumerate(present):
+        keep = max(1, int(top * ratio ** (-i / max(len(present) - 1, 1))))
+        idx = torch.nonzero(labels == c).flatten()
+        out.append(idx[torch.randperm(len(idx), generator=g)[:keep]])
+    return torch.cat(out).sort().values
+
+
 def check_fraction(value: float, arg: str) -> float:
     if not (isinstance(value, (int, float)) and 0 < value < 1):
         raise TLCoreError(f"{arg} must be a fraction between 0 and 1 (exclusive), got {value!r}.")

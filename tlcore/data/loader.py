@@ -82,6 +82,8 @@ class BatchLoader:
     # Distributed training (tlcore.distributed): this process takes every world-th image of each
     # epoch's order, from its rank on. The order is drawn alike on every rank (same seed).
     rank, world = 0, 1
+    # A balanced sampler (tlcore.training.balance): each image's chance of being drawn; None: a permutation.
+    weights: torch.Tensor | None = None
     last_order: torch.Tensor | None = None  # the indices of the images of the last epoch begun, this rank's
 
     def shard(self, rank: int, world: int) -> "BatchLoader":
@@ -138,7 +140,9 @@ class BatchLoader:
         n = len(self.labels)
         # Everything random for the epoch is drawn here, once, from the seeded CPU generator and
         # moved to the device in one copy: per-batch draws would be a CUDA sync every step.
-        if self.shuffle:
+        if self.shuffle and self.weights is not None:  # skewed classes: drawn by weight, with replacement
+            order = torch.multinomial(self.weights, n, replacement=True, generator=self.generator).to(self.device)
+        elif self.shuffle:
             order = torch.randperm(n, generator=self.generator).to(self.device)
         else:
             order = torch.arange(n, device=self.device)

@@ -57,6 +57,17 @@ class Evaluation:
         idx = np.nonzero((self.labels == true) & (self.preds == pred))[0]
         return idx[np.argsort(-self.probs[idx, pred], kind="stable")]
 
+    @property
+    def balanced_accuracy(self) -> float:
+        """Mean recall over the classes the labels hold: what skewed classes cannot inflate."""
+        present = self.per_class["support"] > 0
+        return float(self.per_class.loc[present, "recall"].mean()) if present.any() else float("nan")
+
+    def recalls(self) -> dict[str, float]:
+        """Each class's recall (the share of its images called by its name), classes without images left out."""
+        rows = self.per_class[self.per_class["support"] > 0]
+        return {str(c): round(float(r), 4) for c, r in zip(rows["class"], rows["recall"])}
+
     def to_dict(self) -> dict:
         """The JSON summary (CLI ``evaluate --json``, metrics.json)."""
         return {

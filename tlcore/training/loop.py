@@ -36,6 +36,7 @@ from ..errors import TLCoreError
 from ..events import Callback, EpochEvent, RunEnd, RunInfo, StepEvent, StopRequested, StopToken, ValidationEvent
 from ..insight.evaluate import Evaluation, evaluate
 from ..models import TransferNet, create_backbone, freeze
+from . import balance
 from .batches import run_batches
 from .meters import BestEpoch, Clock, EpochMeter, best_epoch  # noqa: F401 (BestEpoch: its old home)
 from .objective import Objective
@@ -53,6 +54,7 @@ def load_run_data(cfg: RunConfig) -> ImageData:
     """The dataset as ``cfg`` names it, split as ``cfg`` says, with the unlabelled images it asks for."""
     data = load_dataset(cfg.dataset, data_dir=cfg.data_dir, seed=cfg.seed, val_fraction=cfg.val_fraction,
                         samples_per_class=cfg.samples_per_class)
+    data = balance.with_long_tail(data, cfg.imbalance, cfg.seed)  # (data handed to a run is taken as it is)
     return with_pool(data, cfg.labelled_per_class, cfg.unlabelled, cfg.seed)
 
 
@@ -116,6 +118,8 @@ class Trainer:
         if self.data.note:  # streamed from its files: the user should know why it is slower
             self.notes.append(self.data.note)
         self.notes += pool_notes(self.data)
+        self.balance, note = balance.prepare(self.data, cfg.balance)
+        self.notes += [note] if note else []
         self.device = pick_device(cfg.device)
         self.amp = autocast_dtype(self.device, cfg.precision)
         # channels_last: faster convolutions on CUDA and on CPU (oneDNN) alike.
@@ -129,12 +133,17 @@ class Trainer:
         if not self._make_loaders(resuming=resume is not None):
             self.stop_run(Status.STOPPED, "Stopped while caching features.")
             return False
+        labels, k = self.data.train.labels, len(self.data.classes)
+        if self.balance["mode"] == "sampler":
+            self.loader.weights = balance.sample_weights(labels, k)
         self.fire("on_setup")  # before the optimizer: what it holds is frozen as the run ends
         if distributed.world() > 1:  # each rank its shard of every epoch and batch; DDP averages the gradients
             self.batch_size = self.loader.shard(distributed.rank(), distributed.world()).batch_size
             self.net = distributed.wrap(self.net, self.device)
         if self.objective is None:  # built on the placed model: L2-SP starts from these weights
             self.objective, notes = objective_for(cfg, self.model, self.source, self.device)
+            if self.balance["mode"] == "loss":
+                self.objective.class_weight = balance.class_weights(labels, k)
             self.notes += notes
         plan = cfg if self.schedule_epochs is None else dataclasses.replace(cfg, epochs=self.schedule_epochs)
         opt, sched = build_optimizer(self.model, plan, len(self.loader))
@@ -370,7 +379,8 @@ def epoch_metrics(meter: EpochMeter, device: torch.device) -> tuple[float, float
 def run_result(t: Trainer, images_per_second: float, test: Evaluation | None = None) -> RunResult:
     return RunResult(t.model, t.cfg, list(t.data.classes), t.status, t.message, history=t.history,
                      best_epoch=best_epoch(t.history), test=test, images_per_second=images_per_second,
-                     device=describe_device(t.device), notes=list(t.notes), pseudo_labels=t.data.pseudo)
+                     device=describe_device(t.device), notes=list(t.notes), pseudo_labels=t.data.pseudo,
+                     balance=getattr(t, "balance", None))
 
 
 def paused_result(t: Trainer, images_per_second: float) -> RunResult:

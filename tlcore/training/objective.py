@@ -37,19 +37,22 @@ class Objective:
 
     Args:
         label_smoothing: for the default criterion, cross-entropy on float32 logits.
+        class_weight: for the default criterion, a weight per class (None: all alike).
         criterion: any ``(logits, targets) -> loss`` instead (a tutorial's ``nn.CrossEntropyLoss()``).
         terms: extra :class:`Term` s; a term of weight 0 is skipped, not computed.
     """
 
     def __init__(self, label_smoothing: float = 0.0, *, criterion: Callable | None = None,
-                 terms: Sequence[Term] = ()):
+                 terms: Sequence[Term] = (), class_weight: torch.Tensor | None = None):
         self.label_smoothing = label_smoothing
         self.criterion = criterion
         self.terms = [t for t in terms if t.weight != 0]
+        self.class_weight = class_weight  # skewed classes (tlcore.training.balance): a weight per class
 
     def __call__(self, logits: torch.Tensor, y: torch.Tensor, x: torch.Tensor | None = None) -> torch.Tensor:
         if self.criterion is None:
-            loss = F.cross_entropy(logits.float(), y, label_smoothing=self.label_smoothing)
+            weight = None if self.class_weight is None else self.class_weight.to(logits.device)
+            loss = F.cross_entropy(logits.float(), y, weight=weight, label_smoothing=self.label_smoothing)
         else:
             loss = self.criterion(logits, y)
         for term in self.terms:

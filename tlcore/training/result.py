@@ -11,6 +11,7 @@ from ..errors import TLCoreError
 from ..events import EpochEvent
 from ..models import TransferNet
 from ..runs.folder import read_metrics, read_run_config
+from .balance import SKEWED
 from .state import LoopState
 
 
@@ -52,6 +53,8 @@ class RunResult:
     source_accuracy_after: float | None = None  # by this run's body: what fine-tuning kept of it
     # Semi-supervised (tlcore.training.semi): method, pool, used, accuracy (of the pseudo-labels), labelled
     pseudo_labels: dict | None = None
+    # Skewed classes (tlcore.training.balance): the remedy used and the training counts' max/min
+    balance: dict | None = None
 
     @property
     def val_accuracy(self) -> float | None:
@@ -75,6 +78,7 @@ class RunResult:
             "source_accuracy_after": self.source_accuracy_after,
             "notes": list(self.notes),
             **semi_fields(self.pseudo_labels),
+            **balance_fields(self.balance, self.test),
         }
 
     def metrics(self, dataset: dict) -> dict:
@@ -93,6 +97,17 @@ def semi_fields(pseudo: dict | None) -> dict:
         return {}
     return {"semi_supervised": pseudo["method"], "unlabelled_pool": pseudo["pool"],
             "unlabelled_used": pseudo["used"], "pseudo_label_accuracy": pseudo["accuracy"]}
+
+
+def balance_fields(balance: dict | None, test) -> dict:
+    """The remedy and the skew; the balanced accuracy (mean recall over classes); each class's
+    recall when the training counts were skewed (tlcore.training.balance.SKEWED)."""
+    out = {} if not balance else {"balance": balance["mode"], "class_skew": balance["skew"]}
+    if test is not None:
+        out["balanced_accuracy"] = test.balanced_accuracy
+        if balance and balance["skew"] >= SKEWED:
+            out["per_class_recall"] = test.recalls()
+    return out
 
 
 def saved_pseudo(summary: dict) -> dict | None:
@@ -119,4 +134,5 @@ def saved_result(folder: str | Path) -> RunResult:
                      best_epoch=int(s.get("best_epoch") or 0), images_per_second=float(s.get("images_per_second") or 0),
                      seconds=float(s.get("seconds") or 0), device=str(s.get("device", "")), checkpoint=Path(folder),
                      notes=list(s.get("notes") or []), source_accuracy_before=s.get("source_accuracy_before"),
-                     source_accuracy_after=s.get("source_accuracy_after"), pseudo_labels=saved_pseudo(s))
+                     source_accuracy_after=s.get("source_accuracy_after"), pseudo_labels=saved_pseudo(s),
+                     balance={"mode": s["balance"], "skew": s["class_skew"]} if "balance" in s else None)

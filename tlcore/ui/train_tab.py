@@ -38,7 +38,8 @@ UNFREEZE = ("unfreeze_every", "layer_lr_decay")  # gradual unfreezing, discrimin
 # The /train endpoint's inputs, in this order (callers send them by position; new ones go last).
 # A setting added here is offered, named in the API and checked, from its RunConfig field alone.
 UNLABELLED = ("semi_supervised",)  # the data's images nobody labelled (tlcore.training.semi)
-FIELDS = (*MAIN, *MORE, *KEEP, *UNFREEZE, *UNLABELLED)
+BALANCE = ("balance",)  # skewed classes (tlcore.training.balance); shown under More
+FIELDS = (*MAIN, *MORE, *KEEP, *UNFREEZE, *UNLABELLED, *BALANCE)
 
 
 class TrainTab(NamedTuple):
@@ -324,7 +325,7 @@ def build(session_state: gr.State, runs_dropdown: gr.Dropdown) -> TrainTab:
                 stop_btn = gr.Button("Stop", variant="stop", elem_id="train-stop")
             inputs = {k: fields.component(k, first.get(k, ...), **_first_state(k)) for k in MAIN}
             with gr.Accordion("More", open=False):
-                inputs.update({k: fields.component(k, first.get(k, ...)) for k in MORE})
+                inputs.update({k: fields.component(k, first.get(k, ...)) for k in (*MORE, *BALANCE)})
             with gr.Accordion("Not forgetting the source (L2-SP, LwF)", open=False):
                 inputs.update({k: fields.component(k) for k in KEEP})
             with gr.Accordion("Gradual unfreezing", open=False):
