@@ -134,3 +134,19 @@ def test_what_an_event_sends_is_translated():
     assert fig.data[0].name == "scratch"  # the session's own figure is left as it was
     assert list(out[3].columns) == [lang.STRINGS["strategy"]]
     assert speak.translate_outputs("Train", [md], lang.EN) == "Train"
+
+
+def test_words_are_remembered_for_a_bounded_number_of_sessions(monkeypatch):
+    """API clients never close their sessions: the oldest sessions' words go past the bound."""
+    monkeypatch.setattr(lang, "MOST_REMEMBERED", 3)
+    requests = [SimpleNamespace(session_hash=f"bound-{i}", headers={}) for i in range(5)]
+    for r in requests:
+        token = LocalContext.request.set(r)
+        try:
+            lang.remember(7, f"words of {r.session_hash}")
+        finally:
+            LocalContext.request.reset(token)
+    assert [lang.sent(r, 7) for r in requests] == [None, None, "words of bound-2", "words of bound-3",
+                                                    "words of bound-4"]
+    for r in requests:
+        lang.forget(r)

@@ -43,6 +43,7 @@ _SLOT = re.compile(r"`[^`\n]*`|(?<![A-Za-z])'[^'\s]+'|" + _FILE + "|" + _NUMBER.
 _PIECES = re.compile(r"((?:(?<=[.?!:])|(?<=[.?!:]\*)|(?<=[.?!:]\*\*))\s+(?=[A-Z*(`])| · )")
 _CHOSEN: dict[str, str] = {}  # a session's switch, by Gradio session hash
 _SENT: dict[str, dict[int, str]] = {}  # a session's worded components' last words from an event, in English
+MOST_REMEMBERED = 2000  # sessions whose words are kept for the switch (a closed tab's go at once)
 _MISSED: set[str] = set()
 # Set, every text that would go out in Chinese is looked up even for English visitors, and what
 # has no entry is added to this file: how the table's holes are found (run the suite with it).
@@ -103,6 +104,8 @@ def remember(component_id: int, english: str) -> None:
     request = LocalContext.request.get(None)
     hash_ = getattr(request, "session_hash", None)
     if hash_:
+        if hash_ not in _SENT and len(_SENT) >= MOST_REMEMBERED:  # API clients never close: the oldest go
+            del _SENT[next(iter(_SENT))]
         _SENT.setdefault(hash_, {})[component_id] = english
 
 
