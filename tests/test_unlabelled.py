@@ -81,6 +81,9 @@ def test_loose_images_join_the_pool_at_the_runs_size_and_channels(tmp_path, digi
         (tmp_path / "empty").mkdir()
         (tmp_path / "empty" / "x.txt").write_text("no")
         load_unlabelled(tmp_path / "empty", 8, 1)
+    # As the app passes them: paths as strings (a folder with no image in it, fuzzing found).
+    with pytest.raises(TLCoreError, match="No readable images in lenet5-mnist"):
+        load_unlabelled([str(BUNDLED)], 8, 1)
 
 
 @pytest.mark.parametrize("kw,says", [

@@ -80,7 +80,7 @@ def load_unlabelled(paths, size: int, channels: int) -> tuple[Split, dict[str, i
                 skipped[e.reason] += 1
     if not arrays:
         said = ", ".join(f"{n} {why}" for why, n in skipped.items()) or "no files"
-        name = paths[0].name if len(paths) == 1 else f"the {len(paths)} files"
+        name = Path(paths[0]).name if len(paths) == 1 else f"the {len(paths)} files"
         raise TLCoreError(f"No readable images in {name} ({said}).")
     return from_arrays(arrays, channels), dict(skipped)
 
