@@ -110,28 +110,28 @@ def stratified_split(labels: torch.Tensor, fraction: float, seed: int) -> tuple[
     return torch.cat(keep).sort().values, torch.cat(take).sort().values
 
 
-def few_shot(labels: torch.Tensor, k: int, seed: int) -> torch.Tensor:
-    """Indices of at most ``k`` samples per class, chosen with ``seed``."""
+def per_class(labels: torch.Tensor, keep, seed: int) -> torch.Tensor:
+    """Indices of at most ``keep(i)`` samples of the i-th present class, chosen with ``seed``."""
     g = torch.Generator().manual_seed(seed)
     out = []
-    for c in torch.unique(labels).tolist():
+    for i, c in enumerate(torch.unique(labels).tolist()):
         idx = torch.nonzero(labels == c).flatten()
-        out.append(idx[torch.randperm(len(idx), generator=g)[:k]])
+        out.append(idx[torch.randperm(len(idx), generator=g)[:keep(i)]])
     return torch.cat(out).sort().values
+
+
+def few_shot(labels: torch.Tensor, k: int, seed: int) -> torch.Tensor:
+    """Indices of at most ``k`` samples per class, chosen with ``seed``."""
+    return per_class(labels, lambda i: k, seed)
 
 
 def long_tail(labels: torch.Tensor, ratio: float, seed: int) -> torch.Tensor:
     """Indices that keep class counts decaying exponentially, in class order, from the smallest
     class's count down to 1/``ratio`` of it (at least one image): the long-tail benchmarks' profile."""
-    g = torch.Generator().manual_seed(seed)
-    present = torch.unique(labels).tolist()
-    top = min(int((labels == c).sum()) for c in present)
-    out = []
-    for i, c in enumerate(present):
-        keep = max(1, int(top * ratio ** (-i / max(len(present) - 1, 1))))
-        idx = torch.nonzero(labels == c).flatten()
-        out.append(idx[torch.randperm(len(idx), generator=g)[:keep]])
-    return torch.cat(out).sort().values
+    present = torch.unique(labels)
+    top = int(torch.bincount(labels)[present].min())
+    last = max(len(present) - 1, 1)
+    return per_class(labels, lambda i: max(1, int(top * ratio ** (-i / last))), seed)
 
 
 def check_fraction(value: float, arg: str) -> float:

@@ -32,7 +32,10 @@ def counts(labels: torch.Tensor, classes: int) -> torch.Tensor:
 
 def skew(labels: torch.Tensor, classes: int) -> float:
     """The largest class count over the smallest (classes with no image left out)."""
-    c = counts(labels, classes)
+    return _skew(counts(labels, classes))
+
+
+def _skew(c: torch.Tensor) -> float:
     c = c[c > 0]
     return float(c.max() / c.min()) if len(c) else 1.0
 
@@ -41,7 +44,7 @@ def resolve(choice: str | None, labels: torch.Tensor, names: list[str]) -> tuple
     """The remedy a run uses (``choice``, or for None the automatic one) and, when it acts or
     was chosen by the rule, a sentence naming the counts that decided it."""
     c = counts(labels, len(names))
-    r = skew(labels, len(names))
+    r = _skew(c)
     most, least = int(c.argmax()), int(torch.where(c > 0, c, c.max() + 1).argmin())
     said = f"{int(c[most])} training images of '{names[most]}' against {int(c[least])} of '{names[least]}'"
     if choice is None:

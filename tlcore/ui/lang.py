@@ -146,8 +146,10 @@ def _line(line: str) -> str:
 def _one(text: str) -> str | None:
     """One piece's translation: as it is, or as a template with its numbers and names taken out."""
     stripped = text.strip()
-    if not stripped or stripped in STRINGS:
-        return text.replace(stripped, STRINGS[stripped]) if stripped else text
+    if not stripped:
+        return text
+    if stripped in STRINGS:
+        return text.replace(stripped, STRINGS[stripped])
     slots = [m.group(0) for m in _SLOT.finditer(stripped)]
     template = TEMPLATES.get(abstract(stripped)) if slots else None
     if template is None:
