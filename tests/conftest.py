@@ -162,6 +162,20 @@ def _in_process(item, phase: str):
     return result
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A browser test that fails says what its pages showed and what the app printed last: a CI
+    log is all there is of a failure seen once (the pages close at teardown, the app at the end)."""
+    report = yield
+    if report.when == "call" and report.failed and "app" in item.funcargs:
+        for k, page in enumerate(p for c in getattr(item.funcargs.get("browser"), "contexts", []) for p in c.pages):
+            with contextlib.suppress(Exception):
+                report.sections.append((f"page {k} showed", page.locator("body").inner_text(timeout=5_000)[-4000:]))
+        with contextlib.suppress(OSError):
+            report.sections.append(("the app printed (last lines)", item.funcargs["app"].log.read_text()[-4000:]))
+    return report
+
+
 # The unit tier is the inner loop: say which of its tests are heavy enough to belong elsewhere.
 # Every run also ends with the seconds each tier took (setup, call and teardown), so that a CI
 # log says where the suite's time goes.

@@ -9,6 +9,7 @@ import copy
 import threading
 import time
 
+import gradio as gr
 import pytest
 
 from conftest import digit_canvas, run_async
@@ -183,3 +184,19 @@ def test_each_visitor_gets_a_session_of_its_own():
     assert state["jobs"]["kind"] == "teaching" and not state["jobs"]["running"]
     assert state["runs"]["started"] == 1 and state["home"] == {"path": None, "exists": False}
     assert state["model"]["backbone"] == "lenet5" and first.state_dict()["jobs"]["kind"] is None
+
+
+def test_no_stop_button_writes_over_what_its_job_shows():
+    """Every Stop's sentence is a toast (a queued event, its answer in a hidden box for the API):
+    its reply and the job's last frame travel apart, so a reply written into the job's status line
+    could arrive after the run's last words and put "Stopping…" back over them (seen in CI)."""
+    from tlcore.ui import build_app
+
+    demo = build_app()
+    stops = {b._id for b in demo.blocks.values() if isinstance(b, gr.Button) and str(b.value).startswith("Stop")}
+    assert len(stops) >= 5  # Train, Draw's Teach it, Compare's two, the lesson's steps
+    jobs_outputs = {o._id for f in demo.fns.values() if f.concurrency_id == "jobs" for o in f.outputs}
+    for f in demo.fns.values():
+        if any(target in stops for target, _ in f.targets):
+            assert f.queue and f.concurrency_limit is None, f.name
+            assert all(not o.visible and o._id not in jobs_outputs for o in f.outputs), f.name

@@ -286,8 +286,8 @@ def build(session_state: gr.State) -> CompareTab:
     duel_event = jobs.wire(duel_btn.click, run_duel, [session_state, keep], [duel_plot, duel_text, chosen],
                            api_name="transfer_vs_scratch")
     duel_event.then(refresh, session_state, lists, api_visibility="private")
-    for btn, out in ((duel_stop, duel_text), (curve_stop, curve_status)):
-        btn.click(jobs.stop, session_state, out, queue=False, api_visibility="private")
+    for btn in (duel_stop, curve_stop):
+        jobs.wire_stop(btn, session_state, api_visibility="private")
     jobs.wire(curve_btn.click, run_curve, [session_state, shots, seeds, strategies, semi_method],
               [curve_plot, curve_table, curve_status], api_name="curve")
     chosen.change(overlay, [session_state, chosen], [overlay_plot, overlay_text], api_visibility="private")

@@ -330,7 +330,7 @@ def build(session_state: gr.State) -> DrawTab:
     clear_btn.click(clear_drawings, session_state, [count, gallery, download], api_visibility="private")
     taught_event = jobs.wire(teach_btn.click, teach_it, [session_state, model], [taught, model],
                              api_visibility="private")
-    teach_stop.click(jobs.stop, session_state, taught, queue=False, api_visibility="private")
+    jobs.wire_stop(teach_stop, session_state, api_visibility="private")
     # The API endpoint: an image in, the bundled model's label confidences out.
     # A file, decoded by tlcore (pixel limits, odd formats, clear errors), not by Gradio.
     api_in = gr.File(type="filepath", visible=False)

@@ -33,7 +33,7 @@ import torch
 from . import zerogpu
 from .session import Session
 from .slot import Busy, Job
-from .text import warn
+from .text import info, warn
 
 SLOTS = 2 if torch.cuda.is_available() else 1  # jobs running at once in this server
 MOST_WAITING = 32  # jobs waiting for their turn, all sessions together; more are refused
@@ -276,6 +276,22 @@ def stop(session: Session) -> str:
     if not held.running:
         return f"Stopped: {KINDS[held.kind].the} waiting for its turn will not start."
     return KINDS[held.kind].stopping
+
+
+def said_stop(session: Session) -> str:
+    """:func:`stop`, said in a toast as well as returned (the API's answer)."""
+    said = stop(session)
+    info(said)
+    return said
+
+
+def wire_stop(button, session_state, **kwargs):
+    """``button`` stops the session's job. Its sentence is a toast, never the job's own status
+    line: a reply arriving after the job's last frame (the two travel apart) would put "Stopping"
+    back over the sentence the run ended with. The API gets it from a hidden box. Queued (a toast
+    needs the queue's stream) in a group of its own without a limit: it never waits behind a job."""
+    said = gr.Textbox(visible=False)
+    return button.click(said_stop, session_state, said, concurrency_limit=None, concurrency_id="stop", **kwargs)
 
 
 def busy(session: Session) -> None:

@@ -181,8 +181,7 @@ def build(session_state: gr.State) -> LessonTab:
                     visuals.append(gr.Plot(elem_id=f"lesson-show-{k}", show_label=False))
     for k, (go, stop) in enumerate(zip(buttons, stops), start=1):
         jobs.wire(go.click, step_job(k), [session_state], [*visuals, *texts], api_name=f"lesson_step_{k}")
-        stop.click(jobs.stop, session_state, texts[k - 1], queue=False, api_name=f"lesson_stop_{k}",
-                   api_visibility="private")
+        jobs.wire_stop(stop, session_state, api_name=f"lesson_stop_{k}", api_visibility="private")
     for k, nxt in enumerate(nexts, start=1):
         nxt.click(lambda k=k: gr.Walkthrough(selected=k + 1), None, walk, api_visibility="private")
     return LessonTab(to_data, to_draw, [*visuals, *texts])

@@ -351,7 +351,7 @@ def build(session_state: gr.State, runs_dropdown: gr.Dropdown) -> TrainTab:
     jobs.wire(find_btn.click, find_lr, [session_state, *(inputs[k] for k in FIELDS)], [lr_plot, lr_note, use_btn],
               api_name="find_lr")
     use_btn.click(use_lr, session_state, inputs["lr"], api_visibility="private")
-    stop_btn.click(jobs.stop, session_state, status, api_name="stop", queue=False)
+    jobs.wire_stop(stop_btn, session_state, api_name="stop")
     # Queued (a toast needs the queue's stream), in a group of its own without a limit: it never
     # waits behind a job. Its status line would be overwritten by the running one's next update.
     start_btn.click(jobs.busy, session_state, None, concurrency_limit=None, concurrency_id="busy-note",
