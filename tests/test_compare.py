@@ -148,3 +148,8 @@ def test_transfer_vs_scratch_from_the_bundled_model_at_five_shots(digits):
     head = duel.to_dict()["head_start"]
     assert head["epochs_to_level"]["scratch"] >= head["epochs_to_level"]["transfer"] >= 1
     assert head["after_one_epoch"]["transfer"] > head["after_one_epoch"]["scratch"]
+    # How far digits lie from MNIST, from the bundled model's own sample of MNIST (#29): said in its units.
+    shift = duel.to_dict()["setup"]["shift"]
+    far = shift["targets"][0]["relative"]
+    assert shift["source"] == "mnist" and far > 3 and shift["images"] == 300
+    assert f"this data lies {far:.1f}x as far from the source's data ('mnist')" in duel.summary()

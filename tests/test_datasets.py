@@ -13,7 +13,7 @@ TORCHVISION_SETS = [n for n in list_datasets() if n != "digits"]
 
 def test_registry_lists_every_set_in_the_issue():
     assert list_datasets() == ["digits", "mnist", "fashion-mnist", "kmnist", "emnist-letters", "usps", "svhn",
-                               "cifar10", "cifar100"]
+                               "cifar10", "cifar100", "mnist-inverted", "mnist-small", "mnist-m"]
 
 
 def test_digits_offline_default():

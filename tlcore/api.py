@@ -11,7 +11,8 @@ The operations, by what a user asks:
 - *how good is it*: :func:`load_run`, :func:`evaluate_run` (one device and precision rule for
   every front end), :func:`predict_probs`, the feature space, Grad-CAM, saliency, the figures;
 - *take it elsewhere*: :func:`export_run`, the model card;
-- *which source*: :func:`rank` (LogME, LEEP, 5-NN accuracy of each candidate's features);
+- *which source*: :func:`rank` (LogME, LEEP, 5-NN accuracy of each candidate's features), :func:`shift`
+  (how far targets lie from the source);
 - *studies of many runs*: :func:`transfer_vs_scratch`, :func:`curve` (both report :class:`Progress`),
   :func:`forgetting_demo`, :func:`teach`, :class:`Captured` (a class's own camera frames), and :func:`lesson` (six measured steps); :func:`run_name`
   says what sets a run apart.
@@ -37,7 +38,7 @@ from .insight.feature_space import FOLDS, NEIGHBOURS, FeatureSpace, feature_spac
 from .insight.gradcam import MIN_MAP_SIDE, NOT_CONV, TOO_SMALL, gradcam, heat_overlay, is_convolutional
 from .insight.plots import (
     LINE_NAMES, PROJECTION_NAMES, class_count_figure, confusion_figure, curve_figure, enlarged, examples, feature_space_figure,
-    ROC_HAIR, all_near_one, forgetting_figure, lr_find_figure, overlay_figure, probability_figure, roc_figure, to_display,
+    ROC_HAIR, all_near_one, forgetting_figure, shift_figure, lr_find_figure, overlay_figure, probability_figure, roc_figure, to_display,
     training_figures
 )
 from .insight.predict import load_image_files, predict_files, predict_probs
@@ -58,11 +59,12 @@ from .runs.names import run_name, table_rows
 from .studies.capture import MAX_CLASSES as MAX_CAPTURE_CLASSES
 from .studies.capture import MAX_FRAMES, MAX_PER_CLASS, Captured, Fitted
 from .studies.compare import TransferVsScratch, source_name, transfer_vs_scratch
-from .studies.curve import BUDGET_RULE, SEMI, Curve, Point, check_curve, curve, parse_shots
+from .studies.curve import BUDGET_RULE, SEMI, Curve, Point, check_curve, curve, parse_shots, transfer_gain
 from .studies.forgetting import ForgettingDemo, forgetting_demo
 from .studies.lesson import STEPS as LESSON_STEPS, Lesson, LessonRun, lesson
 from .studies.progress import Progress
 from .studies.rank import Ranking, parse_candidates, rank
+from .studies.shift import GAIN_SHOTS, Shift, shift
 from .studies.teach import Drawings, teach
 from .training.loop import load_run_data
 from .training.lr_finder import lr_find
@@ -92,7 +94,7 @@ __all__ = [
     "read_metrics", "read_run_config", "replay_sample", "roc_figure", "ROC_HAIR", "all_near_one", "run_name", "run_row", "table_rows", "runs_dir", "saliency",
     "saved_run", "sketch_batch", "sketch_files", "source_name", "suggest", "suggested", "suggested_for", "suggested_model", "teach",
     "to_display", "train", "training_figures", "transfer_vs_scratch", "unfreeze_plan", "weights_choices",
-    "write_bytes", "Ranking", "parse_candidates", "rank", "MAX_CAPTURE_CLASSES", "MAX_FRAMES", "MAX_PER_CLASS", "Captured", "Fitted", "LINE_NAMES", "SEMI", "add_unlabelled", "load_unlabelled", "with_pool", "with_pseudo_labels",
+    "write_bytes", "Ranking", "parse_candidates", "rank", "GAIN_SHOTS", "Shift", "shift", "shift_figure", "transfer_gain", "MAX_CAPTURE_CLASSES", "MAX_FRAMES", "MAX_PER_CLASS", "Captured", "Fitted", "LINE_NAMES", "SEMI", "add_unlabelled", "load_unlabelled", "with_pool", "with_pseudo_labels",
 ]
 
 

@@ -325,6 +325,36 @@ def cmd_rank(args) -> int:
     return 0
 
 
+def cmd_shift(args) -> int:
+    """How far each target lies from the source in a body's features; --gain sets the transfer's gain beside it."""
+    from .api import GAIN_SHOTS, load_run_data, shift, shift_figure, transfer_gain
+
+    def load(name):
+        return load_run_data(RunConfig(dataset=name, data_dir=args.data_dir).validate())
+
+    names = [t.strip() for t in args.target.split(",") if t.strip()]
+    source, targets = load(args.source), [load(t) for t in names]
+    with interrupt_stops() as stop:
+        gain = None if not args.gain else lambda data: transfer_gain(
+            data, backbone=args.backbone, weights=args.weights, shots=GAIN_SHOTS, seeds=args.seeds, stop=stop)
+        result = shift(source, targets, backbone=args.backbone, weights=args.weights, images=args.images, gain=gain,
+                       stop=stop, say=lambda line: print(line, file=sys.stderr, flush=True))
+    print(result.sentence(), file=sys.stderr)
+    if args.plot:
+        _write_figure(shift_figure(result.to_dict()), args.plot)
+    if args.json:
+        print(json.dumps(result.to_dict()))
+    else:
+        a = result.anchor
+        print(f"{'(anchor) ' + result.source + ' test':24s} Fréchet {a['frechet']:9.3f}  x 1.00  MMD {a['mmd']:.4f}  "
+              f"proxy A {a['proxy_a']:.2f}")
+        for t in result.targets:
+            gain = "" if t.gain is None else f"  gain {t.gain:+.1%} (probe {t.probe_accuracy:.1%}, scratch {t.scratch_accuracy:.1%})"
+            print(f"{t.target:24s} Fréchet {t.frechet:9.3f}  x{t.relative:5.1f}  MMD {t.mmd:.4f}  proxy A {t.proxy_a:.2f}  "
+                  f"classes {t.classes} ({t.shared_classes} shared){gain}")
+    return 0
+
+
 def cmd_compare(args) -> int:
     from .api import transfer_vs_scratch
 
@@ -564,8 +594,27 @@ def _rank_parser(sub) -> None:
     r.set_defaults(fn=cmd_rank)
 
 
+def _shift_parser(sub) -> None:
+    s = sub.add_parser("shift", help="how far targets lie from the source: Fréchet distance, MMD and proxy A-distance "
+                                     "of a body's features, anchored by the source's own test split")
+    s.add_argument("--source", default="mnist", help="registered name or folder / .zip path")
+    s.add_argument("--target", required=True, help="one or more, comma-separated: e.g. "
+                   "mnist,mnist-small,mnist-inverted,mnist-m,digits,cifar10-mini.zip")
+    s.add_argument("--backbone", default="lenet5")
+    s.add_argument("--weights", required=True, help="imagenet, none, or a saved run folder (the source model)")
+    s.add_argument("--data-dir", default=None)
+    s.add_argument("--images", type=int, default=300, help="images a side (every test split must have them)")
+    s.add_argument("--gain", action="store_true", help="also train each target at 5 per class, linear probe and "
+                                                       "scratch: the transfer's gain against the distance")
+    s.add_argument("--seeds", type=int, default=3, help="with --gain: runs per strategy and target")
+    s.add_argument("--plot", default=None, metavar="PATH", help="write the chart: .html, or .png with kaleido")
+    s.add_argument("--json", action="store_true", help="print one JSON object")
+    s.set_defaults(fn=cmd_shift)
+
+
 def _comparison_parsers(sub) -> None:
     _rank_parser(sub)
+    _shift_parser(sub)
     c = sub.add_parser("curve", help="test accuracy against samples per class: scratch, linear probe, fine-tune")
     k = sub.add_parser("compare", help="transfer vs scratch: one recipe from the source weights and from random ones")
     for p in (c, k):

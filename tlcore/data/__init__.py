@@ -9,6 +9,7 @@ from .base import ImageData, Split
 from .folder import load_image_folder, load_labelled
 from .loader import Augment, BatchLoader
 from .sources import DATASETS
+from . import derived  # noqa: F401  (registers the sets made from MNIST)
 from .torchset import SplitDataset
 
 __all__ = ["ImageData", "Split", "Augment", "BatchLoader", "SplitDataset", "list_datasets", "load_dataset", "load_labelled",

@@ -111,12 +111,16 @@ class TorchvisionSet:
             f"download enabled while online, or point --data-dir / TLCORE_DATA_DIR at a folder that has it."
         )
 
+    def splits(self, data_dir: Path | None = None, download: bool = True) -> tuple[Split, Split, list[str]]:
+        """The train and test splits as torchvision ships them, and the class names."""
+        tr, te = self.load_raw(data_dir, download)
+        classes = list(self.classes) if self.classes else [str(c) for c in tr.classes]
+        return Split(*self._arrays(tr)), Split(*self._arrays(te)), classes
+
     def __call__(self, *, data_dir: Path | None = None, download: bool = True, seed: int = 0,
                  val_fraction: float = 0.1, samples_per_class: int | None = None, **_) -> ImageData:
-        tr, te = self.load_raw(data_dir, download)
-        (xtr, ytr), (xte, yte) = self._arrays(tr), self._arrays(te)
-        classes = list(self.classes) if self.classes else [str(c) for c in tr.classes]
-        return finish(self.name, classes, Split(xtr, ytr), Split(xte, yte), val_fraction=val_fraction,
+        train, test, classes = self.splits(data_dir, download)
+        return finish(self.name, classes, train, test, val_fraction=val_fraction,
                       samples_per_class=samples_per_class, seed=seed, hflip=self.hflip,
                       source=f"torchvision.datasets.{self.cls}")
 

@@ -330,3 +330,27 @@ def feature_space_figure(panels: list[tuple[str, np.ndarray, np.ndarray]], label
                                  x=0.5, xanchor="center", y=0.97, yanchor="top"),
                       legend=dict(title="class", itemsizing="constant", font=dict(size=12)))
     return fig
+
+
+def shift_figure(shift: dict) -> go.Figure:
+    """Each target at its distance from the source (relative Fréchet, log scale), against the
+    transfer's gain when it was measured (else the proxy A-distance, which saturates at 2)."""
+    targets = sorted(shift["targets"], key=lambda t: t["relative"])
+    gained = all(t.get("gain") is not None for t in targets)
+    y = [t["gain"] if gained else t["proxy_a"] for t in targets]
+    fig = go.Figure()
+    fig.add_scatter(x=[max(t["relative"], 1e-3) for t in targets], y=y, mode="markers+text",
+                    text=[t["target"] for t in targets], textposition="top center", marker=dict(size=11),
+                    customdata=[[t["frechet"], t["mmd"], t["proxy_a"]] for t in targets], showlegend=False,
+                    hovertemplate="%{text}<br>%{x:.1f}x the source's own test split<br>Fréchet %{customdata[0]:.2f}"
+                                  " · MMD %{customdata[1]:.3f} · proxy A %{customdata[2]:.2f}<extra></extra>")
+    if gained:
+        fig.add_hline(y=0, line=dict(color="#9ca3af", dash="dot"))
+        fig.update_yaxes(tickformat="+.0%")
+        title = f"Transfer's gain against distance from {shift['source']}"
+        ylabel = f"gain at {shift['gain_shots']} per class (probe minus scratch)"
+    else:
+        fig.update_yaxes(range=[0, 2.1])
+        title, ylabel = f"Distance from {shift['source']}", "proxy A-distance (saturates at 2)"
+    fig.update_xaxes(type="log")
+    return _layout(fig, title, f"Fréchet distance, in units of {shift['source']}'s own test split (log)", ylabel, 380)

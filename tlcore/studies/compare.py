@@ -35,6 +35,7 @@ from ..training.result import RunResult, Status
 from ..training.suggest import suggested_for
 from ..training.train import train
 from .progress import Clock, Progress, measure_speed, planned
+from .shift import Shift, from_saved_source
 from .verdict import HeadStart, SourceFit, ahead, cause
 
 
@@ -58,10 +59,20 @@ class Setup:
     transfer_trains: str  # "every layer", "only its new head (the body frozen)", "fc1, fc2, head (conv1, conv2 frozen)"
     body_frozen: bool  # the transfer arm's body does not learn at all
     fit: SourceFit | None = None
+    shift: Shift | None = None  # the data's distance from the source's own (a saved source with its sample)
 
     def to_dict(self) -> dict:
         return {"per_class": self.per_class, "transfer_trains": self.transfer_trains, "scratch_trains": "every layer",
-                "body_frozen": self.body_frozen, "source_fit": self.fit.to_dict() if self.fit else None}
+                "body_frozen": self.body_frozen, "source_fit": self.fit.to_dict() if self.fit else None,
+                "shift": self.shift.to_dict() if self.shift else None}
+
+    def distance_words(self) -> str:
+        """How far the data lies from the source's, in the source's own units ("" when not measured)."""
+        if not self.shift or not self.shift.targets:
+            return ""
+        t, s = self.shift.targets[0], self.shift
+        return (f" How far: this data lies {t.relative:.1f}x as far from the source's data ('{s.source}') as new "
+                f"images of that data do (Fréchet distance of the source model's features, {s.images} images a side).")
 
 
 @dataclass
@@ -108,7 +119,7 @@ class TransferVsScratch:
         arms = (f"{self.setup.per_class:g} images per class; from {self.source}, {self.setup.transfer_trains} "
                 f"trains; from scratch, every layer trains")
         return (f"{title} ({arms}): **{t:.1%}** vs **{s:.1%}** on the test split ({100 * (t - s):+.1f} points). "
-                f"Why: {why} {self.head_start().words(self.source)} (One seed each: a point or two can be "
+                f"Why: {why} {self.head_start().words(self.source)}{self.setup.distance_words()} (One seed each: a point or two can be "
                 f"chance; the data-efficiency curve runs several.)")
 
     def sentence(self) -> str:
@@ -156,6 +167,8 @@ def transfer_vs_scratch(data: ImageData, *, backbone: str, weights: str, preset:
     scfg = strategy_config("scratch", dataset=data.name, backbone=backbone, weights=weights, n_train=n, seed=seed,
                            **fixed)
     setup = describe_setup(cfg, data, fit=source_fit(data, cfg) if measure_source else None)
+    if measure_source:
+        setup.shift = from_saved_source(data, backbone, weights, seed)
     clock = _duel_clock(cfg, scfg, data, setup, progress)
     transfer = _timed(clock, 0, lambda: train(cfg, data=data, callbacks=callbacks("transfer"), stop=stop,
                                               out=out("transfer")))

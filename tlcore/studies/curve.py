@@ -267,6 +267,17 @@ def curve(data: ImageData, *, backbone: str, weights: str, shots: Sequence[int |
     return out
 
 
+def transfer_gain(data: ImageData, *, backbone: str, weights: str, shots: int, seeds: int = 3,
+                  stop: StopToken | None = None) -> tuple[float, float]:
+    """Mean test accuracies (linear probe on ``weights``' body, scratch) at ``shots`` per class."""
+    got = curve(data, backbone=backbone, weights=weights, shots=[shots], seeds=seeds,
+                strategies=["linear-probe", "scratch"], stop=stop)
+    if got.stopped:
+        raise TLCoreError("Stopped while measuring the transfer's gain.")
+    acc = {r["strategy"]: r["accuracy"] for r in got.results()}
+    return acc["linear-probe"], acc["scratch"]
+
+
 def curve_plan(data: ImageData, shots, seeds: int, strategies, common: dict) -> list[tuple]:
     """``(strategy, shots, seed, RunConfig)`` of every run of a curve, in the order they run."""
     todo = []
