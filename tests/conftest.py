@@ -82,6 +82,8 @@ TESTS = {
     "test_compare_conclusions.py::test_a_curve_says_where_it_is_and_what_it_found": "slow",
     "test_compare_conclusions.py::test_a_frozen_body_is_said_plainly": "slow",
     "test_shift.py::test_the_gain_is_set_against_the_distance_and_charted": "slow",  # six trainings
+    "test_budget.py::test_a_budgeted_curve_says_what_it_chose": "slow",  # timed steps and a training
+    "test_budget.py::test_a_budgeted_transfer_vs_scratch_says_what_it_chose": "slow",  # and two
 }
 
 

@@ -274,12 +274,13 @@ def _say_progress(p) -> None:
 
 
 def cmd_curve(args) -> int:
-    from .api import check_curve, curve, curve_figure, parse_shots
+    from .api import check_budget, check_curve, curve, curve_figure, parse_shots
 
     fixed = {k: v for k, v in (("image_size", args.image_size), ("precision", args.precision),
                                ("device", args.device)) if v is not None}
     shots, strategies = parse_shots(args.shots), [s.strip() for s in args.strategies.split(",") if s.strip()]
     check_curve(shots, args.seeds, strategies, args.weights)  # before any data loads
+    budget_s = check_budget(args.budget_minutes)
     data = _comparison_data(args)
 
     def report(p):
@@ -292,7 +293,7 @@ def cmd_curve(args) -> int:
     with interrupt_stops() as stop:  # Ctrl-C: the curve ends keeping every finished point
         result = curve(data, backbone=args.backbone, weights=args.weights, shots=shots, seeds=args.seeds,
                        strategies=strategies, sink=report, stop=stop, progress=_say_progress,
-                       semi_method=args.semi_supervised, **fixed)
+                       semi_method=args.semi_supervised, budget_s=budget_s, **fixed)
     if args.plot:
         _write_figure(curve_figure(result.results(), result.n_classes), args.plot)
     if args.json:
@@ -356,11 +357,12 @@ def cmd_shift(args) -> int:
 
 
 def cmd_compare(args) -> int:
-    from .api import transfer_vs_scratch
+    from .api import check_budget, transfer_vs_scratch
 
+    budget_s = check_budget(args.budget_minutes)  # before any data loads
     with interrupt_stops() as stop:
         r = transfer_vs_scratch(_comparison_data(args), backbone=args.backbone, weights=args.weights,
-                                preset=args.preset, seed=args.seed, stop=stop, progress=_say_progress)
+                                preset=args.preset, seed=args.seed, stop=stop, progress=_say_progress, budget_s=budget_s)
     print(json.dumps(r.to_dict()) if args.json else r.summary().replace("**", ""))
     return INTERRUPTED if stop.requested else 0
 
@@ -623,6 +625,9 @@ def _comparison_parsers(sub) -> None:
         p.add_argument("--backbone", default="lenet5")
         p.add_argument("--weights", required=True, help="the source: imagenet or a saved run folder")
         p.add_argument("--json", action="store_true", help="print one JSON object")
+        p.add_argument("--budget-minutes", type=float, default=None,
+                       help="fit the study to this many minutes: every run at the largest image size whose estimate "
+                            "(timed steps at that size) fits, epochs cut only if the smallest does not; said in the result")
     c.add_argument("--shots", default="1,2,5,10,20,50,all", help="samples per class, comma-separated ('all' too)")
     c.add_argument("--seeds", type=int, default=3)
     c.add_argument("--strategies", default=",".join(STRATEGIES),

@@ -34,6 +34,7 @@ from ..models import body_frozen, create_backbone, frozen_groups
 from ..training.result import RunResult, Status
 from ..training.suggest import suggested_for
 from ..training.train import train
+from .budget import SIZES, Fit, fit_budget
 from .progress import Clock, Progress, measure_speed, planned
 from .shift import Shift, from_saved_source
 from .verdict import HeadStart, SourceFit, ahead, cause
@@ -83,6 +84,7 @@ class TransferVsScratch:
     transfer: RunResult
     scratch: RunResult | None  # None if stopped before it ran
     setup: Setup
+    budget: Fit | None = None  # what a time budget chose for both runs
 
     @property
     def finished(self) -> bool:
@@ -120,7 +122,7 @@ class TransferVsScratch:
                 f"trains; from scratch, every layer trains")
         return (f"{title} ({arms}): **{t:.1%}** vs **{s:.1%}** on the test split ({100 * (t - s):+.1f} points). "
                 f"Why: {why} {self.head_start().words(self.source)}{self.setup.distance_words()} (One seed each: a point or two can be "
-                f"chance; the data-efficiency curve runs several.)")
+                f"chance; the data-efficiency curve runs several.)" + (f" {self.budget.sentence()}" if self.budget else ""))
 
     def sentence(self) -> str:
         """The result in one sentence (the study's last progress event)."""
@@ -135,6 +137,7 @@ class TransferVsScratch:
         out = {"source": self.source, "transfer": self.transfer.summary(),
                "scratch": self.scratch.summary() if self.scratch is not None else None,
                "setup": self.setup.to_dict(), "summary": self.summary(),
+               "budget_fit": self.budget.to_dict() if self.budget else None,
                "curves": {k: [e.val_accuracy for e in h] for k, h in self.histories().items()}}
         if self.finished:
             side, key, why = self.verdict()
@@ -147,7 +150,7 @@ def transfer_vs_scratch(data: ImageData, *, backbone: str, weights: str, preset:
                         frozen: list[str] | None = None, seed: int = 0, callbacks: Callable[[str], list] = lambda run: [],
                         out: Callable[[str], Path | None] = lambda run: None, stop: StopToken | None = None,
                         progress: Callable[[Progress], None] | None = None, measure_source: bool = True,
-                        **fixed) -> TransferVsScratch:
+                        budget_s: float | None = None, **fixed) -> TransferVsScratch:
     """The chosen model (``weights`` and freezing; by default every layer fine-tunes, as scratch's
     do) against its architecture from random weights with every layer training; each with the
     settings suggested for it and this data (the same budget rule), ``fixed`` settings winning.
@@ -156,16 +159,22 @@ def transfer_vs_scratch(data: ImageData, *, backbone: str, weights: str, preset:
     the folder it is saved in (None: not saved). ``progress`` hears "run k of 2, about M minutes
     left" as each run starts and the result in a sentence at the end. ``measure_source``: measure
     how well the source's features separate this data's classes (5-NN, against random weights).
+    ``budget_s``: both runs at the image size (and epoch share) that fits it (:mod:`tlcore.studies.budget`).
     """
     if weights == "none":
         raise TLCoreError("Transfer vs scratch needs source weights (weights='none' given): choose ImageNet or a "
                           "saved run on the Model tab.")
     stop, n = stop or StopToken(), len(data.train)
-    cfg = RunConfig(dataset=data.name, backbone=backbone, weights=weights, preset=None if frozen is not None else preset,
-                    frozen=frozen, seed=seed, **fixed)
-    cfg = dataclasses.replace(cfg, **{k: v for k, v in suggested_for(cfg, n).items() if k not in fixed}).validate()
-    scfg = strategy_config("scratch", dataset=data.name, backbone=backbone, weights=weights, n_train=n, seed=seed,
-                           **fixed)
+
+    def configs(side: int | None = None, scale: float = 1.0) -> tuple[RunConfig, RunConfig]:
+        at = {**fixed, **({"image_size": side} if side else {})}
+        cfg = RunConfig(dataset=data.name, backbone=backbone, weights=weights,
+                        preset=None if frozen is not None else preset, frozen=frozen, seed=seed, **at)
+        chosen = {k: v for k, v in suggested_for(cfg, n, scale=scale).items() if k not in at}
+        return dataclasses.replace(cfg, **chosen).validate(), strategy_config(
+            "scratch", dataset=data.name, backbone=backbone, weights=weights, n_train=n, seed=seed, scale=scale, **at)
+    fit = _duel_fit(data, configs, budget_s) if budget_s is not None and "image_size" not in fixed else None
+    cfg, scfg = configs(fit.size, fit.scale) if fit else configs()
     setup = describe_setup(cfg, data, fit=source_fit(data, cfg) if measure_source else None)
     if measure_source:
         setup.shift = from_saved_source(data, backbone, weights, seed)
@@ -176,9 +185,21 @@ def transfer_vs_scratch(data: ImageData, *, backbone: str, weights: str, preset:
     if transfer.status is not Status.STOPPED and not stop.requested:
         scratch = _timed(clock, 1, lambda: train(scfg, data=data, callbacks=callbacks("scratch"), stop=stop,
                                                  out=out("scratch")))
-    result = TransferVsScratch(source_name(weights), transfer, scratch, setup)
+    result = TransferVsScratch(source_name(weights), transfer, scratch, setup, fit)
     clock.finish(result.sentence())
     return result
+
+
+def _duel_fit(data: ImageData, configs: Callable[[int, float], tuple], budget_s: float) -> Fit:
+    """The image size (and epoch share) whose estimate, from timed steps at that size, fits ``budget_s``."""
+    cfg, _ = configs()
+    native = create_backbone(cfg.backbone, weights="none" if cfg.weights == "imagenet" else cfg.weights,
+                             num_classes=len(data.classes)).spec.size
+
+    def estimate(side: int, scale: float) -> float:
+        cfg, scfg = configs(side, scale)
+        return _duel_clock(cfg, scfg, data, describe_setup(cfg, data), lambda p: None).estimate()
+    return fit_budget(budget_s, native, estimate, smallest=max(SIZES[-1], min(data.size, native)))
 
 
 def _timed(clock: Clock, i: int, run: Callable[[], RunResult]) -> RunResult:

@@ -35,6 +35,7 @@ from ..training.suggest import MIN_STEPS, suggested_for
 from ..training.train import train
 from . import verdict
 from .compare import strategy_config
+from .budget import SIZES, Fit, fit_budget, sized_validation
 from .progress import Clock, Progress, measure_speed, planned
 from ..training.semi import STRATEGY as SEMI
 from ..training.semi import PseudoLabels, balanced, pseudo_label
@@ -100,6 +101,8 @@ class Curve:
     stopped: bool = False
     feature_pass_seconds: float = 0.0  # the linear probes' one pass over the images
     semi_method: str = "label-spreading"  # how semi-supervised points labelled the unlabelled images
+    budget: Fit | None = None  # what a time budget chose (image size, epoch share), with its estimates
+    validation: dict = field(default_factory=dict)  # the validation images the runs used, of how many
 
     def results(self) -> list[dict]:
         """Mean and spread over seeds, per strategy and shot count, in the order they ran."""
@@ -115,12 +118,21 @@ class Curve:
         """Who leads at which samples per class and where the lines cross, from the mean accuracies."""
         results = self.results()
         said = " ".join(filter(None, (verdict.curve_sentence(results), verdict.semi_sentence(results, self.semi_method))))
-        return f"Stopped after {len(self.points)} runs. {said}" if self.stopped else said
+        said = f"Stopped after {len(self.points)} runs. {said}" if self.stopped else said
+        return " ".join(filter(None, (self.budget.sentence() if self.budget else "", said, self._validation_words())))
+
+    def _validation_words(self) -> str:
+        v = self.validation
+        if not v or v["images"] == v["of"]:
+            return ""
+        return (f"Each run picked its epoch on {v['images']:,} of the {v['of']:,} validation images "
+                f"({v['per_class']} a class: enough to choose an epoch, and each epoch reads them all).")
 
     def to_dict(self) -> dict:
         return {"dataset": self.dataset, "backbone": self.backbone, "weights": self.weights,
                 "classes": self.n_classes, "budget": BUDGET_RULE,
                 "stopped": self.stopped, "feature_pass_seconds": round(self.feature_pass_seconds, 2),
+                "budget_fit": self.budget.to_dict() if self.budget else None, "validation": dict(self.validation),
                 **({"semi_supervised": self.semi_method} if any(p.strategy == SEMI for p in self.points) else {}),
                 "results": self.results(), "points": [dataclasses.asdict(p) for p in self.points],
                 "sentence": self.sentence()}
@@ -233,7 +245,7 @@ class _Stopped(Exception):
 def curve(data: ImageData, *, backbone: str, weights: str, shots: Sequence[int | None] = DEFAULT_SHOTS,
           seeds: int = 3, strategies: Sequence[str] = STRATEGIES, sink: Callable[[Point], None] | None = None,
           stop: StopToken | None = None, progress: Callable[[Progress], None] | None = None,
-          semi_method: str = "label-spreading", **fixed) -> Curve:
+          semi_method: str = "label-spreading", budget_s: float | None = None, **fixed) -> Curve:
     """Test accuracy against samples per class for each strategy, ``seeds`` runs per point.
 
     Points stream to ``sink`` as they finish; a stop ends the curve keeping every finished
@@ -242,17 +254,24 @@ def curve(data: ImageData, *, backbone: str, weights: str, shots: Sequence[int |
     result in one sentence at the end (:meth:`Curve.sentence`). ``fixed`` RunConfig settings
     (``image_size``, ``precision``...) apply to every run. ``semi-supervised`` points use
     ``semi_method`` (:data:`tlcore.training.semi.METHODS`) on the rest of the training split.
+    With ``budget_s`` (and no fixed ``image_size``), every run takes the image size, and if need
+    be the share of its epochs, that :func:`tlcore.studies.budget.fit_budget` finds to fit.
+    Validation is sized to the task (:func:`sized_validation`), and said.
     """
     check_curve(shots, seeds, strategies, weights)
     stop, out = stop or StopToken(), Curve(data.name, backbone, weights, len(data.classes), semi_method=semi_method)
-    common = dict(dataset=data.name, backbone=backbone, weights=weights, **fixed)
-    todo = curve_plan(data, shots, seeds, strategies, common)
-    clock = _clock(todo, data, common, progress)
+    data, out.validation = sized_validation(data)
+    common, scale = dict(dataset=data.name, backbone=backbone, weights=weights, **fixed), 1.0
+    if budget_s is not None and "image_size" not in fixed:
+        out.budget = _fit(data, shots, seeds, strategies, common, budget_s)
+        common["image_size"], scale = out.budget.size, out.budget.scale
+    todo = curve_plan(data, shots, seeds, strategies, common, scale)
+    clock = _clock(todo, data, common, progress, _rows(data, shots, seeds, strategies))
     try:
         cache = None
         if {"linear-probe", SEMI} & set(strategies):  # the semi-supervised pool is the rest: every row
             cache = ProbeCache(data, strategy_config("linear-probe", n_train=len(data.train), **common), stop=stop,
-                               rows=None if SEMI in strategies else _rows(data, shots, seeds))
+                               rows=_rows(data, shots, seeds, strategies))
             out.feature_pass_seconds = cache.seconds
         for i, (strategy, k, seed, cfg) in enumerate(todo):
             clock.begin(i)
@@ -278,8 +297,22 @@ def transfer_gain(data: ImageData, *, backbone: str, weights: str, shots: int, s
     return acc["linear-probe"], acc["scratch"]
 
 
-def curve_plan(data: ImageData, shots, seeds: int, strategies, common: dict) -> list[tuple]:
-    """``(strategy, shots, seed, RunConfig)`` of every run of a curve, in the order they run."""
+def _fit(data: ImageData, shots, seeds: int, strategies, common: dict, budget_s: float) -> Fit:
+    """The image size (and epoch share) whose estimate, from timed steps at that size, fits ``budget_s``."""
+    native = create_backbone(common["backbone"], weights="none" if common["weights"] == "imagenet" else common["weights"],
+                             num_classes=len(data.classes)).spec.size
+    rows = _rows(data, shots, seeds, strategies)
+
+    def estimate(side: int, scale: float) -> float:
+        at = {**common, "image_size": side}
+        todo = curve_plan(data, shots, seeds, strategies, at, scale)
+        return _clock(todo, data, at, lambda p: None, rows).estimate()
+    return fit_budget(budget_s, native, estimate, smallest=max(SIZES[-1], min(data.size, native)))
+
+
+def curve_plan(data: ImageData, shots, seeds: int, strategies, common: dict, scale: float = 1.0) -> list[tuple]:
+    """``(strategy, shots, seed, RunConfig)`` of every run of a curve, in the order they run; each
+    with the suggested settings at ``scale`` times the suggested budget (a study's budget)."""
     todo = []
     for k in sorted(shots, key=lambda s: float("inf") if s is None else s):
         n = len(data.train) if k is None else len(few_shot(data.train.labels, k, 0))
@@ -288,29 +321,33 @@ def curve_plan(data: ImageData, shots, seeds: int, strategies, common: dict) -> 
                 if strategy == SEMI and k is None:  # every label known: no image is left without one
                     continue
                 arm = "linear-probe" if strategy == SEMI else strategy  # the same head, on more rows
-                todo.append((strategy, k, seed, strategy_config(arm, n_train=n, seed=seed, **common)))
+                todo.append((strategy, k, seed, strategy_config(arm, n_train=n, seed=seed, scale=scale, **common)))
     return todo
 
 
-def _clock(todo: list[tuple], data: ImageData, common: dict, sink) -> Clock:
-    """The curve's plan; a few timed steps give its length before it starts (only when watched)."""
+def _clock(todo: list[tuple], data: ImageData, common: dict, sink, rows: torch.Tensor | None) -> Clock:
+    """The curve's plan; a few timed steps give its length before it starts (only when watched).
+    ``rows``: the training images the probes' feature pass reads (None: all)."""
     plan = []
+    px = f", {common['image_size']} px" if common.get("image_size") else ""
     for strategy, k, seed, cfg in todo:
         n = len(data.train) if k is None else len(few_shot(data.train.labels, k, seed))
-        plan.append(planned(f"{strategy}, {k or 'all'} per class, seed {seed}",
+        plan.append(planned(f"{strategy}, {k or 'all'} per class, seed {seed}{px}",
                             "linear-probe" if strategy == SEMI else strategy, cfg, n_train=n,
                             n_val=len(data.val), n_test=len(data.test)))
     probes = any(s in ("linear-probe", SEMI) for s, *_ in todo)
+    read = (len(data.train) if rows is None else len(rows)) + len(data.val) + len(data.test)
     speed = None
     if sink is not None:
         speed = measure_speed(common["backbone"], num_classes=len(data.classes), image_size=common.get("image_size"),
                               batch_size=todo[0][3].batch_size, device=common.get("device", "auto"))
-    return Clock(plan, sink, speed, setup_images=sum(len(s) for s in data.splits.values()) if probes else 0)
+    return Clock(plan, sink, speed, setup_images=read if probes else 0)
 
 
-def _rows(data: ImageData, shots, seeds: int) -> torch.Tensor | None:
-    """The training images some point of the curve uses (None: all, when "all" is a point)."""
-    if None in shots:
+def _rows(data: ImageData, shots, seeds: int, strategies=()) -> torch.Tensor | None:
+    """The training images some point of the curve uses (None: all, when "all" is a point, or
+    the semi-supervised strategy's pool is the rest)."""
+    if None in shots or SEMI in strategies:
         return None
     picked = [few_shot(data.train.labels, k, seed) for k in shots for seed in range(seeds)]
     return torch.unique(torch.cat(picked))  # sorted

@@ -15,7 +15,7 @@ import gradio as gr
 import pandas as pd
 
 from ..api import (
-    BUDGET_RULE, BUNDLED_MNIST, LINE_NAMES, SEMI, Curve, curve, curve_figure, list_runs, overlay_figure, parse_shots, Point, Progress,
+    APP_PHOTO_BUDGET_S, BUDGET_RULE, BUNDLED_MNIST, LINE_NAMES, SEMI, Curve, curve, curve_figure, list_runs, overlay_figure, parse_shots, Point, Progress,
     read_metrics, runs_dir, saved_run, source_name, table_rows, transfer_vs_scratch
 )
 from ..config import SEMI_METHODS, STRATEGIES
@@ -74,6 +74,7 @@ def run_duel(session: Session, keep_freezing: bool = False):
     def work(sink):
         return transfer_vs_scratch(data, backbone=backbone, weights=weights, frozen=frozen or None, preset="full",
                                    stop=stop, out=lambda run: session.folder / names[run], progress=sink,
+                                   budget_s=photo_budget(data),
                                    callbacks=lambda run: [Recorder(sink=lambda ev: sink((run, *ev)))])
 
     for item in stream(work):
@@ -118,6 +119,11 @@ def _unlabelled_cells(row: dict) -> dict:
             "their labels right": "" if right is None else f"{right:.0%}"}
 
 
+def photo_budget(data) -> float | None:
+    """A study of photos fits a class period (the studies' budget rule); digits run as suggested."""
+    return APP_PHOTO_BUDGET_S if data.channels == 3 else None
+
+
 @jobs.job("curve", refused=lambda why: (gr.skip(), gr.skip(), f"**Not started:** {escape(why)}"),
           waiting=lambda place: (gr.skip(), gr.skip(), jobs.WAITING.format(place)))
 @typed
@@ -137,7 +143,7 @@ def run_curve(session: Session, shots_text: str, seeds, strategies: list[str], s
 
     def work(sink):
         return curve(data, backbone=backbone, weights=weights, shots=shots, seeds=seeds, strategies=strategies,
-                     sink=sink, stop=stop, progress=sink, semi_method=semi_method)
+                     sink=sink, stop=stop, progress=sink, semi_method=semi_method, budget_s=photo_budget(data))
 
     where, sentence = "Starting…", ""
     for item in stream(work):
