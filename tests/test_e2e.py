@@ -216,6 +216,7 @@ def test_compare_transfer_with_scratch_then_overlay_and_delete_runs(app, browser
     assert re.search(r"from lenet5-mnist, .+ trains; from scratch, every layer trains\): \d+\.\d% vs \d+\.\d% on the "
                      r"test split", said), said
     assert "Why: " in said and "After 1 epoch: " in said, said
+    assert re.search(r"How far: this data lies \d+\.\dx as far from the source's data \('mnist'\)", said), said
     traces(page, "#duel-chart", 2)  # from the source, from scratch
     shot(page, "11-compare-duel", tmp_path)
     table = page.locator("#runs-table")
