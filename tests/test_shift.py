@@ -115,3 +115,16 @@ def test_the_gain_is_set_against_the_distance_and_charted(digits):
     fig = shift_figure(got.to_dict())
     assert list(fig.data[0].text) == [t.target for t in sorted(got.targets, key=lambda t: t.relative)]
     assert "gain" in fig.layout.yaxis.title.text
+
+
+def test_compare_says_a_distance_only_at_the_standard_sample_size(digits):
+    """The ratio depends on the sample (its anchor shrinks as 1/n): a test split under 300 images
+    gets no distance rather than one in other units."""
+    from tlcore.paths import BUNDLED_MNIST
+    from tlcore.studies.shift import SAMPLE, from_saved_source
+
+    few = dataclasses.replace(digits, test=digits.test.subset(torch.arange(SAMPLE - 1)))
+    assert from_saved_source(few, "lenet5", str(BUNDLED_MNIST)) is None
+    assert from_saved_source(digits, "efficientnet_lite0", "imagenet") is None  # no source data to measure from
+    got = from_saved_source(digits, "lenet5", str(BUNDLED_MNIST))
+    assert got.images == SAMPLE and got.source == "mnist" and got.targets[0].relative > 3
