@@ -18,7 +18,7 @@ from safetensors.torch import load_file, save_file
 from .atomic import atomic_folder, atomic_write
 from ..data.base import ImageData, Split, few_shot
 from ..errors import TLCoreError
-from ..models import TransferNet, create_backbone
+from ..models import TransferNet, create_backbone, freeze
 from ..preprocess import InputSpec
 from .folder import CONFIG_FILE, FORMAT, METRICS_FILE, MODEL_FILE, list_runs, read_run_config, read_tensors
 
@@ -85,6 +85,18 @@ def load_run(folder: str | Path, device: str | torch.device = "cpu") -> tuple[Tr
         first = str(e).splitlines()[0]
         raise TLCoreError(f"The tensors in {folder} do not fit a {meta['backbone']} ({first}).") from None
     return model.to(device).eval(), meta
+
+
+def source_body(backbone: str, weights: str, n_classes: int):
+    """The candidate frozen, in eval mode: a saved run whole (its body, and the head of its source
+    task, for LEEP), else ``backbone`` with ``weights`` and a new head of ``n_classes``."""
+    if weights in ("none", "imagenet"):
+        model = create_backbone(backbone, weights=weights, num_classes=n_classes)
+    else:
+        model, _ = load_run(weights)
+        if model.backbone != backbone:
+            raise TLCoreError(f"{weights} is a {model.backbone} run, not {backbone}.")
+    return freeze(model, preset="linear-probe").eval()
 
 
 def replay_sample(data: ImageData) -> ImageData | None:

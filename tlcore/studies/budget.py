@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from ..data import ImageData
 from ..data.base import few_shot
 from ..errors import TLCoreError
+from ..models import create_backbone
 
 SIZES = (224, 192, 160, 128, 112, 96, 80, 64, 48, 32)  # the ladder, for bodies built for photos
 PHOTO_BODY = 64  # a body whose own input side is at least this is shrunk; a smaller one (LeNet-5) is not
@@ -83,6 +84,15 @@ def fit_budget(budget_s: float, native: int, estimate: Callable[[int, float], fl
     side, seconds = tried[-1]
     scale = max(MIN_SCALE, budget_s / seconds)
     return Fit(budget_s, side, scale, estimate(side, scale), native, tried)
+
+
+def fit_study(budget_s: float, data: ImageData, backbone: str, weights: str,
+              estimate: Callable[[int, float], float]) -> Fit:
+    """:func:`fit_budget` for a study of ``backbone`` from ``weights`` on ``data``: from the body's
+    own side down to the data's (never below the ladder's last)."""
+    native = create_backbone(backbone, weights="none" if weights == "imagenet" else weights,
+                             num_classes=len(data.classes)).spec.size
+    return fit_budget(budget_s, native, estimate, smallest=max(SIZES[-1], min(data.size, native)))
 
 
 VAL_PER_CLASS = 30  # validation images a class a study's run picks its epoch on

@@ -34,7 +34,7 @@ from ..models import body_frozen, create_backbone, frozen_groups
 from ..training.result import RunResult, Status
 from ..training.suggest import suggested_for
 from ..training.train import train
-from .budget import SIZES, Fit, fit_budget
+from .budget import Fit, fit_study
 from .progress import Clock, Progress, measure_speed, planned
 from .shift import Shift, from_saved_source
 from .verdict import HeadStart, SourceFit, ahead, cause
@@ -193,13 +193,11 @@ def transfer_vs_scratch(data: ImageData, *, backbone: str, weights: str, preset:
 def _duel_fit(data: ImageData, configs: Callable[[int, float], tuple], budget_s: float) -> Fit:
     """The image size (and epoch share) whose estimate, from timed steps at that size, fits ``budget_s``."""
     cfg, _ = configs()
-    native = create_backbone(cfg.backbone, weights="none" if cfg.weights == "imagenet" else cfg.weights,
-                             num_classes=len(data.classes)).spec.size
 
     def estimate(side: int, scale: float) -> float:
         cfg, scfg = configs(side, scale)
         return _duel_clock(cfg, scfg, data, describe_setup(cfg, data), lambda p: None).estimate()
-    return fit_budget(budget_s, native, estimate, smallest=max(SIZES[-1], min(data.size, native)))
+    return fit_study(budget_s, data, cfg.backbone, cfg.weights, estimate)
 
 
 def _timed(clock: Clock, i: int, run: Callable[[], RunResult]) -> RunResult:

@@ -35,7 +35,7 @@ from ..training.suggest import MIN_STEPS, suggested_for
 from ..training.train import train
 from . import verdict
 from .compare import strategy_config
-from .budget import SIZES, Fit, fit_budget, sized_validation
+from .budget import Fit, fit_study, sized_validation
 from .progress import Clock, Progress, measure_speed, planned
 from ..training.semi import STRATEGY as SEMI
 from ..training.semi import PseudoLabels, balanced, pseudo_label
@@ -299,15 +299,13 @@ def transfer_gain(data: ImageData, *, backbone: str, weights: str, shots: int, s
 
 def _fit(data: ImageData, shots, seeds: int, strategies, common: dict, budget_s: float) -> Fit:
     """The image size (and epoch share) whose estimate, from timed steps at that size, fits ``budget_s``."""
-    native = create_backbone(common["backbone"], weights="none" if common["weights"] == "imagenet" else common["weights"],
-                             num_classes=len(data.classes)).spec.size
     rows = _rows(data, shots, seeds, strategies)
 
     def estimate(side: int, scale: float) -> float:
         at = {**common, "image_size": side}
         todo = curve_plan(data, shots, seeds, strategies, at, scale)
         return _clock(todo, data, at, lambda p: None, rows).estimate()
-    return fit_budget(budget_s, native, estimate, smallest=max(SIZES[-1], min(data.size, native)))
+    return fit_study(budget_s, data, common["backbone"], common["weights"], estimate)
 
 
 def curve_plan(data: ImageData, shots, seeds: int, strategies, common: dict, scale: float = 1.0) -> list[tuple]:

@@ -32,8 +32,7 @@ from ..data.base import few_shot
 from ..errors import TLCoreError
 from ..events import StopToken
 from ..insight.feature_space import knn_accuracy
-from ..models import create_backbone, freeze
-from ..runs.checkpoints import load_run
+from ..runs.checkpoints import source_body
 from ..training.feature_cache import compute_features
 
 PER_CLASS = 100  # training images per class the scores see (the feature pass dominates the time)
@@ -127,14 +126,8 @@ def rank(data: ImageData, candidates: list[tuple[str, str]], *, per_class: int =
 def score(backbone: str, weights: str, images: torch.Tensor, labels: np.ndarray, n_classes: int,
           stop: StopToken) -> Candidate:
     t = time.perf_counter()
-    saved = weights not in ("none", "imagenet")
-    if saved:  # a saved run: its own body and the head of its source task (for LEEP)
-        model, _ = load_run(weights)
-        if model.backbone != backbone:
-            raise TLCoreError(f"{weights} is a {model.backbone} run, not {backbone}.")
-    else:
-        model = create_backbone(backbone, weights=weights, num_classes=n_classes)
-    model = freeze(model, preset="linear-probe").eval()
+    saved = weights not in ("none", "imagenet")  # a saved run keeps the head of its source task (for LEEP)
+    model = source_body(backbone, weights, n_classes)
     feats = compute_features(model, images, torch.device("cpu"), batch_size=128, amp=None, stop=stop)
     if feats is None:
         raise TLCoreError("Stopped while ranking.")

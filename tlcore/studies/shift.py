@@ -31,8 +31,8 @@ from ..data import ImageData
 from ..data.base import few_shot
 from ..errors import TLCoreError
 from ..events import StopToken
-from ..models import create_backbone, freeze
-from ..runs.checkpoints import load_replay, load_run
+from ..runs.checkpoints import load_replay, source_body
+from ..runs.folder import read_run_config
 from ..training.feature_cache import compute_features
 
 SAMPLE = 300  # images a side: every target's test split must have them (digits has 360)
@@ -101,7 +101,7 @@ def shift(source: ImageData, targets: Sequence[ImageData], *, backbone: str, wei
     """Each target's distance from ``source`` in the features of ``backbone`` with ``weights``;
     ``gain(target)`` (e.g. :func:`tlcore.studies.curve.transfer_gain`): its (probe, scratch) accuracies."""
     stop = stop or StopToken()
-    model = _model(backbone, weights, len(source.classes))
+    model = source_body(backbone, weights, len(source.classes))
     small = min([len(source.test)] + [len(t.test) for t in targets])
     if small < images:
         raise TLCoreError(f"A shift compares {images} images a side; the smallest test split has {small}: "
@@ -140,24 +140,14 @@ def from_saved_source(data: ImageData, backbone: str, weights: str, seed: int = 
     own test split at 40 images a side, 19x at 100, 43x at 300), so one size is used throughout."""
     if weights in ("none", "imagenet"):
         return None
-    model, meta = load_run(weights)
-    source = load_replay(weights, model.classes)
-    if source is None or model.backbone != backbone:
+    meta = read_run_config(weights)  # (the model itself is loaded once, by shift)
+    source = load_replay(weights, list(meta["classes"]))
+    if source is None or meta["backbone"] != backbone:
         return None
     if min(len(source.test), len(source.train), len(data.test)) < SAMPLE:
         return None
     source.name = str((meta.get("run") or {}).get("dataset") or source.name)
     return shift(source, [data], backbone=backbone, weights=weights, images=SAMPLE, seed=seed)
-
-
-def _model(backbone: str, weights: str, n_classes: int):
-    if weights in ("none", "imagenet"):
-        model = create_backbone(backbone, weights=weights, num_classes=n_classes)
-    else:  # a saved run: the source model itself
-        model, _ = load_run(weights)
-        if model.backbone != backbone:
-            raise TLCoreError(f"{weights} is a {model.backbone} run, not {backbone}.")
-    return freeze(model, preset="linear-probe").eval()
 
 
 def _sample(split, n: int, seed: int) -> torch.Tensor:
