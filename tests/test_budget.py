@@ -3,6 +3,7 @@ its estimates, the validation a study's runs need, and a curve that says what it
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import pytest
 import torch
@@ -86,3 +87,47 @@ def test_a_budgeted_transfer_vs_scratch_says_what_it_chose(digits):
     assert fit["image_size"] == 28 and fit["epoch_scale"] == 1.0 and fit["estimate_minutes"] < 10
     assert duel.summary().endswith(fit["sentence"])
     assert duel.transfer.config.image_size == duel.scratch.config.image_size == 28
+
+
+@pytest.mark.parametrize("args, match", [
+    (("--budget-minutes", "3", "--image-size", "64"), "--budget-minutes picks the image size: give it or --image-size 64, not both"),
+    (("--budget-minutes", "0.1"), r"minutes from 0.5 to 600, got 0.1"),
+])
+def test_train_refuses_a_budget_it_cannot_keep(args, match, cli):
+    out = cli("train", "--dataset", "digits", "--backbone", "lenet5", "--weights", "none", *args)
+    assert out.returncode == 2 and match in out.stderr and "Traceback" not in out.stderr
+
+
+def test_train_under_torchrun_refuses_a_budget_each_rank_would_fit_alone(cli):
+    out = cli("train", "--dataset", "digits", "--backbone", "lenet5", "--budget-minutes", "3", env={"WORLD_SIZE": "2"})
+    assert out.returncode == 2 and "under torchrun give --image-size instead" in out.stderr
+
+
+def test_a_budgeted_run_says_what_it_chose_before_it_starts(cli, tmp_path):
+    """A probe on cached features from the bundled MNIST model: LeNet-5 is never shrunk, and a
+    digits probe fits a minute as it is; the sentence comes first and the JSON keeps the choice."""
+    from tlcore.paths import BUNDLED_MNIST
+
+    out = cli("train", "--dataset", "digits", "--backbone", "lenet5", "--weights", str(BUNDLED_MNIST),
+              "--preset", "linear-probe", "--budget-minutes", "1", "--epochs", "3", "--out", str(tmp_path / "run"), "--json")
+    assert out.returncode == 0, out.stderr
+    assert out.stderr.startswith("Budget 1.0 min: at 28 px it should take about") and "so it runs as it is." in out.stderr
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    assert got["budget_fit"]["image_size"] == 28 and got["budget_fit"]["epoch_scale"] == 1.0
+    assert got["budget_fit"]["estimate_minutes"] < 1 and got["test_accuracy"] > 0.5
+
+
+def test_one_run_is_shrunk_as_a_study_is(digits):
+    """A frozen photo body on more images than a budget allows at its own side: the run's side is
+    cut (the estimate counts every image's one forward pass), its epochs kept; said for one run."""
+    from tlcore.config import RunConfig
+    from tlcore.studies.budget import fit_run
+
+    big = dataclasses.replace(digits, train=Split(torch.cat([digits.train.images.expand(-1, 3, -1, -1)] * 20),
+                                                                  torch.cat([digits.train.labels] * 20)))
+    cfg = RunConfig(dataset="digits", backbone="efficientnet_lite0", weights="imagenet", preset="linear-probe",
+                    epochs=5, batch_size=64).validate()
+    sized, fit = fit_run(60, cfg, big)
+    assert fit.native == 224 and fit.tried[0][0] == 224 and fit.tried[0][1] > 120  # 20,000 images at 224 px: minutes
+    assert sized.image_size == fit.size < 224 and sized.epochs == 5 and fit.seconds <= 60
+    assert "so the run uses" in fit.sentence() and "arm" not in fit.sentence()

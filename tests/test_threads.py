@@ -1,6 +1,9 @@
 """How many CPU threads a run's steps use: one for steps too small to share (tlcore.device)."""
 from __future__ import annotations
 
+import sys
+
+import pytest
 import torch
 
 from tlcore.device import SMALL_STEP_MACS, cpu_threads, macs_per_input, step_threads
@@ -47,3 +50,17 @@ def test_a_lenet_run_steps_on_one_thread_and_gives_the_threads_back(digits):
         train(quick(epochs=1), data=digits, callbacks=[Threads()])
         assert torch.get_num_threads() == 2
     assert seen and set(seen) == {1}
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt: Linux only")
+def test_malloc_keeps_freed_memory_unless_told_not_to(monkeypatch):
+    """Tuned on import (tlcore/__init__.py: big tensors from the heap, reused batch after batch);
+    TLCORE_MALLOC=default or the user's own MALLOC_MMAP_THRESHOLD_ leaves malloc alone."""
+    import tlcore
+
+    assert tlcore.MALLOC_TUNED is True and tlcore.keep_freed_memory() is True
+    monkeypatch.setenv("TLCORE_MALLOC", "default")
+    assert tlcore.keep_freed_memory() is False
+    monkeypatch.delenv("TLCORE_MALLOC")
+    monkeypatch.setenv("MALLOC_MMAP_THRESHOLD_", "65536")
+    assert tlcore.keep_freed_memory() is False

@@ -65,7 +65,7 @@ from .studies.lesson import STEPS as LESSON_STEPS, Lesson, LessonRun, lesson
 from .studies.progress import Progress
 from .studies.rank import Ranking, parse_candidates, rank
 from .studies.shift import GAIN_SHOTS, Shift, shift
-from .studies.budget import APP_PHOTO_BUDGET_S, Fit, check_budget, fit_budget
+from .studies.budget import APP_PHOTO_BUDGET_S, Fit, check_budget, fit_budget, fit_run
 from .studies.teach import Drawings, teach
 from .training.loop import load_run_data
 from .training.lr_finder import lr_find
@@ -95,7 +95,7 @@ __all__ = [
     "read_metrics", "read_run_config", "replay_sample", "roc_figure", "ROC_HAIR", "all_near_one", "run_name", "run_row", "table_rows", "runs_dir", "saliency",
     "saved_run", "sketch_batch", "sketch_files", "source_name", "suggest", "suggested", "suggested_for", "suggested_model", "teach",
     "to_display", "train", "training_figures", "transfer_vs_scratch", "unfreeze_plan", "weights_choices",
-    "write_bytes", "Ranking", "parse_candidates", "rank", "APP_PHOTO_BUDGET_S", "Fit", "check_budget", "fit_budget", "GAIN_SHOTS", "Shift", "shift", "shift_figure", "transfer_gain", "MAX_CAPTURE_CLASSES", "MAX_FRAMES", "MAX_PER_CLASS", "Captured", "Fitted", "LINE_NAMES", "SEMI", "add_unlabelled", "load_unlabelled", "with_pool", "with_pseudo_labels",
+    "write_bytes", "Ranking", "parse_candidates", "rank", "APP_PHOTO_BUDGET_S", "Fit", "check_budget", "fit_budget", "fit_run", "GAIN_SHOTS", "Shift", "shift", "shift_figure", "transfer_gain", "MAX_CAPTURE_CLASSES", "MAX_FRAMES", "MAX_PER_CLASS", "Captured", "Fitted", "LINE_NAMES", "SEMI", "add_unlabelled", "load_unlabelled", "with_pool", "with_pseudo_labels",
 ]
 
 

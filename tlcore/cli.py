@@ -83,15 +83,22 @@ class ProgressBar(Callback):
 
     def __init__(self):
         self.bar = None
+        self.tenths = 0  # of a feature pass said so far: a pass over a big set takes minutes
 
     def on_phase(self, trainer, phase, fraction=None):
         # Only after the run started: a run that fails while loading says one line, the error.
         if fraction in (None, 0.0) and phase not in ("loading", "training"):
-            msg = f"[{phase}]"
-            if self.bar is not None:
-                self.bar.write(msg, file=sys.stderr)
-            else:
-                print(msg, file=sys.stderr, flush=True)
+            self.tenths = 0
+            self._say(f"[{phase}]")
+        elif phase == "caching features" and int(fraction * 10) > self.tenths:
+            self.tenths = int(fraction * 10)
+            self._say(f"[{phase}] {self.tenths * 10}%")
+
+    def _say(self, msg: str) -> None:
+        if self.bar is not None:
+            self.bar.write(msg, file=sys.stderr)
+        else:
+            print(msg, file=sys.stderr, flush=True)
 
     def on_run_start(self, trainer, info):
         from tqdm import tqdm
@@ -147,8 +154,9 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
 def cmd_train(args) -> int:
     from .api import distributed_run
 
+    budget_s = _train_budget(args)  # before any rank starts or data loads
     with distributed_run():  # under torchrun: one process per rank, one run
-        return _train(args)
+        return _train(args, budget_s)
 
 
 def suggested_config(args: argparse.Namespace):
@@ -211,7 +219,7 @@ def interrupt_stops() -> Iterator[StopToken]:
         signal.signal(signal.SIGINT, previous)
 
 
-def _train(args) -> int:
+def _train(args, budget_s: float | None = None) -> int:
     import time
 
     from .api import runs_dir, train
@@ -219,10 +227,30 @@ def _train(args) -> int:
     if args.resume:
         return _continue(args)
     cfg, data = suggested_config(args)
+    fit = None
+    if budget_s is not None:
+        from .api import fit_run, load_run_data
+
+        data = data if data is not None else load_run_data(cfg)
+        cfg, fit = fit_run(budget_s, cfg, data)
+        print(fit.sentence(), file=sys.stderr, flush=True)
     out = Path(args.out) if args.out else runs_dir() / f"{Path(cfg.dataset).stem}-{cfg.backbone.replace(':', '-')}-{time.strftime('%Y%m%d-%H%M%S')}"
     with interrupt_stops() as stop:
         result = train(cfg, data=data, callbacks=[ProgressBar()], out=out, stop=stop)
-    return _report(result, args, interrupted=stop.requested)
+    return _report(result, args, interrupted=stop.requested, extra={"budget_fit": fit.to_dict()} if fit else None)
+
+
+def _train_budget(args) -> float | None:
+    """``--budget-minutes`` in seconds, checked before any data loads (None: none asked)."""
+    from .api import check_budget
+
+    budget_s = check_budget(args.budget_minutes)
+    if budget_s is not None and args.image_size is not None:
+        raise TLCoreError(f"--budget-minutes picks the image size: give it or --image-size {args.image_size}, not both.")
+    if budget_s is not None and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        # Each rank would time its own steps and could pick another size than the others.
+        raise TLCoreError("--budget-minutes sizes a run in one process; under torchrun give --image-size instead.")
+    return budget_s
 
 
 def _continue(args) -> int:
@@ -237,7 +265,7 @@ def _continue(args) -> int:
     return _report(result, args, interrupted=stop.requested)
 
 
-def _report(result, args, *, interrupted: bool = False) -> int:
+def _report(result, args, *, interrupted: bool = False, extra: dict | None = None) -> int:
     """The run's summary (one JSON object with ``--json``); exit code 130 if Ctrl-C ended it."""
     from .api import is_main_process
 
@@ -258,7 +286,7 @@ def _report(result, args, *, interrupted: bool = False) -> int:
               f"{s['balance']}); recall per class: "
               + ", ".join(f"{c} {r:.2f}" for c, r in s["per_class_recall"].items()), file=sys.stderr)
     if args.json:
-        print(json.dumps(s))
+        print(json.dumps({**s, **(extra or {})}))
     return INTERRUPTED if interrupted else 0
 
 
@@ -505,13 +533,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--json", action="store_true", help="print one JSON object")
     b.set_defaults(fn=cmd_backbones)
 
-    t = sub.add_parser("train", help="fine-tune a backbone on a dataset and save the run")
-    add_config_flags(t)
-    t.add_argument("--out", default=None, help="run folder (default $TLCORE_RUNS_DIR or runs/, then <dataset>-<backbone>-<time>)")
-    t.add_argument("--resume", default=None, metavar="RUN",
-                   help="continue this saved run to --epochs in all (its own settings; saved as a new run)")
-    t.add_argument("--json", action="store_true", help="last stdout line: one JSON summary")
-    t.set_defaults(fn=cmd_train)
+    _train_parser(sub)
 
     _lr_find_parser(sub)
     _comparison_parsers(sub)
@@ -612,6 +634,19 @@ def _shift_parser(sub) -> None:
     s.add_argument("--plot", default=None, metavar="PATH", help="write the chart: .html, or .png with kaleido")
     s.add_argument("--json", action="store_true", help="print one JSON object")
     s.set_defaults(fn=cmd_shift)
+
+
+def _train_parser(sub) -> None:
+    t = sub.add_parser("train", help="fine-tune a backbone on a dataset and save the run")
+    add_config_flags(t)
+    t.add_argument("--out", default=None, help="run folder (default $TLCORE_RUNS_DIR or runs/, then <dataset>-<backbone>-<time>)")
+    t.add_argument("--resume", default=None, metavar="RUN",
+                   help="continue this saved run to --epochs in all (its own settings; saved as a new run)")
+    t.add_argument("--json", action="store_true", help="last stdout line: one JSON summary")
+    t.add_argument("--budget-minutes", type=float, default=None,
+                   help="fit the run to this many minutes: the largest image size whose estimate (timed steps at "
+                        "that size) fits, epochs cut only if the smallest does not; said before it starts")
+    t.set_defaults(fn=cmd_train)
 
 
 def _comparison_parsers(sub) -> None:

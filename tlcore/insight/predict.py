@@ -9,17 +9,19 @@ import torch
 from ..data.images import ImageRejected, decode_image
 from ..data.stream import chunks
 from ..errors import TLCoreError
-from ..preprocess import InputSpec, prepare
+from ..preprocess import InputSpec, pass_batch, prepare
 
 
 @torch.inference_mode()
-def predict_probs(model, images: torch.Tensor, *, batch_size: int = 512, device: str | torch.device = "cpu",
+def predict_probs(model, images: torch.Tensor, *, batch_size: int | None = None, device: str | torch.device = "cpu",
                   autocast_dtype: torch.dtype | None = None, stop=None) -> torch.Tensor:
     """Softmax probabilities (N, K) on the CPU for uint8 images (N, C, H, W) of any size.
 
+    ``batch_size``: default :func:`tlcore.preprocess.pass_batch` at the model's side (up to 512).
     ``stop`` (a StopToken) is checked before every batch: StopRequested ends it early.
     """
     device = torch.device(device)
+    batch_size = batch_size or pass_batch(model.spec.size, most=512)
     was_training = model.training
     if was_training:  # a model already in eval mode (every served one) is never touched: thread-safe and cheaper
         model.eval()

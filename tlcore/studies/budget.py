@@ -13,10 +13,12 @@ import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from ..config import RunConfig
 from ..data import ImageData
 from ..data.base import few_shot
 from ..errors import TLCoreError
-from ..models import create_backbone
+from ..models import body_frozen, create_backbone, frozen_groups
+from .progress import Clock, Speed, measure_speed, planned
 
 SIZES = (224, 192, 160, 128, 112, 96, 80, 64, 48, 32)  # the ladder, for bodies built for photos
 PHOTO_BODY = 64  # a body whose own input side is at least this is shrunk; a smaller one (LeNet-5) is not
@@ -32,6 +34,7 @@ class Fit:
     seconds: float  # the estimate at that size and scale
     native: int  # the side the body takes without a budget
     tried: list[tuple[int, float]] = field(default_factory=list)  # (side, estimated seconds), largest first
+    single: bool = False  # one run (train), not a study's arms
 
     def to_dict(self) -> dict:
         return {"budget_minutes": round(self.budget_s / 60, 2), "image_size": self.size, "epoch_scale": round(self.scale, 3),
@@ -45,10 +48,12 @@ class Fit:
         native_s = self.tried[0][1]
         if self.size == self.native and self.scale == 1:
             return said + f"at {self.native} px it should take about {_minutes(native_s)}, so it runs as it is."
-        said += f"at {self.native} px it would take about {_minutes(native_s)}, so every run uses {self.size} px"
+        who = "the run" if self.single else "every run"
+        said += f"at {self.native} px it would take about {_minutes(native_s)}, so {who} uses {self.size} px"
         if self.scale < 1:
-            said += f" and {self.scale:.0%} of its suggested epochs"
-        return said + f" (about {_minutes(self.seconds)}; the same for every arm, so the comparison stays fair)."
+            said += f" and {self.scale:.0%} of its {'' if self.single else 'suggested '}epochs"
+        fair = "" if self.single else "; the same for every arm, so the comparison stays fair"
+        return said + f" (about {_minutes(self.seconds)}{fair})."
 
 
 def _minutes(seconds: float) -> str:
@@ -93,6 +98,36 @@ def fit_study(budget_s: float, data: ImageData, backbone: str, weights: str,
     native = create_backbone(backbone, weights="none" if weights == "imagenet" else weights,
                              num_classes=len(data.classes)).spec.size
     return fit_budget(budget_s, native, estimate, smallest=max(SIZES[-1], min(data.size, native)))
+
+
+def fit_run(budget_s: float, cfg: RunConfig, data: ImageData) -> tuple[RunConfig, Fit]:
+    """One run of ``cfg`` on ``data`` sized to ``budget_s`` by the studies' rule (``train
+    --budget-minutes``): the largest image side whose estimate fits, its epochs cut only below the
+    ladder; the config at that side and those epochs. The estimate is the run's plan at the
+    speed timed at each side: for a probe on cached features, one forward pass of every image
+    (training, validation, test) and its head's updates; otherwise every update of the network."""
+    model = create_backbone(cfg.backbone, weights="none" if cfg.weights == "imagenet" else cfg.weights,
+                            num_classes=len(data.classes))
+    still = body_frozen(frozen_groups(model, preset=cfg.preset, frozen=cfg.frozen), model.group_names(),
+                        train_bn=cfg.train_bn)
+    cached = still and cfg.feature_cache and not cfg.augment  # as the training loop decides (augment None: off)
+    kind = "linear-probe" if cached else "scratch" if cfg.weights == "none" else "fine-tune"
+    sizes = dict(n_train=len(data.train), n_val=len(data.val), n_test=len(data.test))
+    speeds: dict[int, Speed] = {}  # by side: the smallest is asked again with its epochs cut
+
+    def at(side: int, scale: float) -> RunConfig:
+        return dataclasses.replace(cfg, image_size=side, epochs=max(1, round(cfg.epochs * scale)))
+
+    def estimate(side: int, scale: float) -> float:
+        plan = planned("the run", kind, at(side, scale), **sizes)
+        plan.images += sum(sizes.values()) if cached else 0
+        if side not in speeds:
+            speeds[side] = measure_speed(cfg.backbone, num_classes=len(data.classes), image_size=side,
+                                         batch_size=min(cfg.batch_size, len(data.train)), device=cfg.device,
+                                         whole=not cached)
+        return Clock([plan], speed=speeds[side]).estimate()
+    fit = dataclasses.replace(fit_study(budget_s, data, cfg.backbone, cfg.weights, estimate), single=True)
+    return at(fit.size, fit.scale), fit
 
 
 VAL_PER_CLASS = 30  # validation images a class a study's run picks its epoch on

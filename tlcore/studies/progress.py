@@ -76,14 +76,15 @@ class Speed:
 
 
 def measure_speed(backbone: str, *, num_classes: int, image_size: int | None, batch_size: int,
-                  device: str = "auto") -> Speed:
-    """A few timed steps of ``backbone`` on random inputs: a whole-network update, a head-only
-    update, and a forward pass, on the device training will use."""
+                  device: str = "auto", whole: bool = True) -> Speed:
+    """A few timed steps of ``backbone`` on random inputs: a whole-network update (unless not
+    ``whole``: a probe on cached features never takes one), a head-only update, and a forward
+    pass, on the device training will use."""
     dev = pick_device(device)
     model = create_backbone(backbone, weights="none", num_classes=num_classes, image_size=image_size).to(dev)
     x = torch.randn(batch_size, model.spec.channels, model.spec.size, model.spec.size, device=dev)
     y = torch.randint(0, num_classes, (batch_size,), device=dev)
-    whole = _time_steps(model, x, y)
+    steps = dict.fromkeys(("scratch", "fine-tune"), _time_steps(model, x, y)) if whole else {}
     feats = torch.randn(batch_size, model.num_features, device=dev)
     head = _time_steps(torch.nn.Linear(model.num_features, num_classes).to(dev), feats, y)
     # Validation and feature passes read big batches: a small one would time the overhead, not the images.
@@ -93,7 +94,7 @@ def measure_speed(backbone: str, *, num_classes: int, image_size: int | None, ba
         t = _now(dev)
         model(big)
         forward = (_now(dev) - t) / FORWARD_BATCH
-    return Speed({"scratch": whole, "fine-tune": whole, "linear-probe": head}, forward)
+    return Speed({**steps, "linear-probe": head}, forward)
 
 
 def _time_steps(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:

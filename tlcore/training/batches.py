@@ -17,6 +17,7 @@ from ..data.loader import TensorLoader
 from ..events import StopToken
 from .feature_cache import shared_features
 from ..models import TransferNet
+from ..preprocess import pass_batch
 
 
 @dataclass
@@ -43,7 +44,7 @@ def run_batches(cfg: RunConfig, data: ImageData, model: TransferNet, device: tor
             progress(0.0)
         feats = []
         for split in (data.train, data.val):
-            f = shared_features(model, split.images, device, batch_size=max(bs, 256), amp=amp, stop=stop,
+            f = shared_features(model, split.images, device, amp=amp, stop=stop,
                                 progress=progress)
             if f is None:
                 return None
@@ -55,6 +56,7 @@ def run_batches(cfg: RunConfig, data: ImageData, model: TransferNet, device: tor
     aug = Augment.for_data(data.hflip) if augment else None
     loader = BatchLoader(data.train, model.spec, batch_size=bs, shuffle=True, augment=aug, drop_last=drop_last,
                          device=device, seed=cfg.seed, channels_last=True)
-    val_loader = BatchLoader(data.val, model.spec, batch_size=max(bs, 256), device=device, channels_last=True)
+    val_loader = BatchLoader(data.val, model.spec, batch_size=max(bs, pass_batch(model.spec.size)), device=device,
+                             channels_last=True)
     net = torch.compile(model) if cfg.compile else model
     return Batches(loader, val_loader, net, augment, cached, bs)

@@ -13,7 +13,7 @@ from ..data.stream import chunks
 from ..device import autocast
 from ..events import StopToken
 from ..models import TransferNet
-from ..preprocess import prepare
+from ..preprocess import pass_batch, prepare
 
 
 def shared_features(model: TransferNet, images: torch.Tensor, device: torch.device, **kw) -> torch.Tensor | None:
@@ -22,10 +22,12 @@ def shared_features(model: TransferNet, images: torch.Tensor, device: torch.devi
 
 
 @torch.no_grad()
-def compute_features(model: TransferNet, images: torch.Tensor, device: torch.device, *, batch_size: int,
+def compute_features(model: TransferNet, images: torch.Tensor, device: torch.device, *, batch_size: int | None = None,
                      amp: torch.dtype | None, stop: StopToken, progress=None) -> torch.Tensor | None:
-    """Body features of every image (float32, on ``device``); None if a stop was requested."""
+    """Body features of every image (float32, on ``device``); None if a stop was requested.
+    ``batch_size``: default :func:`pass_batch` at the model's input side."""
     model.eval()
+    batch_size = batch_size or pass_batch(model.spec.size)
     out = []
     for i, batch in zip(range(0, len(images), batch_size), chunks(images, batch_size)):
         if stop.requested:

@@ -183,7 +183,7 @@ def with_pseudo_labels(data: ImageData, cfg: RunConfig, stop: StopToken, progres
                                   image_size=cfg.image_size), preset="linear-probe").to(device)
     feats = []
     for i, images in enumerate((data.train.images, pool.images)):
-        f = compute_features(body, images, device, batch_size=256, amp=autocast_dtype(device, cfg.precision),
+        f = compute_features(body, images, device, amp=autocast_dtype(device, cfg.precision),
                              stop=stop, progress=progress and (lambda p, i=i: progress((i + p) / 2)))
         if f is None:
             return data
