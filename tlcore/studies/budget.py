@@ -92,11 +92,12 @@ def fit_budget(budget_s: float, native: int, estimate: Callable[[int, float], fl
 
 
 def fit_study(budget_s: float, data: ImageData, backbone: str, weights: str,
-              estimate: Callable[[int, float], float]) -> Fit:
+              estimate: Callable[[int, float], float], native: int | None = None) -> Fit:
     """:func:`fit_budget` for a study of ``backbone`` from ``weights`` on ``data``: from the body's
-    own side down to the data's (never below the ladder's last)."""
-    native = create_backbone(backbone, weights="none" if weights == "imagenet" else weights,
-                             num_classes=len(data.classes)).spec.size
+    own side (``native``, read from the body when not given) down to the data's (never below the
+    ladder's last)."""
+    native = native or create_backbone(backbone, weights="none" if weights == "imagenet" else weights,
+                                       num_classes=len(data.classes)).spec.size
     return fit_budget(budget_s, native, estimate, smallest=max(SIZES[-1], min(data.size, native)))
 
 
@@ -126,7 +127,8 @@ def fit_run(budget_s: float, cfg: RunConfig, data: ImageData) -> tuple[RunConfig
                                          batch_size=min(cfg.batch_size, len(data.train)), device=cfg.device,
                                          whole=not cached)
         return Clock([plan], speed=speeds[side]).estimate()
-    fit = dataclasses.replace(fit_study(budget_s, data, cfg.backbone, cfg.weights, estimate), single=True)
+    fit = dataclasses.replace(fit_study(budget_s, data, cfg.backbone, cfg.weights, estimate, model.spec.size),
+                              single=True)
     return at(fit.size, fit.scale), fit
 
 
