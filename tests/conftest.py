@@ -34,7 +34,8 @@ import torch
 from hypothesis import settings
 from PIL import Image, ImageDraw
 
-torch.set_num_threads(min(2, os.cpu_count() or 1))
+# Two threads (or the cores there are), shared among pytest-xdist's workers when it runs some.
+torch.set_num_threads(max(1, min(2, os.cpu_count() or 1) // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))))
 
 DATA_DIR = os.environ.get("TLCORE_DATA_DIR")
 ROOT = Path(__file__).resolve().parents[1]
@@ -110,6 +111,28 @@ def pytest_collection_modifyitems(config, items):
         if item.get_closest_marker(tier) is None:
             item.add_marker(getattr(pytest.mark, tier))
     config.stash[COLLECTED] = list(items)
+
+
+# Two lanes under pytest-xdist (``-n 2 --dist loadgroup``, the README's command): the modules with
+# the app's server and its browser, or with processes killed on purpose, run one after another in
+# one worker, while the other worker (and this one, when it is done) takes the rest a test at a
+# time. Two servers and two browsers on 2 cores measured no faster than one (e2e alone: 513 s
+# against 546 s) and timed a test out. (xdist's own loadgroup reads its marks from
+# ``item._nodeid``, which pytest 9.2 no longer uses: this scheduler groups by module instead.)
+LANE_MODULES = {"test_bad_inputs", "test_cli_interrupt", "test_crash_safety", "test_leftovers", "test_fair_api",
+                *(m for m in MODULES if m.startswith("test_e2e"))}
+
+
+def pytest_xdist_make_scheduler(config, log):
+    if config.getoption("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class Lanes(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:  # the biggest scope is handed out first
+            return "app" if Path(nodeid.split("::")[0]).stem in LANE_MODULES else nodeid
+
+    return Lanes(config, log)
 
 
 COLLECTED = pytest.StashKey[list]()  # every collected test, before -m / -k deselect (see test_tiers)

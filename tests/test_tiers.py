@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import tlcore
-from conftest import COLLECTED, MODULES as TIER_MODULES, ROOT, TESTS, TIERS
+from conftest import COLLECTED, LANE_MODULES, MODULES as TIER_MODULES, ROOT, TESTS, TIERS
 
 HERE = Path(__file__).resolve().parent
 PACKAGE = ROOT / "tlcore"
@@ -38,6 +38,15 @@ def test_the_tables_name_tests_that_exist(request):
     names = {f"{item.path.name}::{getattr(item, 'originalname', item.name)}" for item in _collected(request)}
     assert not TESTS.keys() - names, f"conftest's TESTS names no collected test: {sorted(TESTS.keys() - names)}"
     assert all((HERE / f"{m}.py").is_file() for m in TIER_MODULES), sorted(TIER_MODULES)
+
+
+def test_the_app_and_the_killed_processes_keep_one_lane(request):
+    """Under ``-n 2 --dist loadgroup`` (tests/conftest.py) the modules of every e2e and kill test run
+    in one worker: a new one of those, in a module not listed, would start a second server."""
+    items = _collected(request)
+    lanes = {item.path.stem for item in items if item.get_closest_marker("e2e") or item.get_closest_marker("kill")}
+    assert lanes == LANE_MODULES, (f"e2e or kill tests outside the lane: {sorted(lanes - LANE_MODULES)}; "
+                                   f"lane modules without any: {sorted(LANE_MODULES - lanes)}")
 
 
 # -- what the unit tier imports -----------------------------------------------------------------------

@@ -2,11 +2,13 @@
 the charts' unfreeze marks, through the tabs' functions."""
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from tlcore.config import RunConfig
 from tlcore.data import load_dataset
-from tlcore.events import UnfreezeEvent
+from tlcore.events import EpochEvent, UnfreezeEvent
 from tlcore.ui import model_tab, train_tab
 from tlcore.ui.session import Session
 
@@ -54,3 +56,16 @@ def test_the_charts_mark_each_unfreeze_point():
     for fig in (loss, acc):
         assert [s.x0 for s in fig.layout.shapes] == [2]
         assert "+fc2" in fig.layout.annotations[0].text
+
+
+def test_epochs_that_end_faster_than_a_browser_redraws_are_drawn_together():
+    """An epoch's end redraws the charts unless they were drawn less than jobs.EPOCH_EVERY_S ago
+    (the run's last outputs draw every epoch)."""
+    view = train_tab.LiveView()
+    ends = [EpochEvent(e, 9, 1.0, 0.5, 1.0, 0.5, 0.1, 100.0, e * 0.01, 1.0, True) for e in range(1, 10)]
+    drawn = [view.update("epoch_end", ev) for ev in ends[:3]]
+    assert drawn == [True, False, False] and len(view.epoch_ends) == 3
+    time.sleep(train_tab.jobs.EPOCH_EVERY_S)
+    assert view.update("epoch_end", ends[3])
+    _, _, acc = view.frame()
+    assert len(acc.data[0].x) == 4  # the redraw has every epoch so far

@@ -8,6 +8,7 @@ side. The tab draws and wires; the engine trains.
 """
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import NamedTuple
 
@@ -77,13 +78,16 @@ def run_duel(session: Session, keep_freezing: bool = False):
                                    budget_s=photo_budget(data),
                                    callbacks=lambda run: [Recorder(sink=lambda ev: sink((run, *ev)))])
 
+    drawn = 0.0
     for item in stream(work):
         if isinstance(item, Progress):  # before len(): a Progress is not a tuple
             status = f"*{escape(item.text[:1].upper() + item.text[1:])}…*" if not item.done else status
             yield gr.skip(), status, gr.skip()
         elif len(item) == 3 and item[1] == "epoch_end":
             curves.setdefault(label[item[0]], []).append(item[2])
-            yield overlay_figure(curves, title="Validation accuracy, transfer vs scratch"), status, gr.skip()
+            if time.monotonic() - drawn >= jobs.EPOCH_EVERY_S:  # the finished chart below has every epoch
+                drawn = time.monotonic()
+                yield overlay_figure(curves, title="Validation accuracy, transfer vs scratch"), status, gr.skip()
         elif item[0] in ("result", "error"):
             outcome = item
     if outcome[0] == "error":

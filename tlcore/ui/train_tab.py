@@ -27,7 +27,7 @@ from .session import DEFAULT_DATASET, DEFAULT_FROZEN, RunRecord, Session
 from .text import escape, warn
 from .payload import typed
 
-UPDATE_EVERY_S = 1.0
+UPDATE_EVERY_S = 1.0  # the bar and charts during an epoch (an epoch's end: jobs.EPOCH_EVERY_S)
 CHART_NOTE = ("*Training loss sits above validation loss here: training is scored with label smoothing (softer "
               "targets) and, when the body learns, on augmented images (shifted, rotated, zoomed); validation "
               "images are plain and scored without either.*")
@@ -161,7 +161,7 @@ class LiveView:
             self.unfreezes.append(ev)
             self.text = f"Epoch {ev.epoch}: {', '.join(ev.thawed)} joined; {', '.join(ev.live)} train"
         now = time.monotonic()
-        due = kind == "epoch_end" or now - self.last >= UPDATE_EVERY_S
+        due = now - self.last >= (jobs.EPOCH_EVERY_S if kind == "epoch_end" else UPDATE_EVERY_S)
         self.last = now if due else self.last
         return due
 
