@@ -227,3 +227,41 @@ def test_bad_arguments_say_what_is_valid(kw, match):
 def test_weights_choices():
     assert weights_choices("lenet5") == ["none"]
     assert weights_choices("resnet18") == ["imagenet", "none"]
+
+
+@pytest.mark.parametrize("name", BACKBONES)
+def test_the_feature_pass_folds_batchnorm_and_gives_the_bodys_features(name):
+    from tlcore.training.feature_cache import folded_body
+
+    torch.manual_seed(0)
+    net = create_backbone(name, weights="none", num_classes=10, image_size=64 if name in IMAGENET_SIZED else None).eval()
+    bns = [m for m in net.body.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    for bn in bns:  # statistics a trained body has, not the initial 0 and 1
+        bn.running_mean.uniform_(-1, 1), bn.running_var.uniform_(0.5, 2)
+        bn.weight.data.uniform_(0.5, 1.5), bn.bias.data.uniform_(-0.5, 0.5)
+    body = folded_body(net)
+    x = torch.rand(4, net.spec.channels, net.spec.size, net.spec.size)
+    with torch.no_grad():
+        assert torch.allclose(body(x), net.body(x), rtol=1e-4, atol=1e-4)
+    left = sum(isinstance(m, torch.nn.BatchNorm2d) for m in body.modules())
+    assert (body is net.body) if not bns else left < len(bns), (len(bns), left)
+
+
+def test_a_batchnorm_that_is_not_applied_after_its_neighbour_is_not_folded():
+    """Consecutive children are only a guess at the order of the layers: the copy is checked."""
+    from types import SimpleNamespace
+
+    from tlcore.preprocess import InputSpec
+    from tlcore.training.feature_cache import folded_body
+
+    class Crossed(torch.nn.Module):  # declares conv then bn, applies bn first
+        def __init__(self):
+            super().__init__()
+            self.conv, self.bn = torch.nn.Conv2d(3, 3, 3), torch.nn.BatchNorm2d(3)
+
+        def forward(self, x):
+            return self.conv(self.bn(x))
+
+    body = Crossed().eval()
+    body.bn.running_mean.fill_(0.5), body.bn.running_var.fill_(2.0)
+    assert folded_body(SimpleNamespace(body=body, spec=InputSpec(3, 8, (0.5,) * 3, (0.5,) * 3))) is body
