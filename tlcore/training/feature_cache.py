@@ -25,6 +25,9 @@ def shared_features(model: TransferNet, images: torch.Tensor, device: torch.devi
     return distributed.split_rows(lambda x: compute_features(model, x, device, **kw), images)
 
 
+FOLD_FROM = 64  # images in a pass from which the body runs with its BatchNorms folded (folded_body)
+
+
 @torch.no_grad()
 def compute_features(model: TransferNet, images: torch.Tensor, device: torch.device, *, batch_size: int | None = None,
                      amp: torch.dtype | None, stop: StopToken, progress=None) -> torch.Tensor | None:
@@ -32,7 +35,9 @@ def compute_features(model: TransferNet, images: torch.Tensor, device: torch.dev
     ``batch_size``: default :func:`pass_batch` at the model's input side."""
     model.eval()
     batch_size = batch_size or pass_batch(model.spec.size)
-    body = folded_body(model)
+    # Folding costs a copy of the body and a check on four images' passes: worth it for a pass over
+    # a split, not for the one frame a live camera prediction sends (tlcore.studies.capture).
+    body = folded_body(model) if len(images) >= FOLD_FROM else model.body
     out = []
     for i, batch in zip(range(0, len(images), batch_size), chunks(images, batch_size)):
         if stop.requested:
