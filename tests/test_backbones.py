@@ -229,22 +229,44 @@ def test_weights_choices():
     assert weights_choices("resnet18") == ["imagenet", "none"]
 
 
+def _trained_looking(name: str):
+    """``name`` with random weights and the BatchNorm statistics a trained body has, not the initial 0 and 1."""
+    torch.manual_seed(0)
+    net = create_backbone(name, weights="none", num_classes=10, image_size=64 if name in IMAGENET_SIZED else None).eval()
+    bns = [m for m in net.body.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    for bn in bns:
+        bn.running_mean.uniform_(-1, 1), bn.running_var.uniform_(0.5, 2)
+        bn.weight.data.uniform_(0.5, 1.5), bn.bias.data.uniform_(-0.5, 0.5)
+    return net, bns
+
+
 @pytest.mark.parametrize("name", BACKBONES)
 def test_the_feature_pass_folds_batchnorm_and_gives_the_bodys_features(name):
     from tlcore.training.feature_cache import folded_body
 
-    torch.manual_seed(0)
-    net = create_backbone(name, weights="none", num_classes=10, image_size=64 if name in IMAGENET_SIZED else None).eval()
-    bns = [m for m in net.body.modules() if isinstance(m, torch.nn.BatchNorm2d)]
-    for bn in bns:  # statistics a trained body has, not the initial 0 and 1
-        bn.running_mean.uniform_(-1, 1), bn.running_var.uniform_(0.5, 2)
-        bn.weight.data.uniform_(0.5, 1.5), bn.bias.data.uniform_(-0.5, 0.5)
+    net, bns = _trained_looking(name)
     body = folded_body(net)
     x = torch.rand(4, net.spec.channels, net.spec.size, net.spec.size)
     with torch.no_grad():
         assert torch.allclose(body(x), net.body(x), rtol=1e-4, atol=1e-4)
     left = sum(isinstance(m, torch.nn.BatchNorm2d) for m in body.modules())
     assert (body is net.body) if not bns else left < len(bns), (len(bns), left)
+
+
+@pytest.mark.parametrize("name", BACKBONES)
+def test_predictions_over_a_split_run_folded_and_are_the_plain_models(name):
+    """A split's predictions (a run's test, an evaluation) go through a folded copy: same probabilities."""
+    from tlcore.insight.predict import predict_probs
+    from tlcore.models.fold import FOLD_FROM
+    from tlcore.preprocess import prepare
+
+    net, _ = _trained_looking(name)
+    images = torch.randint(0, 256, (FOLD_FROM, net.spec.channels, 40, 40), dtype=torch.uint8,
+                           generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        want = net(prepare(images, net.spec)).softmax(1)
+    assert torch.allclose(predict_probs(net, images), want, atol=1e-4)
+    assert not net.training  # the caller's model is left as it was
 
 
 def test_a_batchnorm_that_is_not_applied_after_its_neighbour_is_not_folded():
