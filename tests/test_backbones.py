@@ -229,10 +229,17 @@ def test_weights_choices():
     assert weights_choices("resnet18") == ["imagenet", "none"]
 
 
-def _trained_looking(name: str):
-    """``name`` with random weights and the BatchNorm statistics a trained body has, not the initial 0 and 1."""
+def _trained_looking(name: str, side: int = 64):
+    """``name`` (at ``side`` px, LeNet-5 at its own) with random weights and the BatchNorm
+    statistics a trained body has, not the initial 0 and 1."""
     torch.manual_seed(0)
-    net = create_backbone(name, weights="none", num_classes=10, image_size=64 if name in IMAGENET_SIZED else None).eval()
+    with torch.device("meta"):  # built without its initialisation (VGG-11's 129M weights: 1.3-2.8 s), then filled
+        net = create_backbone(name, weights="none", num_classes=10, image_size=side if name != "lenet5" else None)
+    net = net.to_empty(device="cpu").eval()
+    for p in net.parameters():  # uniform, scaled by fan-in as a fresh layer is, so activations stay finite
+        p.detach().uniform_(-1, 1).mul_((1 / max(1, p[0].numel())) ** 0.5 if p.dim() > 1 else 0.1)
+    for b in net.buffers():
+        b.zero_()
     bns = [m for m in net.body.modules() if isinstance(m, torch.nn.BatchNorm2d)]
     for bn in bns:
         bn.running_mean.uniform_(-1, 1), bn.running_var.uniform_(0.5, 2)
@@ -260,8 +267,8 @@ def test_predictions_over_a_split_run_folded_and_are_the_plain_models(name):
     from tlcore.models.fold import FOLD_FROM
     from tlcore.preprocess import prepare
 
-    net, _ = _trained_looking(name)
-    images = torch.randint(0, 256, (FOLD_FROM, net.spec.channels, 40, 40), dtype=torch.uint8,
+    net, _ = _trained_looking(name, side=32)
+    images = torch.randint(0, 256, (FOLD_FROM, net.spec.channels, 32, 32), dtype=torch.uint8,
                            generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         want = net(prepare(images, net.spec)).softmax(1)
