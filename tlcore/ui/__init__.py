@@ -91,16 +91,17 @@ def _links(tabs: gr.Tabs, links: list, lesson: lesson_tab.LessonTab) -> None:
     lesson.to_draw.click(lambda: gr.Tabs(selected=DRAW), None, tabs, **private)
 
 
-def _first_paint(spoken, session: gr.State, key, data, model, shows_work: list) -> None:
-    """After the page's words are set in its language (``spoken``, speak.wire), a reload finds
-    this browser's session again (keep.resume), then the offline default dataset and model are
-    shown, so the app is useful at once (the dataset summary changing then re-describes the model
-    and suggests settings), then the session's work (runs, views, lesson)."""
+def _first_paint(spoken: list, session: gr.State, key, data, model, shows_work: list) -> None:
+    """After the page's words are set in its language (the one of ``spoken`` that succeeds,
+    speak.wire), a reload finds this browser's session again (keep.resume), then the offline
+    default dataset and model are shown, so the app is useful at once (the dataset summary changing
+    then re-describes the model and suggests settings), then the session's work (runs, views, lesson)."""
     private = dict(api_visibility="private")
-    spoken.then(keep.resume, [session, key], [session, key], **private) \
-        .then(data_tab.load, data.inputs, data.outputs, **private) \
-        .then(model_tab.on_backbone, model.choice_inputs, model.choice_outputs, **private) \
-        .then(_restored, session, shows_work, **private)
+    for event in spoken:
+        event.success(keep.resume, [session, key], [session, key], **private) \
+            .then(data_tab.load, data.inputs, data.outputs, **private) \
+            .then(model_tab.on_backbone, model.choice_inputs, model.choice_outputs, **private) \
+            .then(_restored, session, shows_work, **private)
 
 
 def _suggestions(session: gr.State, data, model: model_tab.ModelTab, training: train_tab.TrainTab) -> None:

@@ -2,7 +2,8 @@
 
 ``Page(demo)`` knows every component with words of its own (label, help line, placeholder, a
 button's or a Markdown's text, menu entries, a table's headers). ``first`` sets them as the page
-opens (nothing to send for English); ``switch`` when the visitor picks the other language.
+opens in another language than English (nothing is sent for English); ``switch`` when the visitor
+picks the other language.
 ``wrap`` translates what every event sends, on its way out.
 """
 from __future__ import annotations
@@ -64,13 +65,15 @@ class Page:
             props["value"] = _table(block.value, language)
         return gr.update(**props) if props else gr.skip()
 
-    def first(self, kept: str | None, request: gr.Request):
-        """The page opens: the kept choice, if any, is this session's; English needs nothing sent."""
+    @staticmethod
+    def opening(kept: str | None, request: gr.Request):
+        """The page opens: the kept choice, if any, is this session's (else the browser's); the switch shows it."""
         lang.choose(request, kept)
-        language = lang.current(request)
-        if language == lang.EN:
-            return [gr.update(value=lang.LANGS[language]), *(gr.skip() for _ in self.blocks)]
-        return [gr.update(value=lang.LANGS[language]), *self.updates(language, everything=True)]
+        return gr.update(value=lang.LANGS[lang.current(request)])
+
+    def first(self, request: gr.Request):
+        """The page's words in the session's language, as it opens in one other than English."""
+        return self.updates(lang.current(request), everything=True)
 
     def switch(self, shown: str, request: gr.Request):
         """The switch: the page's words in the chosen language (what events wrote in them too, from
@@ -92,16 +95,34 @@ def build() -> tuple[gr.Radio, gr.BrowserState]:
     return switch, gr.BrowserState("", storage_key=KEY)
 
 
-def wire(demo: gr.Blocks, switch: gr.Radio, kept: gr.BrowserState):
-    """The page's words follow the language from its first paint on (the returned event: chain
-    the rest of the first paint on it, so events' own words land after these)."""
+def wire(demo: gr.Blocks, switch: gr.Radio, kept: gr.BrowserState) -> list:
+    """The page's words follow the language from its first paint on. Returned: two events, of which
+    one succeeds (chain the rest of the first paint on each with ``.success``): in English at once,
+    in another language once the page's words are set, so events' own words land after these.
+
+    Only a page opening in another language sends every worded component (225). Gradio's page keeps
+    a status for each component an event has had as output or input, and at every status change of
+    any event updates each of them: one opening event with them all cost every page 2.4 s of the
+    browser's CPU to open (6.7 -> 4.3 s on a 2-core VM) and slowed every later event of its session."""
     page = Page(demo)
     private = dict(api_visibility="private")
     steps = _steps_js(page)
     switch.input(_speaks(page.switch), switch, [kept, *page.blocks], **private).then(None, switch, js=steps)
-    loaded = demo.load(_speaks(page.first), kept, [switch, *page.blocks], **private)
-    loaded.then(None, switch, js=steps)
-    return loaded
+    opened = demo.load(_speaks(page.opening), kept, switch, **private)
+    opened.then(None, switch, js=steps)
+    english = opened.then(_speaks(_only(english=True)), switch, None, **private)
+    other = opened.then(_speaks(_only(english=False)), switch, None, **private) \
+        .success(_speaks(page.first), None, page.blocks, **private)
+    return [english, other]
+
+
+def _only(english: bool):
+    """A gate: it fails, without a word, where the page opens in the other kind of language, and
+    what is chained on it with ``.success`` does not run (nor show as pending)."""
+    def gate(shown: str) -> None:
+        if (shown == lang.LANGS[lang.EN]) != english:
+            raise gr.Error("", visible=False, print_exception=False)
+    return gate
 
 
 def _steps_js(page: Page) -> str:
