@@ -127,7 +127,9 @@ def test_one_run_is_shrunk_as_a_study_is(digits):
                                                                   torch.cat([digits.train.labels] * 20)))
     cfg = RunConfig(dataset="digits", backbone="efficientnet_lite0", weights="imagenet", preset="linear-probe",
                     epochs=5, batch_size=64).validate()
-    sized, fit = fit_run(60, cfg, big)
-    assert fit.native == 224 and fit.tried[0][0] == 224 and fit.tried[0][1] > 120  # 20,000 images at 224 px: minutes
-    assert sized.image_size == fit.size < 224 and sized.epochs == 5 and fit.seconds <= 60
+    # 150 s: at 224 px this takes ~9 min on one thread of a 2-core VM, at 64 px ~45 s; the margin is
+    # for a busy machine (once, under 3x contention, 60 s fitted not even 32 px and epochs were cut).
+    sized, fit = fit_run(150, cfg, big)
+    assert fit.native == 224 and fit.tried[0][0] == 224 and fit.tried[0][1] > 150  # 20,000 images at 224 px: minutes
+    assert sized.image_size == fit.size < 224 and sized.epochs == 5 and fit.seconds <= 150
     assert "so the run uses" in fit.sentence() and "arm" not in fit.sentence()
