@@ -19,7 +19,13 @@ project / best raw; project / the plain-process torchvision pipeline).
 Run: ``TLCORE_DATA_DIR=../shared/datasets python benchmarks/feature_pass.py [--images 512]``
 (alone: two torch processes on 2 cores slow each other).
 
-Last measured (2026-12-04, 2-core AMD EPYC VM without AVX512-BF16, torch 2.14.1, 512 images):
+Last measured (2026-12-05, 2-core AMD EPYC VM without AVX512-BF16, torch 2.14.1, 512 images; the
+project's pass now runs the body with its BatchNorms folded, ``tlcore/models/fold.py``, "raw" the
+body as it is): raw fp32 71.1 images/s, raw bf16 4.2, project 100.9 (**1.42x the best raw rate;
+24.0x raw bf16**), torchvision pipeline 61.2 in this process, **29.1 in a plain process (project /
+torchvision 3.47)**.
+
+Before the fold (2026-12-04, same VM and command):
 raw fp32 69.9 images/s, raw bf16 3.5 (bf16 emulated: the project stays in fp32 here), project 72.8
 (**1.04x the best raw rate**), torchvision pipeline 49.6 in this process, **23.6 in a plain
 process (project / torchvision 3.09)**. Before malloc was tuned the same run read raw fp32 25.1,

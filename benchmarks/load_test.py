@@ -36,6 +36,15 @@ other's; 16 first calls are 5% of 320, which is the p95. With gradio_client's de
 is p95 1.66 s on this machine and the studio 1.85 s (1.11x). The script prints the split
 ("first call of each session").
 
+Again (2026-12-05, the same AMD EPYC VM, alone on it), 16 clients x 20 calls, 0 errors in every row:
+
+  load generator          do-nothing app (floor)   the studio            studio + a session training
+  shared TLS context      p50 0.19 / p95 0.27 s    p50 0.27 / p95 0.46   p50 0.40 / p95 0.59 s
+  gradio_client defaults  p50 1.12 / p95 1.41 s    p50 1.17 / p95 1.44   p50 1.20 / p95 1.63 s
+
+(first call of each session: studio 0.92 s / floor 0.23 s with the shared context; the studio's other
+calls p95 0.32 s. Flood: 15 sessions p95 0.54 s, + 1 flooding 0.64 s, 1.17x; 228 answered, 194 refused.)
+
 The flooding session has one call running and four waiting (tlcore.ui.fair); the rest are
 refused after 0.5 s, so its loop cannot take more of the CPU than one ordinary session.
 
