@@ -249,10 +249,10 @@ def _trained_looking(name: str, side: int = 64):
 
 @pytest.mark.parametrize("name", BACKBONES)
 def test_the_feature_pass_folds_batchnorm_and_gives_the_bodys_features(name):
-    from tlcore.training.feature_cache import folded_body
+    from tlcore.models.fold import fold_batchnorm
 
     net, bns = _trained_looking(name)
-    body = folded_body(net)
+    body = fold_batchnorm(net.body, net.spec)
     x = torch.rand(4, net.spec.channels, net.spec.size, net.spec.size)
     with torch.no_grad():
         assert torch.allclose(body(x), net.body(x), rtol=1e-4, atol=1e-4)
@@ -278,10 +278,8 @@ def test_predictions_over_a_split_run_folded_and_are_the_plain_models(name):
 
 def test_a_batchnorm_that_is_not_applied_after_its_neighbour_is_not_folded():
     """Consecutive children are only a guess at the order of the layers: the copy is checked."""
-    from types import SimpleNamespace
-
     from tlcore.preprocess import InputSpec
-    from tlcore.training.feature_cache import folded_body
+    from tlcore.models.fold import fold_batchnorm
 
     class Crossed(torch.nn.Module):  # declares conv then bn, applies bn first
         def __init__(self):
@@ -293,4 +291,4 @@ def test_a_batchnorm_that_is_not_applied_after_its_neighbour_is_not_folded():
 
     body = Crossed().eval()
     body.bn.running_mean.fill_(0.5), body.bn.running_var.fill_(2.0)
-    assert folded_body(SimpleNamespace(body=body, spec=InputSpec(3, 8, (0.5,) * 3, (0.5,) * 3))) is body
+    assert fold_batchnorm(body, InputSpec(3, 8, (0.5,) * 3, (0.5,) * 3)) is body

@@ -12,6 +12,12 @@ from ..preprocess import InputSpec
 FOLD_FROM = 64  # images in a pass from which it runs a folded copy (fewer: the copy and its check cost more)
 
 
+def for_pass(net: nn.Module, spec: InputSpec, images: int) -> nn.Module:
+    """What a forward pass over ``images`` images runs: from FOLD_FROM on, :func:`fold_batchnorm`'s
+    copy; below, ``net`` itself (the one frame a live camera prediction sends, a drawing)."""
+    return fold_batchnorm(net, spec) if images >= FOLD_FROM else net
+
+
 def fold_batchnorm(net: nn.Module, spec: InputSpec) -> nn.Module:
     """A copy of ``net`` for forward passes, each BatchNorm folded into the convolution before it:
     in eval mode a BatchNorm is a fixed scale and shift per channel, which the convolution's weights

@@ -7,14 +7,13 @@ through the same body. Computing each image's features once lets the head train 
 from __future__ import annotations
 
 import torch
-from torch import nn
 
 from .. import distributed
 from ..data.stream import chunks
 from ..device import autocast
 from ..events import StopToken
 from ..models import TransferNet
-from ..models.fold import FOLD_FROM, fold_batchnorm
+from ..models.fold import for_pass
 from ..preprocess import pass_batch, prepare
 
 
@@ -30,9 +29,7 @@ def compute_features(model: TransferNet, images: torch.Tensor, device: torch.dev
     ``batch_size``: default :func:`pass_batch` at the model's input side."""
     model.eval()
     batch_size = batch_size or pass_batch(model.spec.size)
-    # Folding costs a copy of the body and a check on four images' passes: worth it for a pass over
-    # a split, not for the one frame a live camera prediction sends (tlcore.studies.capture).
-    body = folded_body(model) if len(images) >= FOLD_FROM else model.body
+    body = for_pass(model.body, model.spec, len(images))  # BatchNorms folded for a split (tlcore.models.fold)
     out = []
     for i, batch in zip(range(0, len(images), batch_size), chunks(images, batch_size)):
         if stop.requested:
@@ -48,7 +45,3 @@ def compute_features(model: TransferNet, images: torch.Tensor, device: torch.dev
             progress(min(1.0, (i + batch_size) / len(images)))
     return torch.cat(out) if out else torch.zeros(0, model.num_features, device=device)
 
-
-def folded_body(model: TransferNet) -> nn.Module:
-    """The body with its BatchNorms folded (:func:`tlcore.models.fold.fold_batchnorm`), checked, else the body."""
-    return fold_batchnorm(model.body, model.spec)
