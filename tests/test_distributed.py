@@ -68,8 +68,8 @@ def test_the_feature_cache_and_the_test_split_are_shared_across_ranks(tmp_path):
     """A linear probe from the bundled model: each rank computes half the features and predicts half
     the test images; gathered back in order, the result is one process's (within a point)."""
     probe = ["--weights", str(ROOT / "assets" / "models" / "lenet5-mnist"), "--preset", "linear-probe"]
-    done = torchrun("-m", "tlcore", "train", "--dataset", "digits", *probe, "--batch-size", "16", "--json",
-                    "--out", str(tmp_path / "run"), cwd=tmp_path)
+    done = torchrun("-m", "tlcore", "train", "--dataset", "digits", *probe, "--batch-size", "16", "--epochs", "10",
+                    "--json", "--out", str(tmp_path / "run"), cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     ddp = json.loads([line for line in done.stdout.splitlines() if line.startswith("{")][-1])
     test = json.loads((tmp_path / "run" / "metrics.json").read_text())["test"]
