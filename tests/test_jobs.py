@@ -200,3 +200,14 @@ def test_no_stop_button_writes_over_what_its_job_shows():
         if any(target in stops for target, _ in f.targets):
             assert f.queue and f.concurrency_limit is None, f.name
             assert all(not o.visible and o._id not in jobs_outputs for o in f.outputs), f.name
+
+
+def test_every_job_shows_its_progress_without_the_pulsing_overlay():
+    """A job streams its own status line and charts; Gradio's full overlay would pulse a border over
+    each of its outputs, redrawn every frame for as long as it runs (a quarter of a core of the
+    browser's CPU during a curve on the 2-core VM). Every job's event shows minimal progress."""
+    from tlcore.ui import build_app
+
+    job_events = [f for f in build_app().fns.values() if f.concurrency_id == "jobs"]
+    assert len(job_events) >= 9  # train, the sweep, continue, duel, curve, teach, three lesson steps, rank
+    assert {f.name: f.show_progress for f in job_events} == {f.name: "minimal" for f in job_events}
