@@ -186,13 +186,19 @@ def test_each_visitor_gets_a_session_of_its_own():
     assert state["model"]["backbone"] == "lenet5" and first.state_dict()["jobs"]["kind"] is None
 
 
-def test_no_stop_button_writes_over_what_its_job_shows():
+@pytest.fixture(scope="module")
+def studio():
+    """The app as built (not served), once for the tests that read its wiring."""
+    from tlcore.ui import build_app
+
+    return build_app()
+
+
+def test_no_stop_button_writes_over_what_its_job_shows(studio):
     """Every Stop's sentence is a toast (a queued event, its answer in a hidden box for the API):
     its reply and the job's last frame travel apart, so a reply written into the job's status line
     could arrive after the run's last words and put "Stopping…" back over them (seen in CI)."""
-    from tlcore.ui import build_app
-
-    demo = build_app()
+    demo = studio
     stops = {b._id for b in demo.blocks.values() if isinstance(b, gr.Button) and str(b.value).startswith("Stop")}
     assert len(stops) >= 5  # Train, Draw's Teach it, Compare's two, the lesson's steps
     jobs_outputs = {o._id for f in demo.fns.values() if f.concurrency_id == "jobs" for o in f.outputs}
@@ -202,12 +208,10 @@ def test_no_stop_button_writes_over_what_its_job_shows():
             assert all(not o.visible and o._id not in jobs_outputs for o in f.outputs), f.name
 
 
-def test_every_job_shows_its_progress_without_the_pulsing_overlay():
+def test_every_job_shows_its_progress_without_the_pulsing_overlay(studio):
     """A job streams its own status line and charts; Gradio's full overlay would pulse a border over
     each of its outputs, redrawn every frame for as long as it runs (a quarter of a core of the
     browser's CPU during a curve on the 2-core VM). Every job's event shows minimal progress."""
-    from tlcore.ui import build_app
-
-    job_events = [f for f in build_app().fns.values() if f.concurrency_id == "jobs"]
+    job_events = [f for f in studio.fns.values() if f.concurrency_id == "jobs"]
     assert len(job_events) >= 9  # train, the sweep, continue, duel, curve, teach, three lesson steps, rank
     assert {f.name: f.show_progress for f in job_events} == {f.name: "minimal" for f in job_events}

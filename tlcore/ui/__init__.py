@@ -195,9 +195,10 @@ def build_app() -> gr.Blocks:
 
 def _quiet_queue(demo: gr.Blocks) -> None:
     """Gradio's queue looks for work every millisecond and for progress every ten, all the time:
-    an idle studio took 6.6% of a core (a hosted Space, a classroom server left open, the test
+    an idle studio took 5.8% of a core (a hosted Space, a classroom server left open, the test
     suite's app). Every 20 ms and 100 ms (close to Gradio's own on Windows: 50 and 100) it takes
-    1.1%; an event waits at most 20 ms more to start, below what a click can feel. Private
+    1.3-1.6% (benchmarks/idle.py); an event waits at most 20 ms more to start, below what a click
+    can feel. Private
     attributes of Gradio's Queue: where a version has not them, its own values stay."""
     queue = getattr(demo, "_queue", None)
     for name, seconds in (("sleep_when_free", 0.02), ("progress_update_sleep_when_free", 0.1)):
