@@ -26,10 +26,11 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from e2e_server import AppServer  # noqa: E402
 from load_test import NoopServer  # noqa: E402
+from suite_cpu import stat_fields  # noqa: E402
 
 
 def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    fields = stat_fields(pid)
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 

@@ -35,30 +35,44 @@ README_COMMAND = ["-n", "2", "--dist", "loadgroup", "--hypothesis-profile=ci"]
 HZ = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
-def _processes() -> dict[int, tuple[int, str, int, int]]:
-    """pid -> (parent pid, command line, CPU ticks of its own (user + system), start tick)."""
+def stat_fields(pid: int | str) -> list[str]:
+    """/proc/<pid>/stat's fields after the command name (field 4, the parent's pid, is [1]; user and
+    system ticks [11] and [12]; the start tick [19]). OSError once the process is gone."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
+def _processes() -> dict[int, tuple[int, int, int]]:
+    """pid -> (parent pid, CPU ticks of its own (user + system), start tick)."""
     out = {}
     for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{name}/stat").read_text()
-            cmd = Path(f"/proc/{name}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        f = stat.rsplit(")", 1)[1].split()
-        out[int(name)] = (int(f[1]), cmd or stat[stat.find("(") + 1:stat.rfind(")")], int(f[11]) + int(f[12]),
-                          int(f[19]))
+        if name.isdigit():
+            try:
+                f = stat_fields(name)
+            except OSError:
+                continue
+            out[int(name)] = (int(f[1]), int(f[11]) + int(f[12]), int(f[19]))
     return out
 
 
-def _kind(pid: int, procs: dict, run: int) -> str:
-    """What spent this process's CPU: its own command line, else the nearest ancestor's that says."""
-    chain, p = [], pid
-    while p in procs and len(chain) < 12:
-        chain.append(procs[p][1])
+def _command(pid: int, procs: dict, seen: dict) -> str:
+    """The process's command line, read once a process (a pid and its start tick)."""
+    key = (pid, procs[pid][2])
+    if key not in seen:
+        try:
+            seen[key] = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            seen[key] = ""
+    return seen[key]
+
+
+def _kind(pid: int, procs: dict, run: int, commands: dict) -> str:
+    """What spent this process's CPU: its own command line, else its ancestors' (a torchrun's ranks,
+    the interpreters started under this pytest run)."""
+    lineage, p = [], pid
+    while p in procs and len(lineage) < 12:
+        lineage.append(p)
         p = procs[p][0]
-    cmd = chain[0]
+    cmd = _command(pid, procs, commands)
     if "--type=renderer" in cmd:
         return "Chromium: renderers"
     if "--type=gpu-process" in cmd:
@@ -67,23 +81,15 @@ def _kind(pid: int, procs: dict, run: int) -> str:
         return "Chromium: browser and utilities"
     if "app.py" in cmd:
         return "the app's servers (python app.py)"
-    if any("torch.distributed.run" in c for c in chain):
+    if any("torch.distributed.run" in _command(a, procs, commands) for a in lineage):
         return "torchrun's agents and ranks"
     if "exec(eval(sys.stdin.readline()))" in cmd or pid == run:
         return "pytest (its workers: in-process tests)"
     if "playwright" in cmd or cmd.split(" ")[0].endswith("node"):
         return "Playwright's driver"
-    if run in _ancestors(pid, procs):
+    if run in lineage[1:]:
         return "fresh interpreters the tests start"
     return "the rest of the machine"
-
-
-def _ancestors(pid: int, procs: dict) -> list[int]:
-    out, p = [], procs.get(pid, (0,))[0]
-    while p in procs and len(out) < 12:
-        out.append(p)
-        p = procs[p][0]
-    return out
 
 
 def _busy_ticks() -> int:
@@ -95,15 +101,16 @@ def sample(run: int, done: threading.Event, every: float = 0.4) -> collections.C
     """CPU seconds by kind until ``done``: each process's own ticks since the last look (all of
     them for a process started since; a process that lives under ``every`` seconds is missed)."""
     start_tick = float(Path("/proc/uptime").read_text().split()[0]) * HZ  # now, in ticks since boot
-    seen, kinds, by = _processes(), {}, collections.Counter()
+    seen, kinds, commands, by = _processes(), {}, {}, collections.Counter()
     while not done.wait(every):
         now = _processes()
-        for pid, (_, _, ticks, started) in now.items():
+        for pid, (_, ticks, started) in now.items():
             old = seen.get(pid)
-            spent = ticks - old[2] if old and old[3] == started else ticks if started >= start_tick else 0
+            spent = ticks - old[1] if old and old[2] == started else ticks if started >= start_tick else 0
             if spent:
-                kind = kinds.setdefault((pid, started), _kind(pid, now, run))
-                by[kind] += spent / HZ
+                if (pid, started) not in kinds:
+                    kinds[pid, started] = _kind(pid, now, run, commands)
+                by[kinds[pid, started]] += spent / HZ
         seen = now
     return by
 

@@ -198,11 +198,10 @@ def test_no_stop_button_writes_over_what_its_job_shows(studio):
     """Every Stop's sentence is a toast (a queued event, its answer in a hidden box for the API):
     its reply and the job's last frame travel apart, so a reply written into the job's status line
     could arrive after the run's last words and put "Stopping…" back over them (seen in CI)."""
-    demo = studio
-    stops = {b._id for b in demo.blocks.values() if isinstance(b, gr.Button) and str(b.value).startswith("Stop")}
+    stops = {b._id for b in studio.blocks.values() if isinstance(b, gr.Button) and str(b.value).startswith("Stop")}
     assert len(stops) >= 5  # Train, Draw's Teach it, Compare's two, the lesson's steps
-    jobs_outputs = {o._id for f in demo.fns.values() if f.concurrency_id == "jobs" for o in f.outputs}
-    for f in demo.fns.values():
+    jobs_outputs = {o._id for f in studio.fns.values() if f.concurrency_id == "jobs" for o in f.outputs}
+    for f in studio.fns.values():
         if any(target in stops for target, _ in f.targets):
             assert f.queue and f.concurrency_limit is None, f.name
             assert all(not o.visible and o._id not in jobs_outputs for o in f.outputs), f.name

@@ -198,8 +198,7 @@ def _quiet_queue(demo: gr.Blocks) -> None:
     an idle studio took 5.8% of a core (a hosted Space, a classroom server left open, the test
     suite's app). Every 20 ms and 100 ms (close to Gradio's own on Windows: 50 and 100) it takes
     1.3-1.6% (benchmarks/idle.py); an event waits at most 20 ms more to start, below what a click
-    can feel. Private
-    attributes of Gradio's Queue: where a version has not them, its own values stay."""
+    can feel. Private attributes of Gradio's Queue: where a version has not them, its own values stay."""
     queue = getattr(demo, "_queue", None)
     for name, seconds in (("sleep_when_free", 0.02), ("progress_update_sleep_when_free", 0.1)):
         if isinstance(getattr(queue, name, None), (int, float)):
